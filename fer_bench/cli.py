@@ -1,0 +1,230 @@
+"""The ``fer-bench`` command line.
+
+Every command that resolves a method, dataset or noise model takes
+``--plugin module.path`` (repeatable) to register out-of-tree code first. Bad
+input (an unknown name, a rate outside [0, 1), a malformed label file, a
+missing image...) ends with exit code 2 and one line naming the culprit; set
+``FER_BENCH_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from .registry import DATASETS, METHODS, NOISE_MODELS, UnknownNameError, load_env_plugins, load_plugin
+
+USER_ERRORS: tuple[type[Exception], ...] = (ValueError, UnknownNameError, ImportError, FileNotFoundError)
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+
+class Group(click.Group):
+    """Turns user errors raised anywhere below into a one-line message and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            if os.environ.get("FER_BENCH_DEBUG"):
+                raise
+            msg = str(exc).strip()
+            raise UserError(msg.splitlines()[0] if msg else type(exc).__name__) from None
+
+
+def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    load_env_plugins()
+    for module in value:
+        try:
+            load_plugin(module)
+        except ImportError as exc:
+            raise UserError(str(exc)) from None
+    return value
+
+
+plugin_option = click.option(
+    "--plugin", "plugins", multiple=True, is_eager=True, expose_value=False, callback=_load_plugins,
+    metavar="MODULE", help="Import MODULE first so the methods/datasets/noise models it registers exist (repeatable).",
+)
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="fer-bench")
+def main() -> None:
+    """fer-bench: facial expression recognition under label noise."""
+
+
+# --- run / eval -------------------------------------------------------------
+
+@main.command()
+@plugin_option
+@click.option("--method", default="baseline", show_default=True, help="A registered method (fer-bench methods list).")
+@click.option("--dataset", default="synthfer", show_default=True, help="A registered dataset.")
+@click.option("--root", type=click.Path(), help="Dataset directory (default: datasets/<dataset>).")
+@click.option("--noise", default="none", show_default=True, help="Noise model: sym, asym, confusion, none, or a plugin's.")
+@click.option("--rate", default=0.0, type=float, show_default=True, help="Noise rate in [0, 1).")
+@click.option("--exact", is_flag=True, help="Flip exactly round(rate*n) labels (default: per-sample Bernoulli).")
+@click.option("--confusion", type=click.Path(), help="Class-named confusion-matrix CSV for asym/confusion noise.")
+@click.option("--noise-file", type=click.Path(), help="Train on an existing label file in the dataset's format.")
+@click.option("--noise-seed", type=int, help="Seed of the noise (default: the run's seed).")
+@click.option("--seed", default=0, type=int, show_default=True, help="Training seed.")
+@click.option("--protocol", default="official", show_default=True, type=click.Choice(["official", "unified"]))
+@click.option("--profile", default=None, help="paper | cpu (default: the dataset's; cpu for synthfer).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a recipe key or hyper-parameter.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
+@click.option("--out", type=click.Path(), help="Runs root (default: results/runs).")
+@click.option("--force", is_flag=True, help="Re-run even if the run directory holds a finished or different run.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(sets: tuple[str, ...], quiet: bool, **kw: Any) -> None:
+    """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
+    from .engine.recipe import parse_sets
+    from .engine.run import RunSpec, format_summary
+    from .engine.run import main as run_main
+
+    spec = RunSpec(overrides=parse_sets(sets), progress=not quiet, **kw)
+    result = run_main(spec)
+    if result.get("already_done"):
+        click.echo(f"already finished (use --force to re-run): {result['run_dir']}")
+    click.echo(format_summary(result))
+
+
+@main.command("eval")
+@plugin_option
+@click.argument("run_dir", type=click.Path())
+@click.option("--dataset", help="Evaluate on this dataset's test split (default: the run's).")
+@click.option("--root", type=click.Path(), help="Dataset directory.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def eval_(run_dir: str, dataset: Optional[str], root: Optional[str], device: str, as_json: bool) -> None:
+    """Re-evaluate a trained run's final model on a test split."""
+    from .engine.run import evaluate_run
+
+    res = evaluate_run(Path(run_dir), dataset, root, device)
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    names = res["class_names"]
+    click.echo(f"{res['run_dir']} (epoch {res['epoch']}) on {res['dataset']} test:")
+    click.echo(f"  accuracy {res['acc']:.2%}   mean class accuracy {res['mean_class_acc']:.2%}")
+    width = max(len(n) for n in names)
+    click.echo("  confusion matrix (rows: true class, columns: predicted)")
+    click.echo("  " + " " * width + " " + " ".join(f"{n[:5]:>5}" for n in names))
+    for name, row in zip(names, res["confusion"]):
+        click.echo(f"  {name:>{width}} " + " ".join(f"{v:>5}" for v in row))
+
+
+# --- registries ---------------------------------------------------------------
+
+def _print_entries(registry: Any) -> None:
+    entries = registry.entries()
+    width = max([4] + [len(e.name) for e in entries])
+    for e in entries:
+        click.echo(f"{e.name:<{width}}  {e.description}  [{e.source}]")
+
+
+@main.group(cls=Group)
+def methods() -> None:
+    """Registered methods."""
+
+
+@methods.command("list")
+@plugin_option
+def methods_list() -> None:
+    """List the registered methods, with where each came from."""
+    _print_entries(METHODS)
+
+
+# --- data ---------------------------------------------------------------------
+
+@main.group(cls=Group)
+def data() -> None:
+    """Datasets: list them, generate the synthetic one."""
+
+
+@data.command("list")
+@plugin_option
+def data_list() -> None:
+    """List the registered datasets."""
+    _print_entries(DATASETS)
+
+
+@data.command("synth")
+@click.option("--out", type=click.Path(), help="Output directory (default: datasets/synthfer).")
+@click.option("--n-train", default=None, type=int, help="Training images (default: the built-in size).")
+@click.option("--n-test", default=None, type=int, help="Test images.")
+@click.option("--size", default=None, type=int, help="Image side in pixels.")
+@click.option("--seed", default=0, type=int, show_default=True)
+@click.option("--classes", "num_classes", default=7, type=click.Choice(["7", "8"]), show_default=True,
+              help="8 adds contempt.")
+@click.option("--workers", default=None, type=int, help="Processes (default: all cores).")
+def data_synth(out: Optional[str], num_classes: str, **kw: Any) -> None:
+    """Generate the synthetic dataset in RAF-DB's layout (plus votes and landmarks)."""
+    from .datasets.synthfer.generate import generate
+    from .datasets.synthfer.loader import SynthFER
+
+    kwargs = {k: v for k, v in kw.items() if v is not None}
+    summary = generate(Path(out) if out else SynthFER.default_root(), num_classes=int(num_classes), **kwargs)
+    click.echo(json.dumps(summary, indent=2, default=str))
+
+
+# --- noise ----------------------------------------------------------------------
+
+@main.group(cls=Group)
+def noise() -> None:
+    """Noisy label sets: list models, export, inspect."""
+
+
+@noise.command("list")
+@plugin_option
+def noise_list() -> None:
+    """List the registered noise models."""
+    _print_entries(NOISE_MODELS)
+
+
+@noise.command("export")
+@plugin_option
+@click.option("--dataset", default="synthfer", show_default=True)
+@click.option("--root", type=click.Path())
+@click.option("--noise", required=True, help="Noise model.")
+@click.option("--rate", required=True, type=float)
+@click.option("--noise-seed", default=0, type=int, show_default=True)
+@click.option("--exact", is_flag=True)
+@click.option("--confusion", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Label file to write (plus FILE.json).")
+def noise_export(dataset: str, root: Optional[str], noise: str, rate: float, noise_seed: int, exact: bool,
+                 confusion: Optional[str], out: str) -> None:
+    """Write noisy train labels in the dataset's own label-file format, with their record."""
+    from .noise.files import export_train_labels, generate_train_labels
+
+    if not 0.0 <= rate < 1.0:
+        raise UserError(f"noise rate {rate} is outside [0, 1)")
+    ds = DATASETS.get(dataset).load(Path(root) if root else None)
+    labels, record = generate_train_labels(ds, noise, rate, noise_seed, exact, Path(confusion) if confusion else None)
+    sha = export_train_labels(ds, labels, record, Path(out))
+    click.echo(record.summary())
+    click.echo(f"wrote {out} (sha256 {sha}) and {out}.json")
+
+
+@noise.command("inspect")
+@plugin_option
+@click.argument("file", type=click.Path())
+@click.option("--dataset", default="synthfer", show_default=True)
+@click.option("--root", type=click.Path())
+def noise_inspect(file: str, dataset: str, root: Optional[str]) -> None:
+    """Print the record of a label file measured against the dataset's clean labels."""
+    from .noise.files import import_train_labels
+
+    ds = DATASETS.get(dataset).load(Path(root) if root else None)
+    _, record = import_train_labels(ds, Path(file))
+    click.echo(record.summary())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Reading and writing RAF-DB's on-disk layout.
+
+RAF-DB basic keeps one label file, ``EmoLabel/list_patition_label.txt`` (the
+misspelling is the real one; ``list_partition_label.txt`` is accepted too), with
+lines ``train_00001.jpg 5``: the original image name and a 1-based label. The
+aligned image of ``train_00001.jpg`` is ``Image/aligned/train_00001_aligned.jpg``.
+The split is the name's prefix. EAC's noisy files (``noise01.txt``...) use the
+same line format with train lines only. The synthetic dataset is written in
+this layout too, so every RAF-DB tool reads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .base import DatasetError, LabelFormat
+
+LABEL_FILE = Path("EmoLabel/list_patition_label.txt")
+LABEL_FILE_ALT = Path("EmoLabel/list_partition_label.txt")
+ALIGNED_DIR = Path("Image/aligned")
+
+
+def label_file(root: Path) -> Path:
+    """The label file under ``root``, accepting both spellings."""
+    for rel in (LABEL_FILE, LABEL_FILE_ALT):
+        if (root / rel).is_file():
+            return root / rel
+    raise DatasetError(f"label file not found: {root / LABEL_FILE} (nor {LABEL_FILE_ALT.name})")
+
+
+def aligned_path(root: Path, name: str) -> Path:
+    """``train_00001.jpg`` -> ``<root>/Image/aligned/train_00001_aligned.jpg``."""
+    stem = name.rsplit(".", 1)[0]
+    return root / ALIGNED_DIR / f"{stem}_aligned.jpg"
+
+
+def read_labels(path: Path, num_classes: int) -> tuple[list[str], np.ndarray]:
+    """Parse ``name label`` lines (1-based labels) into names and 0-based labels.
+
+    Raises :class:`DatasetError` naming ``file:line`` for a malformed line, a label
+    outside 1..num_classes, or a duplicate name.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"label file not found: {path}")
+    names: list[str] = []
+    labels: list[int] = []
+    seen: set[str] = set()
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            text = line.strip()
+            if not text:
+                continue
+            parts = text.split()
+            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+                raise DatasetError(f"{path}:{lineno}: expected '<name> <label>', got {text!r}")
+            name, label = parts[0], int(parts[1])
+            if not 1 <= label <= num_classes:
+                raise DatasetError(
+                    f"{path}:{lineno}: label {label} outside 1..{num_classes} for {name}"
+                )
+            if name in seen:
+                raise DatasetError(f"{path}:{lineno}: duplicate name {name}")
+            seen.add(name)
+            names.append(name)
+            labels.append(label - 1)
+    if not names:
+        raise DatasetError(f"{path}: no labels found")
+    return names, np.asarray(labels, dtype=np.int64)
+
+
+def format_labels(names: Sequence[str], labels: np.ndarray) -> str:
+    """Render names and 0-based labels as RAF-DB label-file text (1-based)."""
+    return "".join(f"{n} {int(y) + 1}\n" for n, y in zip(names, labels))
+
+
+def split_of(name: str) -> str:
+    """``train`` or ``test`` from the name's prefix."""
+    for split in ("train", "test"):
+        if name.startswith(split):
+            return split
+    raise DatasetError(f"sample name {name!r} starts with neither 'train' nor 'test'")
+
+
+def raf_label_format(num_classes: int) -> LabelFormat:
+    return LabelFormat(
+        write=format_labels, read=lambda path: read_labels(path, num_classes)
+    )

@@ -1,0 +1,142 @@
+"""Training recipes: the engine's defaults, the two protocols and the scale profiles.
+
+A run's recipe is resolved in layers, later ones winning:
+
+1. :data:`DEFAULTS`, the engine's defaults;
+2. the protocol: ``official`` takes the method's own published recipe
+   (``Method.recipe``), ``unified`` takes :data:`UNIFIED`, the same for every method;
+3. the profile, by scale: ``paper`` (ResNet-18 at 224 px, the default on real
+   datasets) changes nothing, ``cpu`` (the default on the synthetic dataset)
+   shrinks network, input and schedule so a run finishes in minutes on two
+   cores; method hyper-parameters are untouched;
+4. the user's ``--set key=value`` overrides.
+
+A ``--set`` key is either a recipe key or one of the method's hyper-parameters;
+anything else is an error that lists both.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any, Iterable
+
+DEFAULTS: dict[str, Any] = {
+    "arch": "resnet18",
+    "width": 64,
+    "stem": "imagenet",
+    "image_size": 224,
+    "pretrained": "none",
+    "epochs": 60,
+    "batch_size": 64,
+    "optimizer": "adam",          # adam | adamw | sgd
+    "lr": 2e-4,
+    "weight_decay": 1e-4,
+    "momentum": 0.9,              # sgd only
+    "schedule": "exponential",    # constant | exponential | step | cosine | linear
+    "gamma": 0.9,                 # exponential and step decay factor
+    "milestones": [],             # step: epochs at which lr is multiplied by gamma
+    "warmup_epochs": 0,
+    "aug_flip": 0.5,
+    "aug_crop_scale": [1.0, 1.0],
+    "aug_crop_ratio": [0.75, 1.3333333333333333],
+    "aug_brightness": 0.0,
+    "aug_contrast": 0.0,
+    "aug_saturation": 0.0,
+    "aug_erase": 0.5,
+    "aug_erase_scale": [0.02, 0.25],
+    "eval_batch_size": 256,
+}
+
+UNIFIED: dict[str, Any] = {
+    "optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-4, "schedule": "exponential",
+    "gamma": 0.9, "epochs": 60, "batch_size": 64, "aug_flip": 0.5, "aug_erase": 0.5,
+}
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu": {
+        "arch": "resnet18", "width": 16, "stem": "small", "image_size": 48,
+        "pretrained": "none", "epochs": 10, "batch_size": 64,
+        "optimizer": "adam", "lr": 2e-3, "weight_decay": 1e-4,
+        "schedule": "cosine", "warmup_epochs": 0,
+        "aug_flip": 0.5, "aug_crop_scale": [0.8, 1.0], "aug_erase": 0.25,
+        "aug_brightness": 0.2, "aug_contrast": 0.2,
+    },
+}
+
+PROTOCOLS = ("official", "unified")
+
+
+class RecipeError(ValueError):
+    """An unknown protocol, profile or ``--set`` key, or a value of the wrong type."""
+
+
+def parse_value(text: str) -> Any:
+    """``--set`` values: Python literals (numbers, booleans, lists); bare words stay strings."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_sets(items: Iterable[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise RecipeError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Check an override against its default's type (ints may stand for floats)."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise RecipeError(f"--set {key}={value!r}: expected true or false")
+        return value
+    if isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(default, int) and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(default, str) and isinstance(value, str):
+        return value
+    if type(default) is type(value):
+        return value
+    raise RecipeError(f"--set {key}={value!r}: expected a value like {default!r}")
+
+
+def resolve(
+    method_recipe: dict[str, Any],
+    method_hparams: dict[str, Any],
+    protocol: str,
+    profile: str,
+    overrides: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return ``(recipe, hparams)`` for a run, with overrides applied and type-checked."""
+    if protocol not in PROTOCOLS:
+        raise RecipeError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    if profile not in PROFILES:
+        raise RecipeError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    recipe = dict(DEFAULTS)
+    recipe.update(method_recipe if protocol == "official" else UNIFIED)
+    recipe.update(PROFILES[profile])
+    hparams = dict(method_hparams)
+    for key, value in overrides.items():
+        if key in recipe:
+            recipe[key] = _coerce(key, value, DEFAULTS.get(key, recipe[key]))
+        elif key in hparams:
+            hparams[key] = _coerce(key, value, hparams[key])
+        else:
+            known = sorted(recipe) + sorted(hparams)
+            raise RecipeError(f"unknown --set key {key!r}; known: {', '.join(known)}")
+    return recipe, hparams

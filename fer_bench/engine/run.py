@@ -1,0 +1,448 @@
+"""One run, start to finish: ``main(spec)`` -> train_one_epoch / evaluate -> result.json.
+
+The loop knows no method by name: a :class:`~fer_bench.methods.Method` supplies
+the model, the loss and optional hooks; this module supplies data, noise,
+augmentation, optimisation, evaluation on the clean test set, checkpoints and
+the run record. One run is one directory::
+
+    <runs root>/<dataset>/<noise>-<rate>/<method>/seed<k>/
+        config.json        resolved config (recipe, hyper-parameters, noise spec)
+        noise.json         the noise record (realised rate, per-class rates, matrix)
+        train_labels.txt   the noisy training labels, in the dataset's format
+        env.json           versions, hardware, device
+        metrics.csv        one row per epoch
+        checkpoint.pt      written every epoch; the final model once done
+        result.json        written last and atomically: the done marker
+
+Re-running the same command resumes from ``checkpoint.pt`` and, on CPU, ends
+with the same numbers as an uninterrupted run: every epoch's shuffling,
+augmentation and in-model randomness come from generators seeded by
+(seed, epoch), never from state carried across epochs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..atomic import save_torch, write_csv, write_json, write_text
+from ..datasets.base import FERDataset
+from ..methods.base import Batch, Method, MethodContext
+from ..noise.files import generate_train_labels, import_train_labels, label_file_text
+from ..paths import results_root
+from ..registry import DATASETS, METHODS, NOISE_MODELS
+from . import recipe as recipes
+from .augment import AugmentConfig, BatchAugment
+from .environment import environment_record
+from .metrics import accuracy, confusion_matrix, mean_class_accuracy, summarise_epochs
+from .optim import build_optimizer, build_scheduler
+
+
+class RunError(ValueError):
+    """A run that cannot start or continue; the message says why and what to do."""
+
+
+@dataclass
+class RunSpec:
+    """Everything a user chooses for one run (what ``fer-bench run`` takes)."""
+
+    method: str = "baseline"
+    dataset: str = "synthfer"
+    root: Optional[str] = None
+    noise: str = "none"
+    rate: float = 0.0
+    exact: bool = False
+    confusion: Optional[str] = None
+    noise_file: Optional[str] = None
+    noise_seed: Optional[int] = None
+    seed: int = 0
+    protocol: str = "official"
+    profile: Optional[str] = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    out: Optional[str] = None
+    force: bool = False
+    progress: bool = True
+
+
+@dataclass
+class ResolvedRun:
+    spec: RunSpec
+    method_cls: type[Method]
+    dataset_cls: Any
+    profile: str
+    recipe: dict[str, Any]
+    hparams: dict[str, Any]
+    noise_seed: int
+
+    @property
+    def run_dir(self) -> Path:
+        s = self.spec
+        root = Path(s.out) if s.out else results_root() / "runs"
+        if s.noise_file:
+            noise_part = f"file-{Path(s.noise_file).stem}"
+        elif s.noise == "none" or s.rate == 0:
+            noise_part = "clean"
+        else:
+            noise_part = f"{s.noise}{'-exact' if s.exact else ''}-{s.rate:g}"
+        variant = [s.method.lower()]
+        if s.protocol != "official":
+            variant.append(s.protocol)
+        if self.profile != getattr(self.dataset_cls, "default_profile", "paper"):
+            variant.append(f"profile={self.profile}")
+        variant += [f"{k}={v}" for k, v in sorted(s.overrides.items())]
+        seed_part = f"seed{s.seed}" + (f"-noise{self.noise_seed}" if self.noise_seed != s.seed else "")
+        return root / s.dataset.lower() / noise_part / "+".join(variant) / seed_part
+
+
+def resolve(spec: RunSpec) -> ResolvedRun:
+    """Check every name and number of a spec before anything is loaded or written."""
+    method_cls = METHODS.get(spec.method)
+    dataset_cls = DATASETS.get(spec.dataset)
+    if not spec.noise_file:
+        NOISE_MODELS.get(spec.noise)
+    if not (0.0 <= spec.rate < 1.0) or math.isnan(spec.rate):
+        raise RunError(f"noise rate {spec.rate} is outside [0, 1)")
+    if spec.noise == "none" and spec.rate > 0 and not spec.noise_file:
+        raise RunError(f"--noise none with --rate {spec.rate}: choose a noise model (sym, asym, ...)")
+    if spec.noise_file and not Path(spec.noise_file).is_file():
+        raise RunError(f"noise file not found: {spec.noise_file}")
+    if spec.confusion and not Path(spec.confusion).is_file():
+        raise RunError(f"confusion matrix file not found: {spec.confusion}")
+    profile = spec.profile or getattr(dataset_cls, "default_profile", "paper")
+    recipe, hparams = recipes.resolve(method_cls.recipe, method_cls.hparams, spec.protocol, profile, spec.overrides)
+    noise_seed = spec.seed if spec.noise_seed is None else spec.noise_seed
+    return ResolvedRun(spec, method_cls, dataset_cls, profile, recipe, hparams, noise_seed)
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RunError(f"--device {name}: no CUDA device is available")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise RunError(f"unknown device {name!r}; use auto, cpu or cuda[:N]")
+    return torch.device(name)
+
+
+def epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """A seed per (run seed, epoch, purpose), so a resumed epoch replays exactly."""
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+
+
+def augment_config(recipe: dict[str, Any]) -> AugmentConfig:
+    return AugmentConfig(
+        image_size=recipe["image_size"], flip=recipe["aug_flip"],
+        crop_scale=tuple(recipe["aug_crop_scale"]), crop_ratio=tuple(recipe["aug_crop_ratio"]),
+        brightness=recipe["aug_brightness"], contrast=recipe["aug_contrast"],
+        saturation=recipe["aug_saturation"], erase=recipe["aug_erase"],
+        erase_scale=tuple(recipe["aug_erase_scale"]),
+    )
+
+
+def config_record(run: ResolvedRun, noise_sha: str) -> dict[str, Any]:
+    s = run.spec
+    return {
+        "method": s.method.lower(), "dataset": s.dataset.lower(), "seed": s.seed,
+        "noise": {"model": "file" if s.noise_file else s.noise, "rate": s.rate, "exact": s.exact,
+                  "noise_seed": None if s.noise_file else run.noise_seed, "confusion": s.confusion,
+                  "file": s.noise_file, "label_file_sha256": noise_sha},
+        "protocol": s.protocol, "profile": run.profile, "overrides": s.overrides,
+        "recipe": run.recipe, "hparams": run.hparams,
+    }
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = sorted(set(old) | set(new))
+    out: list[str] = []
+    for k in keys:
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
+
+
+def make_train_labels(run: ResolvedRun, dataset: FERDataset):
+    s = run.spec
+    if s.noise_file:
+        return import_train_labels(dataset, Path(s.noise_file))
+    return generate_train_labels(
+        dataset, s.noise, s.rate, run.noise_seed, exact=s.exact,
+        confusion_csv=Path(s.confusion) if s.confusion else None,
+    )
+
+
+def build_context(method_cls: type[Method], recipe: dict[str, Any], seed: int, dataset: FERDataset,
+                  train_labels: np.ndarray, device: torch.device) -> MethodContext:
+    n = len(train_labels)
+    landmarks = None
+    if method_cls.needs_landmarks:
+        if dataset.train.landmarks is None:
+            raise RunError(
+                f"method {method_cls.name or method_cls.__name__} needs landmarks, and dataset "
+                f"{dataset.name} has none; run `fer-bench landmarks extract --dataset {dataset.name}` first"
+            )
+        landmarks = torch.from_numpy(np.asarray(dataset.train.landmarks, dtype=np.float32))
+    return MethodContext(
+        num_classes=dataset.num_classes, class_names=dataset.class_names,
+        train_labels=torch.as_tensor(train_labels, dtype=torch.long, device=device).clone(),
+        device=device, recipe=recipe, epochs=recipe["epochs"],
+        steps_per_epoch=max(1, n // recipe["batch_size"]),
+        augment=BatchAugment(augment_config(recipe)), seed=seed, train_landmarks=landmarks,
+    )
+
+
+def _images_on(device: torch.device, images: np.ndarray) -> torch.Tensor:
+    """The uint8 cache as a tensor; on a GPU the whole cache moves once when it fits."""
+    t = torch.from_numpy(np.ascontiguousarray(images))
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return t.to(device) if t.numel() < free // 4 else t.pin_memory()
+    return t
+
+
+def epoch_batches(method: Method, ctx: MethodContext, epoch: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """The epoch's index batches; a final partial batch is dropped unless it is the only one
+    (a batch of one breaks batch normalisation, and LA-Net's official loader drops it too)."""
+    order = method.epoch_indices(epoch, gen)
+    if order is None:
+        order = torch.randperm(ctx.num_train, generator=gen)
+    bs = ctx.recipe["batch_size"]
+    batches = list(order.split(bs))
+    if len(batches) > 1 and len(batches[-1]) < bs:
+        batches.pop()
+    return batches
+
+
+def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, images: torch.Tensor,
+                    epoch: int, amp: bool, progress: bool) -> dict[str, float]:
+    device = ctx.device
+    method.model.train()
+    method.on_epoch_start(epoch)
+    torch.manual_seed(epoch_seed(ctx.seed, epoch, 1))
+    gen = torch.Generator().manual_seed(epoch_seed(ctx.seed, epoch, 0))
+    batches = epoch_batches(method, ctx, epoch, gen)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen_logits = 0
+    start = time.perf_counter()
+    for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{ctx.epochs}", leave=False, disable=not progress):
+        idx_dev = idx.to(device, non_blocking=True)
+        raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
+        landmarks = ctx.train_landmarks[idx].to(device) if ctx.train_landmarks is not None else None
+        aug = ctx.augment(raw, gen, landmarks=landmarks)
+        batch = Batch(images=aug.images, labels=ctx.train_labels[idx_dev], indices=idx_dev, raw=raw,
+                      gen=gen, flipped=aug.flipped, landmarks=aug.landmarks)
+        if device.type == "cuda":
+            batch.images = batch.images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = method.training_step(batch)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += out.loss.detach().float() * len(idx)
+        if out.logits is not None:
+            correct += (out.logits.detach().argmax(1) == batch.labels).sum()
+            seen_logits += len(idx)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    n_seen = sum(len(b) for b in batches)
+    loss = float(loss_sum) / n_seen
+    if not math.isfinite(loss):
+        raise RunError(f"training loss became {loss} in epoch {epoch + 1}; lower the lr (--set lr=...)")
+    row = {"train_loss": loss, "train_acc_noisy": float(correct) / seen_logits if seen_logits else float("nan"),
+           "train_seconds": seconds, "images_per_s": n_seen / seconds}
+    row.update(method.on_epoch_end(epoch))
+    return row
+
+
+@torch.no_grad()
+def evaluate(method: Method, augment: BatchAugment, images: torch.Tensor, labels: np.ndarray,
+             num_classes: int, device: torch.device, batch_size: int, amp: bool) -> np.ndarray:
+    """Confusion matrix of the method's predictions on a (clean) test split."""
+    method.model.eval()
+    preds = []
+    for start in range(0, len(labels), batch_size):
+        raw = images[start:start + batch_size].to(device, non_blocking=True)
+        x = augment.eval(raw)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            preds.append(method.predict(x).argmax(1).cpu())
+    pred = torch.cat(preds).numpy()
+    return confusion_matrix(np.asarray(labels, dtype=np.int64), pred, num_classes)
+
+
+def _relabel_summary(initial: np.ndarray, final: np.ndarray, clean: np.ndarray) -> dict[str, int]:
+    changed = final != initial
+    return {
+        "changed": int(changed.sum()),
+        "corrected_to_clean": int((changed & (final == clean) & (initial != clean)).sum()),
+        "broke_clean": int((changed & (initial == clean)).sum()),
+    }
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    noise = result["noise_record"]
+    lines = [
+        f"{result['method']} on {result['dataset']}, noise {noise['model']} {noise['rate']:g} "
+        f"(realised {noise['realised_rate']:.4f}), seed {result['seed']}",
+        f"  clean-test accuracy: last {result['acc_last']:.2%}   best {result['acc_best']:.2%} "
+        f"(epoch {result['best_epoch']}, optimistic)   mean of last 5 {result['acc_last5']:.2%}",
+        f"  mean class accuracy (last epoch): {result['mean_class_acc_last']:.2%}",
+        f"  {result['epochs']} epochs in {result['train_seconds']:.0f} s "
+        f"({result['images_per_second']:.0f} images/s on {result['device']})",
+        f"  run directory: {result['run_dir']}",
+    ]
+    return "\n".join(lines)
+
+
+def prepare(run: ResolvedRun, progress: bool) -> tuple[FERDataset, np.ndarray, Any, dict[str, Any]]:
+    dataset = run.dataset_cls.load(Path(run.spec.root) if run.spec.root else None, progress=progress)
+    labels, record = make_train_labels(run, dataset)
+    config = config_record(run, record.label_file_sha256)
+    return dataset, labels, record, config
+
+
+def main(spec: RunSpec) -> dict[str, Any]:
+    """Run (or resume, or skip if finished) one training run and return its result record."""
+    run = resolve(spec)
+    device = select_device(spec.device)
+    run_dir = run.run_dir
+    dataset, train_labels, record, config = prepare(run, spec.progress)
+    chash = config_hash(config)
+    config["config_hash"] = chash
+
+    result_file, ckpt_file, config_file = run_dir / "result.json", run_dir / "checkpoint.pt", run_dir / "config.json"
+    if config_file.is_file() and not spec.force:
+        old = json.loads(config_file.read_text())
+        if old.get("config_hash") != chash:
+            diff = "; ".join(_differences(old, config)[:4])
+            raise RunError(f"{run_dir} holds a run with a different config ({diff}); "
+                           f"use --force to replace it or --out for another results root")
+        if result_file.is_file():
+            result = json.loads(result_file.read_text())
+            result["already_done"] = True
+            return result
+    if spec.force:
+        for f in (result_file, ckpt_file, run_dir / "metrics.csv"):
+            f.unlink(missing_ok=True)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(config_file, config)
+    write_json(run_dir / "noise.json", record.to_dict())
+    write_text(run_dir / "train_labels.txt", label_file_text(dataset, train_labels))
+    write_json(run_dir / "env.json", environment_record(device))
+
+    recipe = run.recipe
+    amp = device.type == "cuda"
+    torch.manual_seed(spec.seed)
+    ctx = build_context(run.method_cls, recipe, spec.seed, dataset, train_labels, device)
+    method = run.method_cls(ctx, run.hparams)
+    if device.type == "cuda":
+        method.model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(method.param_groups(), recipe)
+    scheduler = build_scheduler(optimizer, recipe, ctx.steps_per_epoch)
+
+    rows: list[dict[str, Any]] = []
+    start_epoch, elapsed = 0, 0.0
+    if ckpt_file.is_file():
+        ckpt = torch.load(ckpt_file, map_location=device, weights_only=True)
+        method.model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        method.load_extra_state(ckpt["method"])
+        ctx.train_labels.copy_(ckpt["train_labels"].to(device))
+        rows, start_epoch, elapsed = ckpt["metrics"], ckpt["epoch"], ckpt["elapsed"]
+
+    train_images = _images_on(device, dataset.train.images)
+    test_images = _images_on(device, dataset.test.images)
+    for epoch in range(start_epoch, ctx.epochs):
+        t0 = time.perf_counter()
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+        row.update(train_one_epoch(method, ctx, optimizer, scheduler, train_images, epoch, amp, spec.progress))
+        cm = evaluate(method, ctx.augment, test_images, dataset.test.labels, dataset.num_classes,
+                      device, recipe["eval_batch_size"], amp)
+        row.update(test_acc=accuracy(cm), test_mean_class_acc=mean_class_accuracy(cm), confusion=cm.tolist())
+        rows.append(row)
+        elapsed += time.perf_counter() - t0
+        save_torch(ckpt_file, {
+            "epoch": epoch + 1, "model": method.model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "method": method.extra_state(),
+            "train_labels": ctx.train_labels.cpu(), "metrics": rows, "elapsed": elapsed, "config_hash": chash,
+        })
+        write_csv(run_dir / "metrics.csv", [{k: v for k, v in r.items() if k != "confusion"} for r in rows])
+        if spec.progress:
+            tqdm.write(f"epoch {epoch + 1}/{ctx.epochs}: loss {row['train_loss']:.3f}  "
+                       f"test acc {row['test_acc']:.2%}  ({row['images_per_s']:.0f} img/s)")
+
+    result: dict[str, Any] = {
+        "method": config["method"], "dataset": config["dataset"], "seed": spec.seed,
+        "noise": config["noise"], "protocol": spec.protocol, "profile": run.profile,
+        "config_hash": chash, "class_names": list(dataset.class_names),
+    }
+    result.update(summarise_epochs([r["test_acc"] for r in rows], [r["test_mean_class_acc"] for r in rows]))
+    train_time = sum(r["train_seconds"] for r in rows)
+    result.update(
+        confusion_last=rows[-1]["confusion"], epochs=len(rows), train_seconds=train_time,
+        wall_seconds=elapsed, images_per_second=sum(r["images_per_s"] * r["train_seconds"] for r in rows) / train_time,
+        device=str(device), noise_record=record.to_dict(), run_dir=str(run_dir),
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    final_labels = ctx.train_labels.cpu().numpy()
+    if not np.array_equal(final_labels, train_labels):
+        result["relabel"] = _relabel_summary(train_labels, final_labels, dataset.train.labels)
+        write_text(run_dir / "final_train_labels.txt", label_file_text(dataset, final_labels))
+    result["method_info"] = method.on_train_end(run_dir)
+    write_json(result_file, result)
+    return result
+
+
+def evaluate_run(run_dir: Path, dataset_name: Optional[str] = None, root: Optional[str] = None,
+                 device_name: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Re-evaluate a run's final model (its last checkpoint) on a dataset's test split."""
+    run_dir = Path(run_dir)
+    config_file, ckpt_file = run_dir / "config.json", run_dir / "checkpoint.pt"
+    for f in (config_file, ckpt_file):
+        if not f.is_file():
+            raise RunError(f"{run_dir} is not a run directory: {f.name} is missing")
+    config = json.loads(config_file.read_text())
+    method_cls = METHODS.get(config["method"])
+    dataset_cls = DATASETS.get(dataset_name or config["dataset"])
+    device = select_device(device_name)
+    dataset = dataset_cls.load(Path(root) if root else None, progress=progress)
+    recipe = config["recipe"]
+    # The method is built only for its model, so the clean train labels stand in for the noisy ones.
+    ctx = build_context(method_cls, recipe, config["seed"], dataset, dataset.train.labels, device)
+    method = method_cls(ctx, config["hparams"])
+    ckpt = torch.load(ckpt_file, map_location=device, weights_only=True)
+    try:
+        method.model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise RunError(f"{ckpt_file} does not match the {config['method']} model for {dataset.name} "
+                       f"({dataset.num_classes} classes): {' '.join(first[1:3]).strip()}") from None
+    cm = evaluate(method, ctx.augment, _images_on(device, dataset.test.images), dataset.test.labels,
+                  dataset.num_classes, device, recipe["eval_batch_size"], device.type == "cuda")
+    return {"run_dir": str(run_dir), "dataset": dataset.name, "epoch": ckpt["epoch"],
+            "acc": accuracy(cm), "mean_class_acc": mean_class_accuracy(cm),
+            "confusion": cm.tolist(), "class_names": list(dataset.class_names)}
+

@@ -1,0 +1,151 @@
+"""The interface a training method implements, built-in or plugin.
+
+A method owns its model and its loss; the engine owns everything else (data,
+augmentation, optimiser, schedule, evaluation, checkpoints). The contract:
+
+* ``hparams``: the method's hyper-parameters with their defaults, under the
+  paper's names; ``--set name=value`` overrides them.
+* ``recipe``: the method's official training recipe (optimiser, lr, epochs,
+  batch, schedule, backbone...), as overrides of the engine's defaults; used
+  with ``--protocol official``. ``--protocol unified`` ignores it.
+* :meth:`build_model` returns the network; :meth:`training_step` returns the
+  loss for one augmented :class:`Batch`; :meth:`predict` returns test logits.
+* Optional hooks: :meth:`param_groups` (per-group lr scales),
+  :meth:`on_epoch_start` / :meth:`on_epoch_end`, :meth:`epoch_indices`
+  (a custom sampler), :meth:`extra_state` / :meth:`load_extra_state` (anything
+  besides the model that must survive a resume), and :meth:`on_train_end`
+  (artefacts for the run directory and numbers for ``result.json``).
+
+What a batch carries covers the peers: sample indices (per-sample memories),
+the current training labels (``ctx.train_labels``, which a method may rewrite,
+as SCN's relabelling does), landmarks transformed with the image (LA-Net), the
+raw uint8 images and the batch's generator (extra views, as EAC needs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, ClassVar, Optional
+
+import torch
+from torch import nn
+
+from ..engine.augment import BatchAugment
+
+
+@dataclass
+class MethodContext:
+    """What a method may know about the run it is part of.
+
+    The clean training labels are deliberately absent: a method sees only the
+    (noisy) labels it is trained on, in ``train_labels``, a long tensor on the
+    training device that the method may modify in place.
+    """
+
+    num_classes: int
+    class_names: tuple[str, ...]
+    train_labels: torch.Tensor
+    device: torch.device
+    recipe: dict[str, Any]
+    epochs: int
+    steps_per_epoch: int
+    augment: BatchAugment
+    seed: int
+    train_landmarks: Optional[torch.Tensor] = None
+
+    @property
+    def num_train(self) -> int:
+        return int(self.train_labels.numel())
+
+
+@dataclass
+class Batch:
+    """One augmented training batch.
+
+    Attributes:
+        images: normalised float ``(B, 3, S, S)`` on the device.
+        labels: the current training labels of these samples ``(B,)``.
+        indices: their dataset indices ``(B,)`` (long, on the device).
+        raw: the un-augmented uint8 images ``(B, H, W, 3)`` on the device.
+        gen: the CPU generator this batch's augmentation drew from; draw extra
+            views from it so that they are reproducible too.
+        flipped: bool ``(B,)``, which samples were mirrored.
+        landmarks: ``(B, K, 2)`` in pixels of ``images`` when the method needs them.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+    raw: torch.Tensor
+    gen: torch.Generator
+    flipped: torch.Tensor
+    landmarks: Optional[torch.Tensor] = None
+
+
+@dataclass
+class StepOutput:
+    """The loss to minimise, optionally the logits (for train accuracy) and scalars to log."""
+
+    loss: torch.Tensor
+    logits: Optional[torch.Tensor] = None
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+class Method:
+    """Base class of every method; subclass it and register with ``register_method``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    hparams: ClassVar[dict[str, Any]] = {}
+    recipe: ClassVar[dict[str, Any]] = {}
+    needs_landmarks: ClassVar[bool] = False
+
+    def __init__(self, ctx: MethodContext, hparams: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.hp = SimpleNamespace(**hparams)
+        self.model = self.build_model().to(ctx.device)
+
+    # --- required -------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def training_step(self, batch: Batch) -> StepOutput:
+        raise NotImplementedError
+
+    # --- optional, with defaults ----------------------------------------
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch of test images (the model is in eval mode)."""
+        return self.model(images)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Parameter groups; a group may carry ``lr_scale`` (multiplies the recipe's lr)."""
+        return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+
+    def on_epoch_start(self, epoch: int) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int) -> dict[str, float]:
+        """Called after the epoch's training steps; returned scalars go into metrics.csv."""
+        return {}
+
+    def epoch_indices(self, epoch: int, gen: torch.Generator) -> Optional[torch.Tensor]:
+        """The epoch's sample order, or ``None`` for the engine's uniform shuffle."""
+        return None
+
+    def extra_state(self) -> dict[str, Any]:
+        """State beyond the model's parameters that a resume needs (tensors and plain values)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def on_train_end(self, run_dir: Path) -> dict[str, Any]:
+        """Write method artefacts into ``run_dir``; return numbers for ``result.json``."""
+        return {}
+
+    # --- helpers for subclasses -------------------------------------------
+    def backbone_kwargs(self) -> dict[str, Any]:
+        r = self.ctx.recipe
+        return {"arch": r["arch"], "width": r["width"], "stem": r["stem"]}

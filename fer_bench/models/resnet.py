@@ -1,0 +1,96 @@
+"""ResNet backbones with a configurable base width and stem.
+
+``resnet18`` at width 64 with the ``imagenet`` stem has exactly torchvision's
+parameter names and shapes (``conv1``, ``bn1``, ``layer1``..``layer4``), so
+pretrained torchvision or MS-Celeb checkpoints map onto it by name. The CPU
+profile uses the same network at a reduced width and with a lighter stem,
+because a full ResNet-18 trains at only ~16 images/s at 224 px on two cores.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
+
+DEPTHS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+}
+
+Stem = Literal["imagenet", "small"]
+
+
+class ResNetBackbone(nn.Module):
+    """A ResNet trunk without its classifier.
+
+    Args:
+        arch: ``resnet18``, ``resnet34`` or ``resnet50``.
+        width: channels of the first stage (64 in the papers).
+        stem: ``imagenet`` (7x7/2 conv + max-pool: /4) for 100-224 px faces, or
+            ``small`` (3x3/2 conv, no pool: /2) for 32-64 px images, where the
+            ImageNet stem would leave a 2x2 map at the last stage.
+
+    ``forward`` returns the last feature map ``(B, out_channels, h, w)``; use
+    :meth:`pool` for the pooled ``(B, out_channels)`` feature.
+    """
+
+    def __init__(self, arch: str = "resnet18", width: int = 64, stem: Stem = "imagenet") -> None:
+        super().__init__()
+        if arch not in DEPTHS:
+            raise ValueError(f"unknown arch {arch!r}; known: {', '.join(DEPTHS)}")
+        if stem not in ("imagenet", "small"):
+            raise ValueError(f"unknown stem {stem!r}; known: imagenet, small")
+        block, depths = DEPTHS[arch]
+        self.arch, self.width, self.stem = arch, width, stem
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+            self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        else:
+            self.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=2, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self._inplanes = width
+        self.layer1 = self._make_layer(block, width, depths[0], stride=1)
+        self.layer2 = self._make_layer(block, width * 2, depths[1], stride=2)
+        self.layer3 = self._make_layer(block, width * 4, depths[2], stride=2)
+        self.layer4 = self._make_layer(block, width * 8, depths[3], stride=2)
+        self.out_channels = width * 8 * block.expansion
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def _make_layer(self, block: type[nn.Module], planes: int, blocks: int, stride: int) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self._inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self._inplanes, planes * block.expansion, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
+        layers = [block(self._inplanes, planes, stride, downsample)]
+        self._inplanes = planes * block.expansion
+        layers += [block(self._inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def stem_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer1(self.stem_forward(x))
+        return self.layer4(self.layer3(self.layer2(x)))
+
+    @staticmethod
+    def pool(feature_map: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(feature_map, 1), 1)
+
+
+def create_backbone(arch: str = "resnet18", width: int = 64, stem: Stem = "imagenet") -> ResNetBackbone:
+    """Build a randomly initialised backbone (pretrained loading is a separate step)."""
+    return ResNetBackbone(arch, width, stem)

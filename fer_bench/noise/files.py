@@ -1,0 +1,89 @@
+"""Noisy label sets as files: generate for a dataset, export, and import the peers' files.
+
+A noisy label set is written in the dataset's own label-file format (for
+RAF-DB-layout data, ``train_00001.jpg 5`` lines with 1-based labels, the format
+of EAC's ``noise01.txt``), and its record goes beside it as ``FILE.json`` with
+the file's sha256. Importing a file checks that it names exactly the dataset's
+training images, so a label file from another dataset or split cannot be used
+by mistake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..atomic import write_json, write_text
+from ..datasets.base import DatasetError, FERDataset
+from .confusion import read_confusion_csv
+from .inject import inject_noise
+from .record import NoiseRecord, noise_record
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def label_file_text(dataset: FERDataset, labels: np.ndarray) -> str:
+    return dataset.label_format.write(dataset.train.names, labels)
+
+
+def generate_train_labels(
+    dataset: FERDataset,
+    model: str,
+    rate: float,
+    seed: int,
+    exact: bool = False,
+    confusion_csv: Optional[Path] = None,
+) -> tuple[np.ndarray, NoiseRecord]:
+    """Noisy copies of the dataset's clean training labels, with their record (sha256 filled)."""
+    confusion = read_confusion_csv(confusion_csv, dataset.class_names) if confusion_csv else None
+    noisy, record = inject_noise(
+        dataset.train.labels, dataset.class_names, model, rate, seed, exact=exact, confusion=confusion
+    )
+    record.label_file_sha256 = sha256_text(label_file_text(dataset, noisy))
+    return noisy, record
+
+
+def import_train_labels(dataset: FERDataset, path: Path) -> tuple[np.ndarray, NoiseRecord]:
+    """Read a label file in the dataset's format; it must cover exactly the training images."""
+    path = Path(path)
+    names, labels = dataset.label_format.read(path)
+    index = {n: i for i, n in enumerate(dataset.train.names)}
+    unknown = [n for n in names if n not in index]
+    if unknown:
+        raise DatasetError(
+            f"{path}: {len(unknown)} name(s) are not training images of {dataset.name}, "
+            f"e.g. {', '.join(unknown[:3])}"
+        )
+    missing = len(index) - len(names)
+    if missing:
+        absent = [n for n in dataset.train.names if n not in set(names)]
+        raise DatasetError(
+            f"{path}: {missing} training image(s) of {dataset.name} have no label, "
+            f"e.g. {', '.join(absent[:3])}"
+        )
+    noisy = np.empty(len(index), dtype=np.int64)
+    noisy[[index[n] for n in names]] = labels
+    clean = dataset.train.labels
+    realised = float(np.mean(noisy != clean))
+    record = noise_record(
+        clean, noisy, dataset.class_names, model="file", rate=round(realised, 4),
+        mode="file", noise_seed=None, source=str(path),
+    )
+    record.label_file_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    return noisy, record
+
+
+def export_train_labels(dataset: FERDataset, labels: np.ndarray, record: NoiseRecord, out: Path) -> str:
+    """Write ``out`` (the label file) and ``out.json`` (its record); return the file's sha256."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = label_file_text(dataset, labels)
+    record.label_file_sha256 = sha256_text(text)
+    write_text(out, text)
+    write_json(out.with_name(out.name + ".json"), record.to_dict())
+    return record.label_file_sha256

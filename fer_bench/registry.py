@@ -1,0 +1,177 @@
+"""Registries of methods, noise models and datasets, and plugin discovery.
+
+Each kind has one :class:`Registry`, filled lazily on first lookup from three
+sources, in order:
+
+1. the built-in modules (``fer_bench.methods``, ``fer_bench.noise``, ``fer_bench.datasets``);
+2. the entry-point groups ``fer_bench.methods``, ``fer_bench.noise`` and
+   ``fer_bench.datasets`` of installed distributions;
+3. modules named with ``--plugin module.path`` (or the ``FER_BENCH_PLUGINS``
+   environment variable, comma-separated), imported by :func:`load_plugin`.
+
+An entry point may name a module (importing it registers what it defines) or an
+object, which is then registered under the entry point's name. A plugin that
+fails to import is reported as a warning and never breaks the listing of the
+others. Each entry remembers where it came from, for ``fer-bench methods list``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import importlib
+import os
+import types
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Callable, Generic, Iterator, Optional, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """A name that no registry entry has; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    obj: T
+    description: str
+    source: str
+
+
+_source_stack: list[str] = ["built-in"]
+
+
+@contextlib.contextmanager
+def _registering_from(source: str) -> Iterator[None]:
+    _source_stack.append(source)
+    try:
+        yield
+    finally:
+        _source_stack.pop()
+
+
+def _first_doc_line(obj: Any) -> str:
+    doc = getattr(obj, "description", None) or getattr(obj, "__doc__", None) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+class Registry(Generic[T]):
+    """A name -> object table for one kind of plugin."""
+
+    def __init__(self, kind: str, group: str, builtins: tuple[str, ...]) -> None:
+        self.kind = kind
+        self.group = group
+        self._builtins = builtins
+        self._entries: dict[str, Entry[T]] = {}
+        self._discovered = False
+
+    def register(
+        self,
+        name: str,
+        obj: Optional[T] = None,
+        *,
+        description: Optional[str] = None,
+        override: bool = False,
+    ) -> Callable[[T], T] | T:
+        """Register ``obj`` under ``name``; usable as a decorator when ``obj`` is omitted.
+
+        A second registration of the same name is an error unless ``override=True``.
+        """
+
+        def add(target: T) -> T:
+            key = name.lower()
+            if key in self._entries and not override and self._entries[key].obj is not target:
+                raise ValueError(
+                    f"{self.kind} {key!r} is already registered "
+                    f"(from {self._entries[key].source}); pass override=True to replace it"
+                )
+            desc = description if description is not None else _first_doc_line(target)
+            self._entries[key] = Entry(key, target, desc, _source_stack[-1])
+            return target
+
+        return add if obj is None else add(obj)
+
+    def _discover(self) -> None:
+        if self._discovered:
+            return
+        self._discovered = True
+        for module in self._builtins:
+            importlib.import_module(module)
+        for ep in entry_points(group=self.group):
+            dist = ep.dist.name if ep.dist is not None else "?"
+            with _registering_from(f"entry point {ep.value} ({dist})"):
+                try:
+                    loaded = ep.load()
+                except Exception as exc:  # a broken plugin must not hide the others
+                    warnings.warn(f"{self.kind} plugin {ep.name!r} from {dist} failed to load: {exc}")
+                    continue
+                if not isinstance(loaded, types.ModuleType) and ep.name.lower() not in self._entries:
+                    self.register(ep.name, loaded)
+
+    def get(self, name: str) -> T:
+        """The object registered as ``name``; :class:`UnknownNameError` lists the known names."""
+        self._discover()
+        key = name.lower()
+        if key not in self._entries:
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; registered: {known}")
+        return self._entries[key].obj
+
+    def entries(self, pattern: str = "*") -> list[Entry[T]]:
+        self._discover()
+        return [self._entries[k] for k in sorted(self._entries) if fnmatch.fnmatch(k, pattern)]
+
+    def names(self, pattern: str = "*") -> list[str]:
+        return [e.name for e in self.entries(pattern)]
+
+    def __contains__(self, name: str) -> bool:
+        self._discover()
+        return name.lower() in self._entries
+
+
+METHODS: Registry = Registry("method", "fer_bench.methods", ("fer_bench.methods",))
+NOISE_MODELS: Registry = Registry("noise model", "fer_bench.noise", ("fer_bench.noise",))
+DATASETS: Registry = Registry("dataset", "fer_bench.datasets", ("fer_bench.datasets",))
+
+register_method = METHODS.register
+register_noise_model = NOISE_MODELS.register
+register_dataset = DATASETS.register
+
+
+def load_plugin(module_path: str) -> None:
+    """Import ``module_path`` so that what it registers is available, tagged as a plugin.
+
+    Raises ``ImportError`` naming the module when it cannot be imported.
+    """
+    for registry in (METHODS, NOISE_MODELS, DATASETS):
+        registry._discover()  # built-ins first, so a plugin may not shadow one silently
+    with _registering_from(f"plugin {module_path}"):
+        try:
+            importlib.import_module(module_path)
+        except ImportError as exc:
+            raise ImportError(f"cannot import plugin module {module_path!r}: {exc}") from exc
+
+
+def load_env_plugins() -> None:
+    """Load the modules listed in ``FER_BENCH_PLUGINS`` (comma-separated)."""
+    for module in filter(None, (m.strip() for m in os.environ.get("FER_BENCH_PLUGINS", "").split(","))):
+        load_plugin(module)
+
+
+def list_methods(pattern: str = "*") -> list[str]:
+    return METHODS.names(pattern)
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    return DATASETS.names(pattern)
+
+
+def list_noise_models(pattern: str = "*") -> list[str]:
+    return NOISE_MODELS.names(pattern)
