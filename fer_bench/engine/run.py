@@ -153,7 +153,7 @@ def augment_config(recipe: dict[str, Any]) -> AugmentConfig:
 def config_record(run: ResolvedRun, noise_sha: str) -> dict[str, Any]:
     s = run.spec
     return {
-        "method": s.method.lower(), "dataset": s.dataset.lower(), "seed": s.seed,
+        "method": s.method.lower(), "dataset": s.dataset.lower(), "root": s.root, "seed": s.seed,
         "noise": {"model": "file" if s.noise_file else s.noise, "rate": s.rate, "exact": s.exact,
                   "noise_seed": None if s.noise_file else run.noise_seed, "confusion": s.confusion,
                   "file": s.noise_file, "label_file_sha256": noise_sha},
@@ -163,7 +163,9 @@ def config_record(run: ResolvedRun, noise_sha: str) -> dict[str, Any]:
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    """Identity of a run's config; where the dataset lies is not part of it (its labels' sha is)."""
+    identity = {k: v for k, v in config.items() if k not in ("root", "config_hash")}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -428,6 +430,8 @@ def evaluate_run(run_dir: Path, dataset_name: Optional[str] = None, root: Option
     method_cls = METHODS.get(config["method"])
     dataset_cls = DATASETS.get(dataset_name or config["dataset"])
     device = select_device(device_name)
+    if root is None and (dataset_name is None or dataset_name == config["dataset"]):
+        root = config.get("root")
     dataset = dataset_cls.load(Path(root) if root else None, progress=progress)
     recipe = config["recipe"]
     # The method is built only for its model, so the clean train labels stand in for the noisy ones.

@@ -1,0 +1,35 @@
+"""Shared fixtures: a tiny synthfer dataset and an isolated results root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fer_bench.datasets.synthfer.generate import generate
+from fer_bench.engine.run import RunSpec
+
+# Small enough that one epoch of any method takes about a second on two cores.
+TINY = {"n_train": 96, "n_test": 40, "size": 32, "seed": 3}
+TINY_RECIPE = {"epochs": 2, "image_size": 32, "batch_size": 32}
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "synthfer"
+    generate(root, workers=1, progress=False, **TINY)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def isolated_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing a test does may touch ./datasets or ./results of the checkout."""
+    monkeypatch.setenv("FER_BENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("FER_BENCH_RESULTS", str(tmp_path / "results"))
+
+
+def tiny_spec(root: Path, out: Path, **kw: Any) -> RunSpec:
+    overrides = dict(TINY_RECIPE)
+    overrides.update(kw.pop("overrides", {}))
+    return RunSpec(dataset="synthfer", root=str(root), out=str(out), progress=False, overrides=overrides, **kw)
