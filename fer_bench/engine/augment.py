@@ -66,18 +66,22 @@ def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Ten
 
 
 def _crop_boxes(n: int, cfg: AugmentConfig, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """Per-sample crop (centre x, centre y, width, height) as fractions of the image.
+    """Per-sample crop (centre x, centre y, width, height) as fractions of a square image.
 
-    Like RandomResizedCrop: area fraction from ``crop_scale``, log-uniform aspect
-    ratio; a crop that does not fit is clipped to the image (torchvision retries
-    up to 10 times and then falls back to a centre crop; clipping is the batched
-    equivalent and changes the distribution only at extreme ratios).
+    RandomResizedCrop's semantics, batched: up to 10 draws of an area fraction
+    from ``crop_scale`` and a log-uniform aspect ratio; the first draw that fits
+    the image wins, and a sample with none falls back to the whole image.
     """
-    area = _uniform(n, *cfg.crop_scale, gen)
-    log_r = _uniform(n, math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1]), gen)
+    tries = 10
+    area = _uniform(n * tries, *cfg.crop_scale, gen).view(n, tries)
+    log_r = _uniform(n * tries, math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1]), gen).view(n, tries)
     ratio = torch.exp(log_r)
-    w = torch.sqrt(area * ratio).clamp(max=1.0)
-    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    w_all, h_all = torch.sqrt(area * ratio), torch.sqrt(area / ratio)
+    fits = (w_all <= 1) & (h_all <= 1)
+    first = fits.to(torch.int8).argmax(dim=1, keepdim=True)
+    any_fit = fits.any(dim=1)
+    w = torch.where(any_fit, w_all.gather(1, first).squeeze(1), torch.ones(n, dtype=torch.float64))
+    h = torch.where(any_fit, h_all.gather(1, first).squeeze(1), torch.ones(n, dtype=torch.float64))
     cx = w / 2 + (1 - w) * torch.rand(n, generator=gen, dtype=torch.float64)
     cy = h / 2 + (1 - h) * torch.rand(n, generator=gen, dtype=torch.float64)
     return cx, cy, w, h

@@ -1,0 +1,96 @@
+"""Batched augmentation: geometry that landmarks follow, erasing, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fer_bench.engine.augment import AugmentConfig, BatchAugment
+
+
+def _dot_images(n: int, size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Black images, each with one bright 3x3 dot, and the dot centres as landmarks."""
+    images = np.zeros((n, size, size, 3), dtype=np.uint8)
+    points = rng.integers(8, size - 8, size=(n, 2))
+    for img, (x, y) in zip(images, points):
+        img[y - 1:y + 2, x - 1:x + 2] = 255
+    return torch.from_numpy(images), torch.from_numpy(points.astype(np.float32)).unsqueeze(1)
+
+
+def test_landmarks_follow_flip_crop_and_resize() -> None:
+    cfg = AugmentConfig(image_size=48, flip=0.5, crop_scale=(0.6, 1.0), erase=0.0,
+                        mean=(0, 0, 0), std=(1, 1, 1))
+    raw, landmarks = _dot_images(64, 64, np.random.default_rng(0))
+    out = BatchAugment(cfg)(raw, torch.Generator().manual_seed(1), landmarks=landmarks)
+    assert 0 < out.flipped.sum() < 64
+    brightness = out.images.sum(1)  # (B, S, S)
+    visible = 0
+    for b in range(64):
+        x, y = out.landmarks[b, 0].tolist()
+        if not (2 <= x <= 45 and 2 <= y <= 45):
+            continue  # the crop cut the dot away
+        visible += 1
+        peak_y, peak_x = np.unravel_index(int(brightness[b].argmax()), brightness[b].shape)
+        assert abs(peak_x - x) <= 1.0 and abs(peak_y - y) <= 1.0, (b, (x, y), (peak_x, peak_y))
+    assert visible > 40
+
+
+def test_flip_mirrors_the_image_and_the_landmark_x() -> None:
+    cfg = AugmentConfig(image_size=32, flip=1.0, mean=(0, 0, 0), std=(1, 1, 1))
+    raw, landmarks = _dot_images(4, 32, np.random.default_rng(2))
+    out = BatchAugment(cfg)(raw, torch.Generator().manual_seed(0), landmarks=landmarks)
+    assert out.flipped.all()
+    expected = raw.permute(0, 3, 1, 2).float().div(255).flip(-1)
+    assert torch.allclose(out.images, expected, atol=1e-5)
+    assert torch.allclose(out.landmarks[..., 0], 31 - landmarks[..., 0], atol=1e-4)
+    assert torch.allclose(out.landmarks[..., 1], landmarks[..., 1], atol=1e-4)
+
+
+def test_eval_transform_is_a_plain_normalisation_at_the_input_size() -> None:
+    cfg = AugmentConfig(image_size=16)
+    raw = torch.randint(0, 256, (3, 16, 16, 3), dtype=torch.uint8)
+    mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.std).view(1, 3, 1, 1)
+    expected = (raw.permute(0, 3, 1, 2).float() / 255 - mean) / std
+    assert torch.allclose(BatchAugment(cfg).eval(raw), expected, atol=1e-5)
+
+
+def test_erasing_rate_and_area_match_the_configuration() -> None:
+    cfg = AugmentConfig(image_size=32, flip=0.0, erase=0.5, erase_scale=(0.02, 0.25),
+                        mean=(0, 0, 0), std=(1, 1, 1))
+    raw = torch.full((400, 32, 32, 3), 200, dtype=torch.uint8)
+    out = BatchAugment(cfg)(raw, torch.Generator().manual_seed(3))
+    erased_fraction = (out.images[:, 0] == 0).float().mean(dim=(1, 2))
+    erased = erased_fraction > 0
+    assert erased.float().mean().item() == pytest.approx(0.5, abs=0.08)
+    assert erased_fraction[erased].min() >= 0.01 and erased_fraction[erased].max() <= 0.30
+
+
+def test_same_generator_seed_same_batch() -> None:
+    cfg = AugmentConfig(image_size=24, crop_scale=(0.5, 1.0), brightness=0.3, contrast=0.3, erase=0.5)
+    raw = torch.randint(0, 256, (8, 32, 32, 3), dtype=torch.uint8)
+    aug = BatchAugment(cfg)
+    a = aug(raw, torch.Generator().manual_seed(5)).images
+    b = aug(raw, torch.Generator().manual_seed(5)).images
+    c = aug(raw, torch.Generator().manual_seed(6)).images
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_crop_distribution_matches_torchvision_random_resized_crop() -> None:
+    from torchvision.transforms import RandomResizedCrop
+
+    from fer_bench.engine.augment import _crop_boxes
+
+    scale, ratio, n = (0.3, 1.0), (3 / 4, 4 / 3), 4000
+    cfg = AugmentConfig(image_size=100, crop_scale=scale, crop_ratio=ratio)
+    _, _, w, h = _crop_boxes(n, cfg, torch.Generator().manual_seed(0))
+    ours_area, ours_aspect = (w * h).numpy(), (w / h).numpy()
+    torch.manual_seed(0)
+    img = torch.zeros(3, 100, 100)
+    boxes = [RandomResizedCrop.get_params(img, scale, ratio) for _ in range(n)]
+    tv_area = np.array([bh * bw / 1e4 for _, _, bh, bw in boxes])
+    tv_aspect = np.array([bw / bh for _, _, bh, bw in boxes])
+    for q in (0.1, 0.5, 0.9):
+        assert np.quantile(ours_area, q) == pytest.approx(np.quantile(tv_area, q), abs=0.03)
+        assert np.quantile(ours_aspect, q) == pytest.approx(np.quantile(tv_aspect, q), abs=0.04)
