@@ -52,15 +52,21 @@ UNIFIED: dict[str, Any] = {
     "gamma": 0.9, "epochs": 60, "batch_size": 64, "aug_flip": 0.5, "aug_erase": 0.5,
 }
 
+# The cpu profile was calibrated on synthfer (8,000 training images, two cores):
+# clean labels reach ~90% and 30% symmetric noise costs ~19 points at the last
+# epoch, because the network memorises the flipped labels (train accuracy on the
+# noisy labels passes 85%). Random-resized crops, erasing or colour jitter at
+# this capacity prevent the memorisation altogether, which would hide exactly
+# the effect noise-robust methods exist to fix; so only flips are used.
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu": {
         "arch": "resnet18", "width": 16, "stem": "small", "image_size": 48,
-        "pretrained": "none", "epochs": 10, "batch_size": 64,
+        "pretrained": "none", "epochs": 15, "batch_size": 64,
         "optimizer": "adam", "lr": 2e-3, "weight_decay": 1e-4,
         "schedule": "cosine", "warmup_epochs": 0,
-        "aug_flip": 0.5, "aug_crop_scale": [0.8, 1.0], "aug_erase": 0.25,
-        "aug_brightness": 0.2, "aug_contrast": 0.2,
+        "aug_flip": 0.5, "aug_crop_scale": [1.0, 1.0], "aug_erase": 0.0,
+        "aug_brightness": 0.0, "aug_contrast": 0.0, "aug_saturation": 0.0,
     },
 }
 
