@@ -38,6 +38,7 @@ from tqdm import tqdm
 from ..atomic import save_torch, write_csv, write_json, write_text
 from ..datasets.base import FERDataset
 from ..methods.base import Batch, Method, MethodContext
+from ..models.pretrained import load_pretrained
 from ..noise.files import generate_train_labels, import_train_labels, label_file_text
 from ..paths import results_root
 from ..registry import DATASETS, METHODS, NOISE_MODELS
@@ -210,6 +211,16 @@ def build_context(method_cls: type[Method], recipe: dict[str, Any], seed: int, d
     )
 
 
+def load_backbone_weights(method: Method, recipe: dict[str, Any]) -> list[dict[str, Any]]:
+    """Load the recipe's pretrained weights into the method's backbones; their records."""
+    if recipe["pretrained"] in (None, "", "none"):
+        return []
+    backbones = method.backbones()
+    if not backbones:
+        raise RunError(f"method {type(method).__name__} declares no backbone for --set pretrained=...")
+    return [load_pretrained(b, recipe["pretrained"], recipe["arch"]) for b in backbones]
+
+
 def _images_on(device: torch.device, images: np.ndarray) -> torch.Tensor:
     """The uint8 cache as a tensor; on a GPU the whole cache moves once when it fits."""
     t = torch.from_numpy(np.ascontiguousarray(images))
@@ -344,6 +355,17 @@ def main(spec: RunSpec) -> dict[str, Any]:
             result = json.loads(result_file.read_text())
             result["already_done"] = True
             return result
+    recipe = run.recipe
+    amp = device.type == "cuda"
+    torch.manual_seed(spec.seed)
+    ctx = build_context(run.method_cls, recipe, spec.seed, dataset, train_labels, device)
+    method = run.method_cls(ctx, run.hparams)
+    pretrained = load_backbone_weights(method, recipe)
+    if device.type == "cuda":
+        method.model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(method.param_groups(), recipe)
+    scheduler = build_scheduler(optimizer, recipe, ctx.steps_per_epoch)
+
     if spec.force:
         for f in (result_file, ckpt_file, run_dir / "metrics.csv"):
             f.unlink(missing_ok=True)
@@ -353,16 +375,6 @@ def main(spec: RunSpec) -> dict[str, Any]:
     write_json(run_dir / "noise.json", record.to_dict())
     write_text(run_dir / "train_labels.txt", label_file_text(dataset, train_labels))
     write_json(run_dir / "env.json", environment_record(device))
-
-    recipe = run.recipe
-    amp = device.type == "cuda"
-    torch.manual_seed(spec.seed)
-    ctx = build_context(run.method_cls, recipe, spec.seed, dataset, train_labels, device)
-    method = run.method_cls(ctx, run.hparams)
-    if device.type == "cuda":
-        method.model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(method.param_groups(), recipe)
-    scheduler = build_scheduler(optimizer, recipe, ctx.steps_per_epoch)
 
     rows: list[dict[str, Any]] = []
     start_epoch, elapsed = 0, 0.0
@@ -406,7 +418,7 @@ def main(spec: RunSpec) -> dict[str, Any]:
     result.update(
         confusion_last=rows[-1]["confusion"], epochs=len(rows), train_seconds=train_time,
         wall_seconds=elapsed, images_per_second=sum(r["images_per_s"] * r["train_seconds"] for r in rows) / train_time,
-        device=str(device), noise_record=record.to_dict(), run_dir=str(run_dir),
+        device=str(device), pretrained=pretrained, noise_record=record.to_dict(), run_dir=str(run_dir),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     final_labels = ctx.train_labels.cpu().numpy()

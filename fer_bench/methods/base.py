@@ -10,7 +10,8 @@ augmentation, optimiser, schedule, evaluation, checkpoints). The contract:
   with ``--protocol official``. ``--protocol unified`` ignores it.
 * :meth:`build_model` returns the network; :meth:`training_step` returns the
   loss for one augmented :class:`Batch`; :meth:`predict` returns test logits.
-* Optional hooks: :meth:`param_groups` (per-group lr scales),
+* Optional hooks: :meth:`param_groups` (per-group lr scales), :meth:`backbones`
+  (where pretrained weights go),
   :meth:`on_epoch_start` / :meth:`on_epoch_end`, :meth:`epoch_indices`
   (a custom sampler), :meth:`extra_state` / :meth:`load_extra_state` (anything
   besides the model that must survive a resume), and :meth:`on_train_end`
@@ -122,6 +123,11 @@ class Method:
     def param_groups(self) -> list[dict[str, Any]]:
         """Parameter groups; a group may carry ``lr_scale`` (multiplies the recipe's lr)."""
         return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+
+    def backbones(self) -> list[nn.Module]:
+        """The modules that ``--set pretrained=...`` weights load into (torchvision ResNet names)."""
+        backbone = getattr(self.model, "backbone", None)
+        return [backbone] if isinstance(backbone, nn.Module) else []
 
     def on_epoch_start(self, epoch: int) -> None:
         pass

@@ -1,0 +1,89 @@
+"""Loading pretrained backbone weights so that a wrong file can never load silently.
+
+A checkpoint's tensors are matched to the backbone by name and shape (after
+unwrapping ``state_dict``/``model`` containers and stripping ``module.``-style
+prefixes); if fewer than 95% of the backbone's tensors find a match, loading
+fails with the names that did not match. SCN's released loader matched none
+of its keys and trained from ImageNet weights without a word; here that is an
+error. The file's sha256 goes into the run record.
+
+Sources: ``none``; ``imagenet`` (torchvision's file, which must already be in
+the torch hub cache: nothing is downloaded); or a path to a ``.pth`` state dict
+with torchvision ResNet names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+MIN_MATCHED = 0.95
+
+# torchvision's ImageNet weight files (IMAGENET1K_V1), as named in its hub cache.
+IMAGENET_FILES = {
+    "resnet18": "resnet18-f37072fd.pth",
+    "resnet34": "resnet34-b627a593.pth",
+    "resnet50": "resnet50-0676ba61.pth",
+}
+CONTAINER_KEYS = ("state_dict", "model", "model_state_dict", "net")
+PREFIXES = ("module.", "backbone.", "model.", "encoder.")
+
+
+class PretrainedError(ValueError):
+    """A checkpoint that is missing, unreadable, or does not fit the backbone."""
+
+
+def imagenet_path(arch: str) -> Path:
+    if arch not in IMAGENET_FILES:
+        raise PretrainedError(f"no ImageNet weights known for {arch}")
+    return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILES[arch]
+
+
+def _state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    while isinstance(obj, dict):
+        inner = next((obj[k] for k in CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, dict) or not obj:
+        raise PretrainedError(f"{path} holds no state dict")
+    out = {}
+    for key, value in obj.items():
+        for prefix in PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        if isinstance(value, torch.Tensor):
+            out[key] = value
+    return out
+
+
+def load_pretrained(backbone: nn.Module, source: Optional[str], arch: str) -> Optional[dict[str, Any]]:
+    """Load ``source`` into ``backbone``; return ``{file, sha256, matched, total}`` or None for ``none``."""
+    if source in (None, "", "none"):
+        return None
+    path = imagenet_path(arch) if source == "imagenet" else Path(source)
+    if not path.is_file():
+        hint = (f"; torchvision's {arch} ImageNet file must be placed there by hand (nothing is downloaded)"
+                if source == "imagenet" else "")
+        raise PretrainedError(f"pretrained weights not found: {path}{hint}")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise PretrainedError(f"cannot read {path} as a tensor checkpoint: {str(exc).splitlines()[0]}") from None
+    state = _state_dict(raw, path)
+    target = backbone.state_dict()
+    matched = {k: v for k, v in state.items() if k in target and v.shape == target[k].shape}
+    if len(matched) < MIN_MATCHED * len(target):
+        unmatched = [k for k in target if k not in matched]
+        raise PretrainedError(
+            f"{path} matches only {len(matched)} of {len(target)} backbone tensors "
+            f"(need {MIN_MATCHED:.0%}); unmatched: {', '.join(unmatched[:6])}"
+            + (f" and {len(unmatched) - 6} more" if len(unmatched) > 6 else "")
+        )
+    backbone.load_state_dict(matched, strict=False)
+    return {"file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "matched": len(matched), "total": len(target)}
