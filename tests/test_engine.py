@@ -107,3 +107,10 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(tiny_synth: Path, tmp_p
     res_b = json.loads((run_b / "result.json").read_text())
     for key in ("acc_last", "acc_best", "acc_last5", "mean_class_acc_last", "confusion_last"):
         assert res_a[key] == res_b[key], key
+
+
+def test_rate_zero_of_any_model_is_the_clean_run(tiny_synth: Path, tmp_path: Path) -> None:
+    clean = engine.main(tiny_spec(tiny_synth, tmp_path, noise="none"))
+    same = engine.main(tiny_spec(tiny_synth, tmp_path, noise="sym", rate=0.0))
+    assert same.get("already_done") and same["run_dir"] == clean["run_dir"]
+    assert clean["noise_record"]["n_flipped"] == 0

@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -120,6 +120,8 @@ def resolve(spec: RunSpec) -> ResolvedRun:
         raise RunError(f"noise file not found: {spec.noise_file}")
     if spec.confusion and not Path(spec.confusion).is_file():
         raise RunError(f"confusion matrix file not found: {spec.confusion}")
+    if spec.rate == 0 and not spec.noise_file:
+        spec = replace(spec, noise="none", exact=False)  # every rate-0 model yields the clean labels
     profile = spec.profile or getattr(dataset_cls, "default_profile", "paper")
     recipe, hparams = recipes.resolve(method_cls.recipe, method_cls.hparams, spec.protocol, profile, spec.overrides)
     noise_seed = spec.seed if spec.noise_seed is None else spec.noise_seed
