@@ -155,7 +155,7 @@ class BatchAugment:
         x = self._colour_jitter(x, gen)
         x = self._normalise(x)
         if cfg.erase > 0:
-            x = self._erase(x, gen)
+            x = random_erase(x, gen, cfg.erase, cfg.erase_scale, cfg.erase_ratio)
         return AugmentedBatch(x.contiguous(), out_landmarks, flip, theta)
 
     def _colour_jitter(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -176,22 +176,28 @@ class BatchAugment:
             x = ((x - gray) * factors(cfg.saturation) + gray).clamp_(0, 1)
         return x
 
-    def _erase(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """RandomErasing with value 0 (torchvision's default), one box per chosen sample."""
-        cfg = self.cfg
-        b, _, hh, ww = x.shape
-        apply = torch.rand(b, generator=gen) < cfg.erase
-        area = _uniform(b, *cfg.erase_scale, gen) * hh * ww
-        ratio = torch.exp(_uniform(b, math.log(cfg.erase_ratio[0]), math.log(cfg.erase_ratio[1]), gen))
-        eh = torch.sqrt(area * ratio).round().clamp(1, hh).long()
-        ew = torch.sqrt(area / ratio).round().clamp(1, ww).long()
-        top = (torch.rand(b, generator=gen, dtype=torch.float64) * (hh - eh + 1)).long()
-        left = (torch.rand(b, generator=gen, dtype=torch.float64) * (ww - ew + 1)).long()
-        rows = torch.arange(hh).view(1, hh, 1)
-        cols = torch.arange(ww).view(1, 1, ww)
-        mask = (
-            (rows >= top.view(b, 1, 1)) & (rows < (top + eh).view(b, 1, 1))
-            & (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1))
-            & apply.view(b, 1, 1)
-        )
-        return x.masked_fill(mask.to(x.device).unsqueeze(1), 0.0)
+
+def random_erase(x: torch.Tensor, gen: torch.Generator, p: float,
+                 scale: tuple[float, float] = (0.02, 0.25),
+                 ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+    """RandomErasing with value 0 (torchvision's default), one box per chosen sample.
+
+    Each sample is erased with probability ``p``; the box's area fraction is
+    uniform in ``scale`` and its aspect ratio log-uniform in ``ratio``.
+    """
+    b, _, hh, ww = x.shape
+    apply = torch.rand(b, generator=gen) < p
+    area = _uniform(b, *scale, gen) * hh * ww
+    aspect = torch.exp(_uniform(b, math.log(ratio[0]), math.log(ratio[1]), gen))
+    eh = torch.sqrt(area * aspect).round().clamp(1, hh).long()
+    ew = torch.sqrt(area / aspect).round().clamp(1, ww).long()
+    top = (torch.rand(b, generator=gen, dtype=torch.float64) * (hh - eh + 1)).long()
+    left = (torch.rand(b, generator=gen, dtype=torch.float64) * (ww - ew + 1)).long()
+    rows = torch.arange(hh).view(1, hh, 1)
+    cols = torch.arange(ww).view(1, 1, ww)
+    mask = (
+        (rows >= top.view(b, 1, 1)) & (rows < (top + eh).view(b, 1, 1))
+        & (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1))
+        & apply.view(b, 1, 1)
+    )
+    return x.masked_fill(mask.to(x.device).unsqueeze(1), 0.0)

@@ -256,6 +256,7 @@ def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, im
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen_logits = 0
+    log_sums: dict[str, torch.Tensor] = {}
     start = time.perf_counter()
     for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{ctx.epochs}", leave=False, disable=not progress):
         idx_dev = idx.to(device, non_blocking=True)
@@ -276,6 +277,8 @@ def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, im
         if out.logits is not None:
             correct += (out.logits.detach().argmax(1) == batch.labels).sum()
             seen_logits += len(idx)
+        for key, value in out.logs.items():
+            log_sums[key] = log_sums.get(key, 0) + value.detach().float() * len(idx)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -285,6 +288,7 @@ def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, im
         raise RunError(f"training loss became {loss} in epoch {epoch + 1}; lower the lr (--set lr=...)")
     row = {"train_loss": loss, "train_acc_noisy": float(correct) / seen_logits if seen_logits else float("nan"),
            "train_seconds": seconds, "images_per_s": n_seen / seconds}
+    row.update({key: float(total) / n_seen for key, total in log_sums.items()})
     row.update(method.on_epoch_end(epoch))
     return row
 

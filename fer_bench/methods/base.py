@@ -87,11 +87,15 @@ class Batch:
 
 @dataclass
 class StepOutput:
-    """The loss to minimise, optionally the logits (for train accuracy) and scalars to log."""
+    """The loss to minimise, optionally the logits (for train accuracy) and scalars to log.
+
+    ``logs`` holds 0-d tensors; the engine averages them over the epoch into
+    metrics.csv without reading them every step (which would stall a GPU).
+    """
 
     loss: torch.Tensor
     logits: Optional[torch.Tensor] = None
-    logs: dict[str, float] = field(default_factory=dict)
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Method:
