@@ -68,6 +68,8 @@ def main() -> None:
 @click.option("--method", default="baseline", show_default=True, help="A registered method (fer-bench methods list).")
 @click.option("--dataset", default="synthfer", show_default=True, help="A registered dataset.")
 @click.option("--root", type=click.Path(), help="Dataset directory (default: datasets/<dataset>).")
+@click.option("--data", "data_opts", multiple=True, metavar="KEY=VALUE",
+              help="A dataset loader option, e.g. classes=7 or label_mode=probability (repeatable).")
 @click.option("--noise", default="none", show_default=True, help="Noise model: sym, asym, confusion, none, or a plugin's.")
 @click.option("--rate", default=0.0, type=float, show_default=True, help="Noise rate in [0, 1).")
 @click.option("--exact", is_flag=True, help="Flip exactly round(rate*n) labels (default: per-sample Bernoulli).")
@@ -82,13 +84,13 @@ def main() -> None:
 @click.option("--out", type=click.Path(), help="Runs root (default: results/runs).")
 @click.option("--force", is_flag=True, help="Re-run even if the run directory holds a finished or different run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(sets: tuple[str, ...], quiet: bool, **kw: Any) -> None:
+def run(sets: tuple[str, ...], data_opts: tuple[str, ...], quiet: bool, **kw: Any) -> None:
     """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
     from .engine.recipe import parse_sets
     from .engine.run import RunSpec, format_summary
     from .engine.run import main as run_main
 
-    spec = RunSpec(overrides=parse_sets(sets), progress=not quiet, **kw)
+    spec = RunSpec(overrides=parse_sets(sets), data_options=parse_sets(data_opts, "--data"), progress=not quiet, **kw)
     result = run_main(spec)
     if result.get("already_done"):
         click.echo(f"already finished (use --force to re-run): {result['run_dir']}")
@@ -192,20 +194,23 @@ def noise_list() -> None:
 @plugin_option
 @click.option("--dataset", default="synthfer", show_default=True)
 @click.option("--root", type=click.Path())
+@click.option("--data", "data_opts", multiple=True, metavar="KEY=VALUE", help="A dataset loader option (repeatable).")
 @click.option("--noise", required=True, help="Noise model.")
 @click.option("--rate", required=True, type=float)
 @click.option("--noise-seed", default=0, type=int, show_default=True)
 @click.option("--exact", is_flag=True)
 @click.option("--confusion", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="Label file to write (plus FILE.json).")
-def noise_export(dataset: str, root: Optional[str], noise: str, rate: float, noise_seed: int, exact: bool,
-                 confusion: Optional[str], out: str) -> None:
+def noise_export(dataset: str, root: Optional[str], data_opts: tuple[str, ...], noise: str, rate: float,
+                 noise_seed: int, exact: bool, confusion: Optional[str], out: str) -> None:
     """Write noisy train labels in the dataset's own label-file format, with their record."""
+    from .engine.recipe import parse_sets
+    from .engine.run import load_dataset
     from .noise.files import export_train_labels, generate_train_labels
 
     if not 0.0 <= rate < 1.0:
         raise UserError(f"noise rate {rate} is outside [0, 1)")
-    ds = DATASETS.get(dataset).load(Path(root) if root else None)
+    ds = load_dataset(DATASETS.get(dataset), root, parse_sets(data_opts, "--data"), progress=True)
     labels, record = generate_train_labels(ds, noise, rate, noise_seed, exact, Path(confusion) if confusion else None)
     sha = export_train_labels(ds, labels, record, Path(out))
     click.echo(record.summary())
@@ -217,11 +222,14 @@ def noise_export(dataset: str, root: Optional[str], noise: str, rate: float, noi
 @click.argument("file", type=click.Path())
 @click.option("--dataset", default="synthfer", show_default=True)
 @click.option("--root", type=click.Path())
-def noise_inspect(file: str, dataset: str, root: Optional[str]) -> None:
+@click.option("--data", "data_opts", multiple=True, metavar="KEY=VALUE", help="A dataset loader option (repeatable).")
+def noise_inspect(file: str, dataset: str, root: Optional[str], data_opts: tuple[str, ...]) -> None:
     """Print the record of a label file measured against the dataset's clean labels."""
+    from .engine.recipe import parse_sets
+    from .engine.run import load_dataset
     from .noise.files import import_train_labels
 
-    ds = DATASETS.get(dataset).load(Path(root) if root else None)
+    ds = load_dataset(DATASETS.get(dataset), root, parse_sets(data_opts, "--data"), progress=True)
     _, record = import_train_labels(ds, Path(file))
     click.echo(record.summary())
 

@@ -177,3 +177,8 @@ def test_noise_export_then_inspect(tiny_synth: Path, tmp_path: Path) -> None:
     assert "realised 0.3021 (29 of 96 labels changed)" in res.output  # exact: round(0.3 * 96) = 29
     inspected = invoke("noise", "inspect", str(out), "--root", str(tiny_synth))
     assert inspected.exit_code == 0 and "29 of 96 labels changed" in inspected.output
+
+
+def test_unknown_dataset_option_names_the_accepted_ones(tiny_synth: Path) -> None:
+    res = CliRunner().invoke(main, ["run", "--root", str(tiny_synth), "--data", "classes=9", "--quiet", *TINY_SETS])
+    assert res.exit_code == 2 and "dataset option(s) classes not understood" in res.output

@@ -90,11 +90,11 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def parse_sets(items: Iterable[str]) -> dict[str, Any]:
+def parse_sets(items: Iterable[str], option: str = "--set") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise RecipeError(f"--set expects key=value, got {item!r}")
+            raise RecipeError(f"{option} expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         out[key.strip()] = parse_value(value)
     return out

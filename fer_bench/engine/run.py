@@ -23,6 +23,7 @@ augmentation and in-model randomness come from generators seeded by
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import time
@@ -60,6 +61,7 @@ class RunSpec:
     method: str = "baseline"
     dataset: str = "synthfer"
     root: Optional[str] = None
+    data_options: dict[str, Any] = field(default_factory=dict)
     noise: str = "none"
     rate: float = 0.0
     exact: bool = False
@@ -102,8 +104,9 @@ class ResolvedRun:
         if self.profile != getattr(self.dataset_cls, "default_profile", "paper"):
             variant.append(f"profile={self.profile}")
         variant += [f"{k}={v}" for k, v in sorted(s.overrides.items())]
+        dataset_part = s.dataset.lower() + "".join(f"+{k}={v}" for k, v in sorted(s.data_options.items()))
         seed_part = f"seed{s.seed}" + (f"-noise{self.noise_seed}" if self.noise_seed != s.seed else "")
-        return root / s.dataset.lower() / noise_part / "+".join(variant) / seed_part
+        return root / dataset_part / noise_part / "+".join(variant) / seed_part
 
 
 def resolve(spec: RunSpec) -> ResolvedRun:
@@ -156,7 +159,8 @@ def augment_config(recipe: dict[str, Any]) -> AugmentConfig:
 def config_record(run: ResolvedRun, noise_sha: str) -> dict[str, Any]:
     s = run.spec
     return {
-        "method": s.method.lower(), "dataset": s.dataset.lower(), "root": s.root, "seed": s.seed,
+        "method": s.method.lower(), "dataset": s.dataset.lower(), "root": s.root,
+        "data_options": s.data_options, "seed": s.seed,
         "noise": {"model": "file" if s.noise_file else s.noise, "rate": s.rate, "exact": s.exact,
                   "noise_seed": None if s.noise_file else run.noise_seed, "confusion": s.confusion,
                   "file": s.noise_file, "label_file_sha256": noise_sha},
@@ -334,8 +338,20 @@ def format_summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def load_dataset(dataset_cls: Any, root: Optional[str], options: dict[str, Any], progress: bool) -> FERDataset:
+    """Call a registered dataset's ``load`` with its keyword options, checked by name first."""
+    params = inspect.signature(dataset_cls.load).parameters
+    accepted = [n for n, p in params.items()
+                if n not in ("root", "progress") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        raise RunError(f"dataset option(s) {', '.join(unknown)} not understood; "
+                       f"this dataset takes: {', '.join(accepted) or 'none'}")
+    return dataset_cls.load(Path(root) if root else None, progress=progress, **options)
+
+
 def prepare(run: ResolvedRun, progress: bool) -> tuple[FERDataset, np.ndarray, Any, dict[str, Any]]:
-    dataset = run.dataset_cls.load(Path(run.spec.root) if run.spec.root else None, progress=progress)
+    dataset = load_dataset(run.dataset_cls, run.spec.root, run.spec.data_options, progress)
     labels, record = make_train_labels(run, dataset)
     config = config_record(run, record.label_file_sha256)
     return dataset, labels, record, config
@@ -448,9 +464,11 @@ def evaluate_run(run_dir: Path, dataset_name: Optional[str] = None, root: Option
     method_cls = METHODS.get(config["method"])
     dataset_cls = DATASETS.get(dataset_name or config["dataset"])
     device = select_device(device_name)
-    if root is None and (dataset_name is None or dataset_name == config["dataset"]):
-        root = config.get("root")
-    dataset = dataset_cls.load(Path(root) if root else None, progress=progress)
+    options: dict[str, Any] = {}
+    if dataset_name is None or dataset_name == config["dataset"]:
+        root = root or config.get("root")
+        options = config.get("data_options", {})
+    dataset = load_dataset(dataset_cls, root, options, progress)
     recipe = config["recipe"]
     # The method is built only for its model, so the clean train labels stand in for the noisy ones.
     ctx = build_context(method_cls, recipe, config["seed"], dataset, dataset.train.labels, device)
