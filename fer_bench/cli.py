@@ -80,17 +80,22 @@ def main() -> None:
 @click.option("--protocol", default="official", show_default=True, type=click.Choice(["official", "unified"]))
 @click.option("--profile", default=None, help="paper | cpu (default: the dataset's; cpu for synthfer).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a recipe key or hyper-parameter.")
+@click.option("--pretrained", help="Backbone weights: a checkpoint FILE, imagenet, or none (same as --set pretrained=...).")
+@click.option("--trust-pickle", is_flag=True, help="Allow reading a pickled (.pkl) checkpoint, which can run code.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
 @click.option("--out", type=click.Path(), help="Runs root (default: results/runs).")
 @click.option("--force", is_flag=True, help="Re-run even if the run directory holds a finished or different run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(sets: tuple[str, ...], data_opts: tuple[str, ...], quiet: bool, **kw: Any) -> None:
+def run(sets: tuple[str, ...], data_opts: tuple[str, ...], pretrained: Optional[str], quiet: bool, **kw: Any) -> None:
     """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
     from .engine.recipe import parse_sets
     from .engine.run import RunSpec, format_summary
     from .engine.run import main as run_main
 
-    spec = RunSpec(overrides=parse_sets(sets), data_options=parse_sets(data_opts, "--data"), progress=not quiet, **kw)
+    overrides = parse_sets(sets)
+    if pretrained:
+        overrides["pretrained"] = pretrained
+    spec = RunSpec(overrides=overrides, data_options=parse_sets(data_opts, "--data"), progress=not quiet, **kw)
     result = run_main(spec)
     if result.get("already_done"):
         click.echo(f"already finished (use --force to re-run): {result['run_dir']}")

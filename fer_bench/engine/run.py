@@ -72,6 +72,7 @@ class RunSpec:
     protocol: str = "official"
     profile: Optional[str] = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    trust_pickle: bool = False
     device: str = "auto"
     out: Optional[str] = None
     force: bool = False
@@ -217,14 +218,14 @@ def build_context(method_cls: type[Method], recipe: dict[str, Any], seed: int, d
     )
 
 
-def load_backbone_weights(method: Method, recipe: dict[str, Any]) -> list[dict[str, Any]]:
+def load_backbone_weights(method: Method, recipe: dict[str, Any], trust_pickle: bool) -> list[dict[str, Any]]:
     """Load the recipe's pretrained weights into the method's backbones; their records."""
     if recipe["pretrained"] in (None, "", "none"):
         return []
     backbones = method.backbones()
     if not backbones:
         raise RunError(f"method {type(method).__name__} declares no backbone for --set pretrained=...")
-    return [load_pretrained(b, recipe["pretrained"], recipe["arch"]) for b in backbones]
+    return [load_pretrained(b, recipe["pretrained"], recipe["arch"], trust_pickle) for b in backbones]
 
 
 def _images_on(device: torch.device, images: np.ndarray) -> torch.Tensor:
@@ -382,7 +383,7 @@ def main(spec: RunSpec) -> dict[str, Any]:
     torch.manual_seed(spec.seed)
     ctx = build_context(run.method_cls, recipe, spec.seed, dataset, train_labels, device)
     method = run.method_cls(ctx, run.hparams)
-    pretrained = load_backbone_weights(method, recipe)
+    pretrained = load_backbone_weights(method, recipe, spec.trust_pickle)
     if device.type == "cuda":
         method.model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(method.param_groups(), recipe)

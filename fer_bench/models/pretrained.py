@@ -8,16 +8,26 @@ of its keys and trained from ImageNet weights without a word; here that is an
 error. The file's sha256 goes into the run record.
 
 Sources: ``none``; ``imagenet`` (torchvision's file, which must already be in
-the torch hub cache: nothing is downloaded); or a path to a ``.pth`` state dict
-with torchvision ResNet names.
+the torch hub cache: nothing is downloaded); or a path to a checkpoint. The
+formats the peers use all carry torchvision ResNet names once unwrapped:
+
+* ``resnet18_msceleb.pth`` (DACL/RUL/EAC): ``{"state_dict": {...}}``;
+* ``ijba_res18_naive.pth.tar`` (RAN/SCN): ``{"state_dict": {"module.conv1.weight": ...}}``
+  with extra ``feature``/``fc`` heads, which are not part of the backbone and are ignored;
+* EAC's VGGFace2 ``resnet50_ft_weight.pkl``: a pickled dict of numpy arrays. Unpickling
+  can run arbitrary code, so it is read only when the caller passes ``trust_pickle``
+  (``--trust-pickle`` on the command line); everything else loads with ``weights_only``;
+* a plain torchvision state dict.
 """
 
 from __future__ import annotations
 
 import hashlib
+import pickle
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -61,7 +71,16 @@ def _state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_pretrained(backbone: nn.Module, source: Optional[str], arch: str) -> Optional[dict[str, Any]]:
+def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
+    with open(path, "rb") as f:
+        obj = pickle.load(f, encoding="latin1")
+    if not isinstance(obj, dict):
+        raise PretrainedError(f"{path} is a pickle of {type(obj).__name__}, not a dict of arrays")
+    return {k: torch.as_tensor(np.asarray(v)) for k, v in obj.items() if isinstance(v, (np.ndarray, np.generic))}
+
+
+def load_pretrained(backbone: nn.Module, source: Optional[str], arch: str,
+                    trust_pickle: bool = False) -> Optional[dict[str, Any]]:
     """Load ``source`` into ``backbone``; return ``{file, sha256, matched, total}`` or None for ``none``."""
     if source in (None, "", "none"):
         return None
@@ -70,10 +89,17 @@ def load_pretrained(backbone: nn.Module, source: Optional[str], arch: str) -> Op
         hint = (f"; torchvision's {arch} ImageNet file must be placed there by hand (nothing is downloaded)"
                 if source == "imagenet" else "")
         raise PretrainedError(f"pretrained weights not found: {path}{hint}")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise PretrainedError(f"cannot read {path} as a tensor checkpoint: {str(exc).splitlines()[0]}") from None
+    if path.suffix == ".pkl":
+        if not trust_pickle:
+            raise PretrainedError(f"{path} is a pickle, which can run code when read; "
+                                  f"pass --trust-pickle if you trust its source")
+        raw: Any = _read_pickle(path)
+    else:
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise PretrainedError(
+                f"cannot read {path} as a tensor checkpoint: {str(exc).strip().splitlines()[0]}") from None
     state = _state_dict(raw, path)
     target = backbone.state_dict()
     matched = {k: v for k, v in state.items() if k in target and v.shape == target[k].shape}
