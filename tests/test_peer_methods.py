@@ -140,3 +140,14 @@ def test_cam_uses_detached_classifier_weights() -> None:
     _, fmap = net.forward_with_map(torch.randn(2, 3, 8, 8))
     class_activation_maps(fmap, net.fc.weight).sum().backward()
     assert net.fc.weight.grad is None and net.backbone.conv.weight.grad is not None
+
+
+def test_different_class_partners() -> None:
+    from fer_bench.methods.rul import different_class_partners
+
+    torch.manual_seed(0)
+    labels = torch.tensor([0, 0, 1, 2, 2, 2])
+    partner = different_class_partners(labels)
+    assert (labels[partner] != labels).all()
+    alone = different_class_partners(torch.tensor([3, 3, 3]))
+    assert alone.tolist() == [0, 1, 2]  # no other class in the batch: paired with itself

@@ -14,9 +14,10 @@ must lean towards the harder sample, so the uncertainty head learns which
 samples are hard (noisy or ambiguous). At test time the prediction is
 ``fc(mu(x))``: the uncertainty branch is not used.
 
-Choices (code vs paper): pairs are random as in the code (a sample may be
-paired with one of the same class, or itself); the paper's text mixes samples
-of different classes. The authors added SCN's relabelling for their noisy-label
+Choices (code vs paper): pairs are a random permutation as in the code (a
+sample may be paired with one of the same class, or itself); the paper's text
+mixes samples of different classes, which ``--set pairs=different_class`` does
+(each sample draws a partner of another class from the batch when there is one). The authors added SCN's relabelling for their noisy-label
 results, but it is not in the released code nor part of the method the paper
 describes, so it is off by default (``--set relabel=true`` turns it on, with
 SCN's margin and start epoch): the default measures RUL itself. The classifier
@@ -74,6 +75,16 @@ class RULNet(nn.Module):
         return self.fc(self.mean_head(self.backbone(x)))
 
 
+def different_class_partners(labels: torch.Tensor) -> torch.Tensor:
+    """For each sample, a random partner in the batch with another label (itself if none has one)."""
+    scores = torch.rand(labels.shape[0], labels.shape[0], device=labels.device)
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    scores = scores.masked_fill(same, -1.0)
+    partner = scores.argmax(dim=1)
+    alone = same.all(dim=1)
+    return torch.where(alone, torch.arange(labels.shape[0], device=labels.device), partner)
+
+
 def mix_by_uncertainty(mu: torch.Tensor, u: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``w * mu + (1 - w) * mu[perm]`` with ``w = u / (u + u[perm])``; returns (mixture, w)."""
     w = u / (u + u[perm])
@@ -86,6 +97,7 @@ class RUL(Method):
 
     hparams = {
         "dropout": 0.4,
+        "pairs": "random",      # random (official code) | different_class (paper)
         "relabel": False,       # SCN-style relabelling, used by the authors for noisy runs (not in the code)
         "delta2": 0.2,
         "relabel_epoch": 10,
@@ -97,6 +109,8 @@ class RUL(Method):
 
     def __init__(self, ctx, hparams) -> None:
         super().__init__(ctx, hparams)
+        if self.hp.pairs not in ("random", "different_class"):
+            raise ValueError(f"rul: pairs must be 'random' or 'different_class', got {self.hp.pairs!r}")
         self._epoch = 0
         self._relabelled = torch.zeros((), dtype=torch.long, device=ctx.device)
 
@@ -116,7 +130,10 @@ class RUL(Method):
 
     def training_step(self, batch: Batch) -> StepOutput:
         mu, u = self.model.embed(batch.images)
-        perm = torch.randperm(mu.shape[0], device=mu.device)
+        if self.hp.pairs == "random":
+            perm = torch.randperm(mu.shape[0], device=mu.device)
+        else:
+            perm = different_class_partners(batch.labels)
         mixed, _ = mix_by_uncertainty(mu, u, perm)
         logits_mixed = self.model.fc(mixed)
         loss = 0.5 * F.cross_entropy(logits_mixed, batch.labels) + 0.5 * F.cross_entropy(logits_mixed, batch.labels[perm])
