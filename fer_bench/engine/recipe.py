@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "gamma": 0.9,                 # exponential and step decay factor
     "milestones": [],             # step: epochs at which lr is multiplied by gamma
     "warmup_epochs": 0,
+    "sampler": "random",          # random | balanced | progressive (engine/samplers.py)
     "aug_flip": 0.5,
     "aug_crop_scale": [1.0, 1.0],
     "aug_crop_ratio": [0.75, 1.3333333333333333],

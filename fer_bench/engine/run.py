@@ -48,6 +48,7 @@ from .augment import AugmentConfig, BatchAugment
 from .environment import environment_record
 from .metrics import accuracy, confusion_matrix, mean_class_accuracy, summarise_epochs
 from .optim import build_optimizer, build_scheduler
+from .samplers import SAMPLERS, epoch_order
 
 
 class RunError(ValueError):
@@ -128,6 +129,8 @@ def resolve(spec: RunSpec) -> ResolvedRun:
         spec = replace(spec, noise="none", exact=False)  # every rate-0 model yields the clean labels
     profile = spec.profile or getattr(dataset_cls, "default_profile", "paper")
     recipe, hparams = recipes.resolve(method_cls.recipe, method_cls.hparams, spec.protocol, profile, spec.overrides)
+    if recipe["sampler"] not in SAMPLERS:
+        raise RunError(f"unknown sampler {recipe['sampler']!r}; known: {', '.join(SAMPLERS)}")
     noise_seed = spec.seed if spec.noise_seed is None else spec.noise_seed
     return ResolvedRun(spec, method_cls, dataset_cls, profile, recipe, hparams, noise_seed)
 
@@ -215,6 +218,7 @@ def build_context(method_cls: type[Method], recipe: dict[str, Any], seed: int, d
         device=device, recipe=recipe, epochs=recipe["epochs"],
         steps_per_epoch=max(1, n // recipe["batch_size"]),
         augment=BatchAugment(augment_config(recipe)), seed=seed, train_landmarks=landmarks,
+        train_names=list(dataset.train.names),
     )
 
 
@@ -242,7 +246,7 @@ def epoch_batches(method: Method, ctx: MethodContext, epoch: int, gen: torch.Gen
     (a batch of one breaks batch normalisation, and LA-Net's official loader drops it too)."""
     order = method.epoch_indices(epoch, gen)
     if order is None:
-        order = torch.randperm(ctx.num_train, generator=gen)
+        order = epoch_order(ctx.recipe["sampler"], ctx.train_labels.cpu(), epoch, ctx.epochs, gen)
     bs = ctx.recipe["batch_size"]
     batches = list(order.split(bs))
     if len(batches) > 1 and len(batches[-1]) < bs:

@@ -55,6 +55,7 @@ class MethodContext:
     augment: BatchAugment
     seed: int
     train_landmarks: Optional[torch.Tensor] = None
+    train_names: list[str] = field(default_factory=list)
 
     @property
     def num_train(self) -> int:
