@@ -80,13 +80,16 @@ def main() -> None:
 @click.option("--protocol", default="official", show_default=True, type=click.Choice(["official", "unified"]))
 @click.option("--profile", default=None, help="paper | cpu (default: the dataset's; cpu for synthfer).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a recipe key or hyper-parameter.")
+@click.option("--sampler", type=click.Choice(["random", "balanced", "progressive"]),
+              help="Epoch sampler for any method (default: the recipe's; random).")
 @click.option("--pretrained", help="Backbone weights: a checkpoint FILE, imagenet, or none (same as --set pretrained=...).")
 @click.option("--trust-pickle", is_flag=True, help="Allow reading a pickled (.pkl) checkpoint, which can run code.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
 @click.option("--out", type=click.Path(), help="Runs root (default: results/runs).")
 @click.option("--force", is_flag=True, help="Re-run even if the run directory holds a finished or different run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(sets: tuple[str, ...], data_opts: tuple[str, ...], pretrained: Optional[str], quiet: bool, **kw: Any) -> None:
+def run(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optional[str], pretrained: Optional[str],
+        quiet: bool, **kw: Any) -> None:
     """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
     from .engine.recipe import parse_sets
     from .engine.run import RunSpec, format_summary
@@ -95,6 +98,8 @@ def run(sets: tuple[str, ...], data_opts: tuple[str, ...], pretrained: Optional[
     overrides = parse_sets(sets)
     if pretrained:
         overrides["pretrained"] = pretrained
+    if sampler:
+        overrides["sampler"] = sampler
     spec = RunSpec(overrides=overrides, data_options=parse_sets(data_opts, "--data"), progress=not quiet, **kw)
     result = run_main(spec)
     if result.get("already_done"):
@@ -152,7 +157,7 @@ def methods_list() -> None:
 
 @main.group(cls=Group)
 def data() -> None:
-    """Datasets: list them, generate the synthetic one."""
+    """Datasets: list them, check a real one's layout, generate the synthetic one."""
 
 
 @data.command("list")
@@ -160,6 +165,27 @@ def data() -> None:
 def data_list() -> None:
     """List the registered datasets."""
     _print_entries(DATASETS)
+
+
+@data.command("check")
+@plugin_option
+@click.option("--dataset", required=True, help="A registered real dataset (rafdb, ferplus, affectnet).")
+@click.option("--root", type=click.Path(), help="Dataset directory (default: datasets/<dataset>).")
+@click.option("--data", "data_opts", multiple=True, metavar="KEY=VALUE",
+              help="A loader option, e.g. images=original, classes=8, layout=csv (repeatable).")
+@click.option("--quick", is_flag=True, help="Only check that image files exist (no decoding).")
+def data_check(dataset: str, root: Optional[str], data_opts: tuple[str, ...], quick: bool) -> None:
+    """Validate a dataset's layout and report counts, class mapping and every problem.
+
+    Exits with 0 when no problem was found and 2 otherwise.
+    """
+    from .datasets.check import check_dataset
+    from .engine.recipe import parse_sets
+
+    report = check_dataset(dataset, Path(root) if root else None, deep=not quick, **parse_sets(data_opts, "--data"))
+    click.echo(report.format())
+    if not report.ok:
+        sys.exit(2)
 
 
 @data.command("synth")

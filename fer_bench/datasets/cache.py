@@ -2,16 +2,20 @@
 
 Decoding thousands of JPEGs per epoch is what keeps the peers' GPUs waiting.
 A dataset decodes its images once into one ``(N, H, W, 3)`` uint8 ``.npy``
-file, keyed by a hash of the manifest (paths, sizes, modification times and the
-target size), so a changed dataset never reads a stale cache; later runs
-memory-map it. A missing or unreadable image is an error that names the file.
+file, keyed by a hash of the manifest (paths, sizes, modification times, the
+crop boxes and the target size), so a changed dataset never reads a stale
+cache; later runs memory-map it. A missing or unreadable image is an error that
+names the file, unless the caller asks to skip bad images: then the cache holds
+the readable ones and a ``.bad.json`` beside it lists the skipped files.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -22,22 +26,47 @@ from tqdm import tqdm
 from .base import DatasetError
 
 
-def manifest_hash(paths: Sequence[Path], size: Optional[int]) -> str:
+def pixel_box(box: Sequence[float]) -> tuple[int, int, int, int]:
+    """A crop box ``(x_min, y_min, x_max, y_max)`` rounded to whole pixels, as the cache crops it."""
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    return x0, y0, x1, y1
+
+
+def manifest_hash(
+    paths: Sequence[Path],
+    size: Optional[int],
+    boxes: Optional[np.ndarray] = None,
+    allow_missing: bool = False,
+) -> str:
     h = hashlib.sha256(f"size={size}\n".encode())
+    if boxes is not None:
+        # Only the rounded boxes matter: they are what gets cropped.
+        h.update(b"boxes\n" + np.asarray([pixel_box(b) for b in boxes], dtype=np.int64).tobytes())
     for p in paths:
         try:
             st = os.stat(p)
         except FileNotFoundError:
-            raise DatasetError(f"image not found: {p}") from None
+            if not allow_missing:
+                raise DatasetError(f"image not found: {p}") from None
+            h.update(f"{p}\tmissing\n".encode())
+            continue
         h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
 
-def decode_image(path: Path, size: Optional[int]) -> np.ndarray:
-    """RGB uint8 array of an image, resized to ``size``x``size`` when given."""
+def decode_image(path: Path, size: Optional[int], box: Optional[Sequence[float]] = None) -> np.ndarray:
+    """RGB uint8 array of an image, cropped to ``box`` and resized to ``size``x``size`` when given.
+
+    A box reaching outside the image is padded with black (PIL's crop semantics).
+    """
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
+            if box is not None:
+                x0, y0, x1, y1 = pixel_box(box)
+                if x1 <= x0 or y1 <= y0:
+                    raise DatasetError(f"empty crop box {box} for image {path}")
+                im = im.crop((x0, y0, x1, y1))
             if size is not None and im.size != (size, size):
                 im = im.resize((size, size), Image.BICUBIC)
             return np.asarray(im, dtype=np.uint8)
@@ -47,40 +76,146 @@ def decode_image(path: Path, size: Optional[int]) -> np.ndarray:
         raise DatasetError(f"cannot read image {path}: {exc}") from None
 
 
+@dataclass
+class ImageSet:
+    """The readable images of a list of paths.
+
+    Attributes:
+        images: uint8 ``(K, H, W, 3)``, memory-mapped from the cache copy-on-write
+            (writable, as torch wants, without ever changing the cache file).
+        kept: int64 ``(K,)`` indices into the requested paths of the images in ``images``.
+        bad: ``(path, reason)`` of every skipped image (empty unless ``skip_bad``).
+    """
+
+    images: np.ndarray
+    kept: np.ndarray
+    bad: list[tuple[str, str]] = field(default_factory=list)
+
+
+def load_image_set(
+    paths: Sequence[Path],
+    cache_dir: Path,
+    size: Optional[int] = None,
+    *,
+    boxes: Optional[np.ndarray] = None,
+    skip_bad: bool = False,
+    progress: bool = True,
+    desc: str = "decoding images",
+) -> ImageSet:
+    """Decode ``paths`` once (cropped to ``boxes`` and resized to ``size``) through the cache.
+
+    Without ``size`` every image must have the first readable image's size.
+    With ``skip_bad`` a missing, unreadable or wrongly sized image is left out
+    and listed in :attr:`ImageSet.bad`; without it, the first one raises
+    :class:`DatasetError` naming the file.
+    """
+    paths = [Path(p) for p in paths]
+    n = len(paths)
+    if boxes is not None:
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(n, 4)
+        if size is None:
+            raise ValueError("cropping images to boxes needs a target size")
+    if n == 0:
+        side = size or 0
+        return ImageSet(np.zeros((0, side, side, 3), np.uint8), np.zeros(0, np.int64))
+    cache_dir = Path(cache_dir)
+    key = manifest_hash(paths, size, boxes, allow_missing=skip_bad)
+    cache_file = cache_dir / f"images-{key}.npy"
+    bad_file = cache_dir / f"images-{key}.bad.json"
+    if cache_file.is_file():
+        recorded = json.loads(bad_file.read_text()) if bad_file.is_file() else []
+        if recorded and not skip_bad:
+            raise DatasetError(recorded[0][2])
+        bad_idx = [int(i) for i, _, _ in recorded]
+        kept = np.setdiff1d(np.arange(n), np.asarray(bad_idx, dtype=np.int64))
+        return ImageSet(np.load(cache_file, mmap_mode="c"), kept, [(p, r) for _, p, r in recorded])
+
+    def box(i: int) -> Optional[np.ndarray]:
+        return None if boxes is None else boxes[i]
+
+    errors: dict[int, str] = {}
+    shape: Optional[tuple[int, ...]] = (size, size, 3) if size is not None else None
+    i = 0
+    while shape is None and i < n:  # the reference size is the first readable image's
+        try:
+            shape = decode_image(paths[i], size, box(i)).shape
+        except DatasetError as exc:
+            if not skip_bad:
+                raise
+            errors[i] = str(exc)
+        i += 1
+    if shape is None:
+        raise DatasetError(f"none of the {n} images could be read; first: {errors[0]}")
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f"images-{key}.tmp{os.getpid()}.npy"
+    # Written straight to disk: a large dataset's cache need not fit in memory.
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n,) + tuple(shape))
+
+    def work(i: int) -> Optional[str]:
+        if i in errors:
+            return errors[i]
+        try:
+            img = decode_image(paths[i], size, box(i))
+            if img.shape != shape:
+                raise DatasetError(
+                    f"image {paths[i]} is {img.shape[1]}x{img.shape[0]}, expected "
+                    f"{shape[1]}x{shape[0]} like the first image"
+                )
+        except DatasetError as exc:
+            if not skip_bad:
+                raise
+            return str(exc)
+        out[i] = img
+        return None
+
+    pool = ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2))
+    try:
+        results = pool.map(work, range(n))
+        for i, err in enumerate(tqdm(results, total=n, desc=desc, disable=not progress, leave=False)):
+            if err is not None:
+                errors[i] = err
+    except BaseException:
+        del out
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # an early error must not wait for the rest
+
+    kept = np.asarray([i for i in range(n) if i not in errors], dtype=np.int64)
+    if errors:
+        compact = cache_dir / f"images-{key}.tmp{os.getpid()}c.npy"
+        dense = np.lib.format.open_memmap(compact, mode="w+", dtype=np.uint8, shape=(len(kept),) + tuple(shape))
+        for start in range(0, len(kept), 4096):
+            dense[start:start + 4096] = out[kept[start:start + 4096]]
+        dense.flush()
+        del dense, out
+        tmp.unlink()
+        tmp = compact
+        recorded = [[i, str(paths[i]), errors[i]] for i in sorted(errors)]
+        bad_file.write_text(json.dumps(recorded))
+    else:
+        out.flush()
+        del out
+        bad_file.unlink(missing_ok=True)  # left by an interrupted earlier run
+    os.replace(tmp, cache_file)  # the .npy is the completion marker, so it goes last
+    bad = [(str(paths[i]), errors[i]) for i in sorted(errors)]
+    return ImageSet(np.load(cache_file, mmap_mode="c"), kept, bad)
+
+
 def load_images(
     paths: Sequence[Path],
     cache_dir: Path,
     size: Optional[int] = None,
     progress: bool = True,
     desc: str = "decoding images",
+    boxes: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """All images as one uint8 ``(N, H, W, 3)`` array, through the cache in ``cache_dir``.
 
-    Without ``size`` every image must have the first image's size.
+    Without ``size`` every image must have the first image's size. ``boxes``
+    (``(N, 4)`` ``x_min, y_min, x_max, y_max`` in source pixels) crops each image
+    before resizing. The first missing or unreadable image raises
+    :class:`DatasetError` naming it; :func:`load_image_set` can skip them instead.
     """
-    paths = [Path(p) for p in paths]
-    key = manifest_hash(paths, size)
-    cache_file = Path(cache_dir) / f"images-{key}.npy"
-    if cache_file.is_file():
-        return np.load(cache_file, mmap_mode="r")
-    first = decode_image(paths[0], size)
-    out = np.empty((len(paths),) + first.shape, dtype=np.uint8)
-
-    def work(i: int) -> None:
-        img = decode_image(paths[i], size)
-        if img.shape != first.shape:
-            raise DatasetError(
-                f"image {paths[i]} is {img.shape[1]}x{img.shape[0]}, expected "
-                f"{first.shape[1]}x{first.shape[0]} like {paths[0].name}"
-            )
-        out[i] = img
-
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-        for _ in tqdm(pool.map(work, range(len(paths))), total=len(paths), desc=desc,
-                      disable=not progress, leave=False):
-            pass
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, out)
-    os.replace(tmp, cache_file)
-    return out
+    return load_image_set(paths, cache_dir, size, boxes=boxes, progress=progress, desc=desc).images
