@@ -265,5 +265,41 @@ def noise_inspect(file: str, dataset: str, root: Optional[str], data_opts: tuple
     click.echo(record.summary())
 
 
+# --- landmarks ------------------------------------------------------------------
+
+@main.group(cls=Group)
+def landmarks() -> None:
+    """Facial landmarks: extract them once into a per-dataset cache."""
+
+
+@landmarks.command("extract")
+@plugin_option
+@click.option("--dataset", required=True)
+@click.option("--root", type=click.Path())
+@click.option("--data", "data_opts", multiple=True, metavar="KEY=VALUE", help="A dataset loader option (repeatable).")
+@click.option("--backend", default="dlib", show_default=True, type=click.Choice(["dlib", "fan"]))
+@click.option("--predictor", type=click.Path(), help="dlib's shape_predictor_68_face_landmarks.dat (default: found).")
+@click.option("--device", default="cpu", show_default=True, help="Device for fan.")
+@click.option("--detect", is_flag=True, help="Run a face detector first (default: the dataset's face box).")
+@click.option("--split", "splits", multiple=True, type=click.Choice(["train", "test"]), help="Default: both.")
+@click.option("--force", is_flag=True, help="Extract even when the dataset ships landmarks.")
+def landmarks_extract(dataset: str, root: Optional[str], data_opts: tuple[str, ...], backend: str,
+                      predictor: Optional[str], device: str, detect: bool, splits: tuple[str, ...], force: bool) -> None:
+    """Fit 68 landmarks to every image once; training reads the cache."""
+    from .engine.recipe import parse_sets
+    from .landmarks.backends import create_backend
+    from .landmarks.extract import extract_split
+
+    ds = DATASETS.get(dataset).load(Path(root) if root else None, progress=True, **parse_sets(data_opts, "--data"))
+    fitter = create_backend(backend, Path(predictor) if predictor else None, device, detect)
+    for split in splits or ("train", "test"):
+        if getattr(ds, split).landmarks is not None and not force:
+            click.echo(f"{dataset} {split}: the dataset ships landmarks; nothing to extract (--force to do it anyway)")
+            continue
+        rec = extract_split(ds, split, fitter)
+        click.echo(f"{dataset} {split}: {rec['n']} faces, {rec['failures']} failed, "
+                   f"{rec['ms_per_face']:.1f} ms per face ({rec['version']}) -> {ds.root / 'landmarks'}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -130,7 +130,10 @@ def test_consistency_is_zero_for_a_flip_symmetric_input_and_positive_otherwise()
     torch.manual_seed(0)
     half = torch.randn(2, 3, 8, 4)
     symmetric = torch.cat([half, torch.flip(half, dims=[-1])], dim=-1)
-    assert _consistency(EACNet(_PointwiseBackbone(), 7), symmetric).item() == pytest.approx(0.0, abs=1e-12)
+    pointwise = EACNet(_PointwiseBackbone(), 7)
+    assert _consistency(pointwise, symmetric).item() == pytest.approx(0.0, abs=1e-12)
+    # A network that commutes with mirroring is consistent on any input: the flip-back is right.
+    assert _consistency(pointwise, torch.randn(2, 3, 8, 8)).item() == pytest.approx(0.0, abs=1e-12)
     resnet = EACNet(create_backbone("resnet18", width=8, stem="small"), 7).eval()
     assert _consistency(resnet, torch.randn(2, 3, 32, 32)).item() > 0
 

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from ..atomic import save_torch, write_csv, write_json, write_text
 from ..datasets.base import FERDataset
+from ..landmarks.extract import attach_cached_landmarks
 from ..methods.base import Batch, Method, MethodContext
 from ..models.pretrained import load_pretrained
 from ..noise.files import generate_train_labels, import_train_labels, label_file_text
@@ -202,10 +203,11 @@ def make_train_labels(run: ResolvedRun, dataset: FERDataset):
 
 
 def build_context(method_cls: type[Method], recipe: dict[str, Any], seed: int, dataset: FERDataset,
-                  train_labels: np.ndarray, device: torch.device) -> MethodContext:
+                  train_labels: np.ndarray, device: torch.device, training: bool = True) -> MethodContext:
+    """The method's view of the run; ``training=False`` (evaluation) never needs landmarks."""
     n = len(train_labels)
     landmarks = None
-    if method_cls.needs_landmarks:
+    if method_cls.needs_landmarks and training:
         if dataset.train.landmarks is None:
             raise RunError(
                 f"method {method_cls.name or method_cls.__name__} needs landmarks, and dataset "
@@ -352,7 +354,9 @@ def load_dataset(dataset_cls: Any, root: Optional[str], options: dict[str, Any],
     if unknown:
         raise RunError(f"dataset option(s) {', '.join(unknown)} not understood; "
                        f"this dataset takes: {', '.join(accepted) or 'none'}")
-    return dataset_cls.load(Path(root) if root else None, progress=progress, **options)
+    dataset = dataset_cls.load(Path(root) if root else None, progress=progress, **options)
+    attach_cached_landmarks(dataset)
+    return dataset
 
 
 def prepare(run: ResolvedRun, progress: bool) -> tuple[FERDataset, np.ndarray, Any, dict[str, Any]]:
@@ -476,7 +480,7 @@ def evaluate_run(run_dir: Path, dataset_name: Optional[str] = None, root: Option
     dataset = load_dataset(dataset_cls, root, options, progress)
     recipe = config["recipe"]
     # The method is built only for its model, so the clean train labels stand in for the noisy ones.
-    ctx = build_context(method_cls, recipe, config["seed"], dataset, dataset.train.labels, device)
+    ctx = build_context(method_cls, recipe, config["seed"], dataset, dataset.train.labels, device, training=False)
     method = method_cls(ctx, config["hparams"])
     ckpt = torch.load(ckpt_file, map_location=device, weights_only=True)
     try:
