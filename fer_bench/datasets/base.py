@@ -74,3 +74,20 @@ class FERDataset:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+
+class Problems:
+    """Where a scan reports bad input: raise at once (loading) or collect (checking)."""
+
+    def __init__(self, collect: bool = False) -> None:
+        self.collect = collect
+        self.items: list[str] = []
+
+    def add(self, message: str) -> None:
+        """Report one problem; the message names the file, line or value."""
+        if not self.collect:
+            raise DatasetError(message)
+        self.items.append(message)
+
+    def __len__(self) -> int:
+        return len(self.items)

@@ -24,27 +24,10 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
-from .base import DatasetError
+from .base import DatasetError, Problems
 from .cache import ImageSet, load_image_set, pixel_box
 
 SPLITS: tuple[str, ...] = ("train", "test")
-
-
-class Problems:
-    """Where a scan reports bad input: raise at once (loading) or collect (checking)."""
-
-    def __init__(self, collect: bool = False) -> None:
-        self.collect = collect
-        self.items: list[str] = []
-
-    def add(self, message: str) -> None:
-        """Report one problem; the message names the file, line or value."""
-        if not self.collect:
-            raise DatasetError(message)
-        self.items.append(message)
-
-    def __len__(self) -> int:
-        return len(self.items)
 
 
 @dataclass

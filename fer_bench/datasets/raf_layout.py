@@ -12,11 +12,11 @@ this layout too, so every RAF-DB tool reads it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from .base import DatasetError, LabelFormat
+from .base import DatasetError, LabelFormat, Problems
 
 LABEL_FILE = Path("EmoLabel/list_patition_label.txt")
 LABEL_FILE_ALT = Path("EmoLabel/list_partition_label.txt")
@@ -37,38 +37,43 @@ def aligned_path(root: Path, name: str) -> Path:
     return root / ALIGNED_DIR / f"{stem}_aligned.jpg"
 
 
-def read_labels(path: Path, num_classes: int) -> tuple[list[str], np.ndarray]:
+def read_labels(path: Path, num_classes: int,
+                problems: Optional[Problems] = None) -> tuple[list[str], np.ndarray]:
     """Parse ``name label`` lines (1-based labels) into names and 0-based labels.
 
-    Raises :class:`DatasetError` naming ``file:line`` for a malformed line, a label
-    outside 1..num_classes, or a duplicate name.
+    A malformed line, a label outside 1..num_classes or a duplicate name is a
+    problem naming ``file:line``: an error at once, or, with a collecting
+    ``problems``, reported and skipped so that every bad line is listed.
     """
     path = Path(path)
+    problems = problems if problems is not None else Problems()
     if not path.is_file():
-        raise DatasetError(f"label file not found: {path}")
+        problems.add(f"label file not found: {path}")
+        return [], np.zeros(0, dtype=np.int64)
     names: list[str] = []
     labels: list[int] = []
-    seen: set[str] = set()
-    with open(path, encoding="utf-8") as f:
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             text = line.strip()
             if not text:
                 continue
             parts = text.split()
             if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                raise DatasetError(f"{path}:{lineno}: expected '<name> <label>', got {text!r}")
+                problems.add(f"{path}:{lineno}: expected '<name> <label>', got {text!r}")
+                continue
             name, label = parts[0], int(parts[1])
             if not 1 <= label <= num_classes:
-                raise DatasetError(
-                    f"{path}:{lineno}: label {label} outside 1..{num_classes} for {name}"
-                )
+                problems.add(f"{path}:{lineno}: label {label} outside 1..{num_classes} for {name}")
+                continue
             if name in seen:
-                raise DatasetError(f"{path}:{lineno}: duplicate name {name}")
-            seen.add(name)
+                problems.add(f"{path}:{lineno}: duplicate name {name} (first on line {seen[name]})")
+                continue
+            seen[name] = lineno
             names.append(name)
             labels.append(label - 1)
-    if not names:
-        raise DatasetError(f"{path}: no labels found")
+    if not names and not problems.items:
+        problems.add(f"{path}: no labels found")
     return names, np.asarray(labels, dtype=np.int64)
 
 

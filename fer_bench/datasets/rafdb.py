@@ -67,40 +67,6 @@ def read_box(path: Path, problems: Problems) -> Optional[np.ndarray]:
     return box
 
 
-def scan_labels(path: Path, problems: Problems) -> tuple[list[str], list[int], list[int]]:
-    """Names, 0-based labels and line numbers of a RAF-DB label file, every bad line reported."""
-    names: list[str] = []
-    labels: list[int] = []
-    linenos: list[int] = []
-    seen: dict[str, int] = {}
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            text = line.strip()
-            if not text:
-                continue
-            parts = text.split()
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                problems.add(f"{path}:{lineno}: expected '<name> <label>', got {text!r}")
-                continue
-            name, label = parts[0], int(parts[1])
-            if not 1 <= label <= len(RAFDB_ORDER):
-                problems.add(f"{path}:{lineno}: label {label} outside 1..{len(RAFDB_ORDER)} for {name}")
-                continue
-            if not name.startswith(SPLITS):
-                problems.add(f"{path}:{lineno}: name {name!r} starts with neither 'train' nor 'test'")
-                continue
-            if name in seen:
-                problems.add(f"{path}:{lineno}: duplicate name {name} (first on line {seen[name]})")
-                continue
-            seen[name] = lineno
-            names.append(name)
-            labels.append(label - 1)
-            linenos.append(lineno)
-    if not names and not problems.items:
-        problems.add(f"{path}: no labels found")
-    return names, labels, linenos
-
-
 @register_dataset("rafdb")
 class RAFDB:
     """RAF-DB basic: 7 classes, 12,271 train / 3,068 test (aligned or original+box images)."""
@@ -127,7 +93,10 @@ class RAFDB:
             problems.add(str(exc))
             return index
         index.info["label_file"] = str(path)
-        names, labels, _ = scan_labels(path, problems)
+        names, labels = raf_layout.read_labels(path, len(RAFDB_ORDER), problems)
+        for name in names:
+            if not name.startswith(SPLITS):
+                problems.add(f"{path}: name {name!r} starts with neither 'train' nor 'test'")
         for split in SPLITS:
             keep = [i for i, n in enumerate(names) if n.startswith(split)]
             s_names = [names[i] for i in keep]
