@@ -118,7 +118,7 @@ def resolve(spec: RunSpec) -> ResolvedRun:
     dataset_cls = DATASETS.get(spec.dataset)
     if not spec.noise_file:
         NOISE_MODELS.get(spec.noise)
-    if not (0.0 <= spec.rate < 1.0) or math.isnan(spec.rate):
+    if not 0.0 <= spec.rate < 1.0:  # also false for NaN
         raise RunError(f"noise rate {spec.rate} is outside [0, 1)")
     if spec.noise == "none" and spec.rate > 0 and not spec.noise_file:
         raise RunError(f"--noise none with --rate {spec.rate}: choose a noise model (sym, asym, ...)")
