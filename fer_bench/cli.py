@@ -17,9 +17,10 @@ from typing import Any, Optional
 
 import click
 
+from .engine.lock import RunBusy
 from .registry import DATASETS, METHODS, NOISE_MODELS, UnknownNameError, load_env_plugins, load_plugin
 
-USER_ERRORS: tuple[type[Exception], ...] = (ValueError, UnknownNameError, ImportError, FileNotFoundError)
+USER_ERRORS: tuple[type[Exception], ...] = (ValueError, UnknownNameError, ImportError, FileNotFoundError, RunBusy)
 
 
 class UserError(click.ClickException):
@@ -46,6 +47,8 @@ def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, 
             load_plugin(module)
         except ImportError as exc:
             raise UserError(str(exc)) from None
+    if value:  # processes this command starts (sweep workers) load them too
+        os.environ["FER_BENCH_PLUGINS"] = ",".join(filter(None, [os.environ.get("FER_BENCH_PLUGINS"), *value]))
     return value
 
 
@@ -63,48 +66,150 @@ def main() -> None:
 
 # --- run / eval -------------------------------------------------------------
 
-@main.command()
-@plugin_option
-@click.option("--method", default="baseline", show_default=True, help="A registered method (fer-bench methods list).")
-@click.option("--dataset", default="synthfer", show_default=True, help="A registered dataset.")
-@click.option("--root", type=click.Path(), help="Dataset directory (default: datasets/<dataset>).")
-@click.option("--data", "data_opts", multiple=True, metavar="KEY=VALUE",
-              help="A dataset loader option, e.g. classes=7 or label_mode=probability (repeatable).")
-@click.option("--noise", default="none", show_default=True, help="Noise model: sym, asym, confusion, none, or a plugin's.")
-@click.option("--rate", default=0.0, type=float, show_default=True, help="Noise rate in [0, 1).")
-@click.option("--exact", is_flag=True, help="Flip exactly round(rate*n) labels (default: per-sample Bernoulli).")
-@click.option("--confusion", type=click.Path(), help="Class-named confusion-matrix CSV for asym/confusion noise.")
-@click.option("--noise-file", type=click.Path(), help="Train on an existing label file in the dataset's format.")
-@click.option("--noise-seed", type=int, help="Seed of the noise (default: the run's seed).")
-@click.option("--seed", default=0, type=int, show_default=True, help="Training seed.")
-@click.option("--protocol", default="official", show_default=True, type=click.Choice(["official", "unified"]))
-@click.option("--profile", default=None, help="paper | cpu (default: the dataset's; cpu for synthfer).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a recipe key or hyper-parameter.")
-@click.option("--sampler", type=click.Choice(["random", "balanced", "progressive"]),
-              help="Epoch sampler for any method (default: the recipe's; random).")
-@click.option("--pretrained", help="Backbone weights: a checkpoint FILE, imagenet, or none (same as --set pretrained=...).")
-@click.option("--trust-pickle", is_flag=True, help="Allow reading a pickled (.pkl) checkpoint, which can run code.")
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
-@click.option("--out", type=click.Path(), help="Runs root (default: results/runs).")
-@click.option("--force", is_flag=True, help="Re-run even if the run directory holds a finished or different run.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optional[str], pretrained: Optional[str],
-        quiet: bool, **kw: Any) -> None:
-    """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
+def _options(*decorators: Any) -> Any:
+    def apply(f: Any) -> Any:
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+    return apply
+
+
+# What a run is trained with, shared by `run` and `sweep`.
+training_options = _options(
+    click.option("--data", "data_opts", multiple=True, metavar="KEY=VALUE",
+                 help="A dataset loader option, e.g. classes=7 or label_mode=probability (repeatable)."),
+    click.option("--root", type=click.Path(), help="Dataset directory (default: datasets/<dataset>)."),
+    click.option("--exact", is_flag=True, help="Flip exactly round(rate*n) labels (default: per-sample Bernoulli)."),
+    click.option("--confusion", type=click.Path(), help="Class-named confusion-matrix CSV for asym/confusion noise."),
+    click.option("--protocol", default="official", show_default=True, type=click.Choice(["official", "unified"])),
+    click.option("--profile", default=None, help="paper | cpu (default: the dataset's; cpu for synthfer)."),
+    click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a recipe key or hyper-parameter."),
+    click.option("--sampler", type=click.Choice(["random", "balanced", "progressive"]),
+                 help="Epoch sampler for any method (default: the recipe's; random)."),
+    click.option("--pretrained",
+                 help="Backbone weights: a checkpoint FILE, imagenet, or none (same as --set pretrained=...)."),
+    click.option("--trust-pickle", is_flag=True, help="Allow reading a pickled (.pkl) checkpoint, which can run code."),
+    click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]"),
+    click.option("--out", type=click.Path(), help="Runs root (default: results/runs)."),
+)
+
+
+def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optional[str],
+               pretrained: Optional[str], **kw: Any) -> Any:
     from .engine.recipe import parse_sets
-    from .engine.run import RunSpec, format_summary
-    from .engine.run import main as run_main
+    from .engine.run import RunSpec
 
     overrides = parse_sets(sets)
     if pretrained:
         overrides["pretrained"] = pretrained
     if sampler:
         overrides["sampler"] = sampler
-    spec = RunSpec(overrides=overrides, data_options=parse_sets(data_opts, "--data"), progress=not quiet, **kw)
-    result = run_main(spec)
+    return RunSpec(overrides=overrides, data_options=parse_sets(data_opts, "--data"), **kw)
+
+
+@main.command()
+@plugin_option
+@click.option("--method", default="baseline", show_default=True, help="A registered method (fer-bench methods list).")
+@click.option("--dataset", default="synthfer", show_default=True, help="A registered dataset.")
+@click.option("--noise", default="none", show_default=True, help="Noise model: sym, asym, confusion, none, or a plugin's.")
+@click.option("--rate", default=0.0, type=float, show_default=True, help="Noise rate in [0, 1).")
+@click.option("--noise-file", type=click.Path(), help="Train on an existing label file in the dataset's format.")
+@click.option("--noise-seed", type=int, help="Seed of the noise (default: the run's seed).")
+@click.option("--seed", default=0, type=int, show_default=True, help="Training seed.")
+@training_options
+@click.option("--force", is_flag=True, help="Re-run even if the run directory holds a finished or different run.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(quiet: bool, **kw: Any) -> None:
+    """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
+    from .engine.run import format_summary
+    from .engine.run import main as run_main
+
+    result = run_main(_base_spec(progress=not quiet, **kw))
     if result.get("already_done"):
         click.echo(f"already finished (use --force to re-run): {result['run_dir']}")
     click.echo(format_summary(result))
+
+
+def _csv(kind: type) -> Any:
+    def convert(ctx: click.Context, param: click.Parameter, value: str) -> tuple[Any, ...]:
+        try:
+            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"expected a comma-separated list of {kind.__name__}s, got {value!r}") from None
+    return convert
+
+
+@main.command()
+@plugin_option
+@click.option("--methods", default="baseline", show_default=True, callback=_csv(str), help="Comma-separated methods.")
+@click.option("--datasets", default="synthfer", show_default=True, callback=_csv(str), help="Comma-separated datasets.")
+@click.option("--noise", "noises", default="sym", show_default=True, callback=_csv(str),
+              help="Comma-separated noise models.")
+@click.option("--rates", default="0.1,0.2,0.3", show_default=True, callback=_csv(float), help="Comma-separated rates.")
+@click.option("--seeds", default="0,1,2", show_default=True, callback=_csv(int), help="Comma-separated training seeds.")
+@click.option("--clean", is_flag=True, help="Also train every method on the clean labels.")
+@click.option("--grid", multiple=True, metavar="KEY=V1,V2,...",
+              help="Sweep a recipe key or hyper-parameter over values (repeatable; the grid is their product).")
+@training_options
+@click.option("--jobs", type=int, help="Runs at a time (default: 1 on CPU, one per GPU slot on CUDA).")
+@click.option("--runs-per-gpu", default=1, show_default=True, type=int, help="Runs sharing each GPU at once.")
+@click.option("--launcher", default="local", show_default=True, type=click.Choice(["local", "slurm"]))
+@click.option("--slurm", "slurm_opts", multiple=True, metavar="KEY=VALUE",
+              help="submitit parameter for --launcher slurm, e.g. slurm_partition=gpu or timeout_min=240 (repeatable).")
+@click.option("--wait/--no-wait", default=False, help="With --launcher slurm: wait for the jobs and summarise.")
+@click.option("--dry-run", is_flag=True, help="List the runs and their state; run nothing.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str, ...], rates: tuple[float, ...],
+          seeds: tuple[int, ...], clean: bool, grid: tuple[str, ...], jobs: Optional[int], runs_per_gpu: int,
+          launcher: str, slurm_opts: tuple[str, ...], wait: bool, dry_run: bool, quiet: bool, **kw: Any) -> None:
+    """Run methods x datasets x noise x rates x seeds, each run in its own process.
+
+    Finished runs are skipped, interrupted ones resume, and a lock per run
+    directory keeps two sweeps on the same results root from running a run twice.
+    """
+    from .engine.recipe import parse_sets
+    from .sweep.plan import Axes, expand, parse_grid, run_state
+
+    if jobs is not None and jobs < 1 or runs_per_gpu < 1:
+        raise click.BadParameter("--jobs and --runs-per-gpu must be at least 1")
+    axes = Axes(methods=methods, datasets=datasets, noises=noises, rates=rates, seeds=seeds, clean=clean,
+                grid=parse_grid(grid))
+    specs = expand(axes, _base_spec(progress=False, **kw))
+    if dry_run:
+        states = [run_state(s) for s in specs]
+        for spec, state in zip(specs, states):
+            click.echo(f"{state:<18} {_run_dir(spec)}")
+        click.echo(f"{len(specs)} runs, {states.count('finished')} finished")
+        return
+    if launcher == "slurm":
+        from .sweep.slurm import submit
+
+        jobs_ = submit(specs, parse_sets(slurm_opts, "--slurm"), wait=wait)
+        click.echo(f"submitted {len(jobs_)} runs as a job array ({jobs_[0].job_id.split('_')[0] if jobs_ else '-'})")
+        if not wait:
+            return
+        outcomes = [j.result() for j in jobs_]
+    else:
+        from .sweep.local import run_local
+
+        outcomes = run_local(specs, kw["device"], jobs, runs_per_gpu, progress=not quiet)
+    click.echo(_sweep_summary(outcomes))
+    if any(o.status == "failed" for o in outcomes):
+        sys.exit(1)
+
+
+def _run_dir(spec: Any) -> Path:
+    from .engine.run import resolve
+
+    return resolve(spec).run_dir
+
+
+def _sweep_summary(outcomes: list[Any]) -> str:
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "busy", "failed")}
+    lines = [f"{len(outcomes)} runs: {counts['done']} trained now, {counts['skipped']} already finished, "
+             f"{counts['busy']} running elsewhere, {counts['failed']} failed"]
+    lines += [f"  FAILED {o.run_dir}: {o.error}\n    log: {o.log or '(none)'}" for o in outcomes if o.status == "failed"]
+    return "\n".join(lines)
 
 
 @main.command("eval")

@@ -47,6 +47,7 @@ from ..registry import DATASETS, METHODS, NOISE_MODELS
 from . import recipe as recipes
 from .augment import AugmentConfig, BatchAugment
 from .environment import environment_record
+from .lock import run_lock
 from .metrics import accuracy, confusion_matrix, mean_class_accuracy, summarise_epochs
 from .optim import build_optimizer, build_scheduler
 from .samplers import SAMPLERS, epoch_order
@@ -367,8 +368,17 @@ def prepare(run: ResolvedRun, progress: bool) -> tuple[FERDataset, np.ndarray, A
 
 
 def main(spec: RunSpec) -> dict[str, Any]:
-    """Run (or resume, or skip if finished) one training run and return its result record."""
+    """Run (or resume, or skip if finished) one training run and return its result record.
+
+    Raises :class:`~fer_bench.engine.lock.RunBusy` if another process is running it.
+    """
     run = resolve(spec)
+    with run_lock(run.run_dir):
+        return _train(run)
+
+
+def _train(run: ResolvedRun) -> dict[str, Any]:
+    spec = run.spec
     device = select_device(spec.device)
     run_dir = run.run_dir
     dataset, train_labels, record, config = prepare(run, spec.progress)

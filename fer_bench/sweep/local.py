@@ -1,0 +1,115 @@
+"""Running a sweep's specs on this machine: a pool of child processes.
+
+On CPU the cores are shared out (``OMP_NUM_THREADS`` = cores // jobs, since
+oversubscribed threads make every run slower). On CUDA each child sees one GPU
+through ``CUDA_VISIBLE_DEVICES``, and ``runs_per_gpu`` children share each GPU:
+a ResNet-18 at batch 128 leaves most of a modern GPU idle, so packing runs is
+the cheapest speed-up a sweep has. Packed runs are ordinary runs; only their
+wall time changes.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional, Sequence
+
+from tqdm import tqdm
+
+from ..engine.run import RunSpec, resolve
+from . import worker
+from .plan import run_state, spec_to_json
+
+STATUS = {worker.DONE: "done", worker.SKIPPED: "skipped", worker.BUSY: "busy"}
+
+
+@dataclass
+class Outcome:
+    """What became of one run of a sweep."""
+
+    spec: RunSpec
+    run_dir: Path
+    status: str  # done | skipped | busy | failed
+    seconds: float = 0.0
+    log: Optional[Path] = None
+    error: str = ""
+
+
+def slots(device: str, jobs: Optional[int], runs_per_gpu: int) -> list[Optional[str]]:
+    """One entry per concurrent child: the GPU it sees, or None on CPU."""
+    if device != "cpu":
+        import torch
+
+        if torch.cuda.is_available():
+            if device.startswith("cuda:"):
+                gpus = [device.split(":", 1)[1]]
+            else:
+                gpus = [str(i) for i in range(torch.cuda.device_count())]
+            packed = [g for g in gpus for _ in range(runs_per_gpu)]
+            return packed[:jobs] if jobs else packed
+        if device.startswith("cuda"):
+            raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    return [None] * (jobs or 1)
+
+
+def _child_env(gpu: Optional[str], threads: int) -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    return env
+
+
+def _run_child(spec: RunSpec, gpu: Optional[str], threads: int) -> Outcome:
+    run_dir = resolve(spec).run_dir
+    child_spec = replace(spec, device="cuda", progress=False) if gpu is not None else replace(spec, progress=False)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "fer_bench.sweep.worker", spec_to_json(child_spec)],
+                          env=_child_env(gpu, threads), capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode in STATUS:
+        return Outcome(spec, run_dir, STATUS[proc.returncode], seconds)
+    log = run_dir / worker.LOG_NAME
+    tail = (proc.stderr or proc.stdout).strip().splitlines()
+    return Outcome(spec, run_dir, "failed", seconds, log if log.is_file() else None,
+                   tail[-1] if tail else f"exit status {proc.returncode}")
+
+
+def run_local(specs: Sequence[RunSpec], device: str = "auto", jobs: Optional[int] = None,
+              runs_per_gpu: int = 1, progress: bool = True) -> list[Outcome]:
+    """Run every spec in a child process, ``len(slots)`` at a time; a failure never stops the others."""
+    free: queue.Queue[Optional[str]] = queue.Queue()
+    pool = slots(device, jobs, runs_per_gpu)
+    for gpu in pool:
+        free.put(gpu)
+    threads = max(1, (os.cpu_count() or 1) // len(pool))
+
+    def task(spec: RunSpec) -> Outcome:
+        if run_state(spec) == "finished":  # no need to start a process to learn that
+            return Outcome(spec, resolve(spec).run_dir, "skipped")
+        gpu = free.get()
+        try:
+            return _run_child(spec, gpu, threads)
+        finally:
+            free.put(gpu)
+
+    outcomes: list[Outcome] = []
+    counts = {"done": 0, "skipped": 0, "busy": 0, "failed": 0}
+    with ThreadPoolExecutor(max_workers=len(pool)) as ex, \
+            tqdm(total=len(specs), desc="sweep", unit="run", disable=not progress) as bar:
+        futures = [ex.submit(task, s) for s in specs]
+        for fut in as_completed(futures):
+            out = fut.result()
+            outcomes.append(out)
+            counts[out.status] += 1
+            bar.set_postfix(counts, refresh=False)
+            bar.update()
+            if out.status == "failed":
+                bar.write(f"failed: {out.run_dir} ({out.error}); log: {out.log or '-'}")
+    order = {id(s): i for i, s in enumerate(specs)}
+    return sorted(outcomes, key=lambda o: order[id(o.spec)])

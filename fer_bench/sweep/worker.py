@@ -1,0 +1,60 @@
+"""One sweep run in a child process: ``python -m fer_bench.sweep.worker SPEC_JSON``.
+
+The child takes the run directory's lock *before* it opens the run's log, so a
+second sweep that reaches the same run while it trains exits with ``BUSY``
+and leaves the log alone. Its exit status tells the parent what happened.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from ..engine.lock import RunBusy, run_lock
+from ..engine.run import RunSpec, format_summary, main, resolve
+from ..registry import load_env_plugins
+from .plan import spec_from_json
+
+DONE, SKIPPED, BUSY, FAILED = 0, 10, 11, 1
+LOG_NAME = "log.txt"
+
+
+def _redirect_output(log: Path) -> None:
+    """Point this process's stdout and stderr (file descriptors too) at the end of ``log``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def execute(spec: RunSpec, log_to_run_dir: bool = True) -> int:
+    """Run one spec under its lock; return DONE, SKIPPED or BUSY (exceptions propagate)."""
+    run_dir = resolve(spec).run_dir
+    try:
+        with run_lock(run_dir):
+            if log_to_run_dir:
+                _redirect_output(run_dir / LOG_NAME)
+                print(f"=== fer-bench sweep worker, pid {os.getpid()}: {run_dir}", flush=True)
+            result = main(spec)
+            print(format_summary(result), flush=True)
+    except RunBusy:
+        return BUSY
+    return SKIPPED if result.get("already_done") else DONE
+
+
+def _entry() -> int:
+    load_env_plugins()
+    spec = spec_from_json(sys.argv[1])
+    try:
+        return execute(spec)
+    except Exception:  # the parent reports the log's path; the traceback is in the log
+        traceback.print_exc()
+        return FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(_entry())
