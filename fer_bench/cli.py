@@ -184,7 +184,7 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
     if launcher == "slurm":
         from .sweep.slurm import submit
 
-        jobs_ = submit(specs, parse_sets(slurm_opts, "--slurm"), wait=wait)
+        jobs_ = submit(specs, parse_sets(slurm_opts, "--slurm"))
         click.echo(f"submitted {len(jobs_)} runs as a job array ({jobs_[0].job_id.split('_')[0] if jobs_ else '-'})")
         if not wait:
             return
@@ -404,6 +404,34 @@ def landmarks_extract(dataset: str, root: Optional[str], data_opts: tuple[str, .
         rec = extract_split(ds, split, fitter)
         click.echo(f"{dataset} {split}: {rec['n']} faces, {rec['failures']} failed, "
                    f"{rec['ms_per_face']:.1f} ms per face ({rec['version']}) -> {ds.root / 'landmarks'}")
+
+
+# --- bench ----------------------------------------------------------------------
+
+@main.command()
+@plugin_option
+@click.option("--methods", default=None, metavar="A,B,...", help="Methods to time (default: every registered one).")
+@click.option("--size", default=224, type=int, show_default=True, help="Image and input size in pixels.")
+@click.option("--batch", default=128, type=int, show_default=True, help="Batch size of every measurement.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
+@click.option("--steps", default=30, type=int, show_default=True, help="Timed steps (batches) per measurement.")
+@click.option("--warmup", default=5, type=int, show_default=True, help="Untimed steps before each measurement.")
+@click.option("--workers", default=None, type=int,
+              help="DataLoader workers of the reference pipeline, and torch threads of the batched one "
+                   "in the pipeline comparison (default: the usable cores, at most 8).")
+@click.option("--n-train", default=12271, type=int, show_default=True,
+              help="Training images of the synthetic RAF-DB-shaped set (generated once, then reused).")
+@click.option("--profile", default="paper", show_default=True, help="paper (ResNet-18) | cpu (reduced width).")
+@click.option("--pipeline-only", is_flag=True, help="Only compare the input pipelines (no model).")
+@click.option("--out", type=click.Path(), help="JSON file (default: results/bench/bench-<device>-<size>.json).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def bench(methods: Optional[str], quiet: bool, **kw: Any) -> None:
+    """Time training, memory and the input pipeline: batched on-device vs the peers' per-image one."""
+    from .perf.bench import format_table, run_bench
+
+    names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    result = run_bench(names, progress=not quiet, **kw)
+    click.echo(format_table(result))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,8 +16,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Optional, Sequence
 
 from tqdm import tqdm
@@ -25,20 +24,7 @@ from tqdm import tqdm
 from ..engine.run import RunSpec, resolve
 from . import worker
 from .plan import run_state, spec_to_json
-
-STATUS = {worker.DONE: "done", worker.SKIPPED: "skipped", worker.BUSY: "busy"}
-
-
-@dataclass
-class Outcome:
-    """What became of one run of a sweep."""
-
-    spec: RunSpec
-    run_dir: Path
-    status: str  # done | skipped | busy | failed
-    seconds: float = 0.0
-    log: Optional[Path] = None
-    error: str = ""
+from .worker import STATUS, Outcome
 
 
 def slots(device: str, jobs: Optional[int], runs_per_gpu: int) -> list[Optional[str]]:

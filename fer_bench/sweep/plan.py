@@ -54,11 +54,12 @@ def expand(axes: Axes, base: RunSpec) -> list[RunSpec]:
     """Every run of the sweep, checked (names, rates, keys) before anything starts.
 
     Seeds vary slowest, so a sweep stopped half-way leaves whole seeds finished.
-    Runs that land in the same directory (e.g. ``clean`` under two noise types)
-    appear once.
+    The noise model ``none`` means the clean labels, like ``clean=True``; a run
+    reached twice (a repeated grid value) appears once.
     """
-    settings: list[tuple[str, float]] = [("none", 0.0)] if axes.clean else []
-    settings += [(n, r) for n in axes.noises for r in axes.rates]
+    clean = axes.clean or "none" in axes.noises
+    settings = [("none", 0.0)] if clean else []
+    settings += [(n, r) for n in axes.noises if n != "none" for r in axes.rates]
     keys = [k for k, _ in axes.grid]
     combos = list(itertools.product(*[v for _, v in axes.grid]))
     specs, seen = [], set()

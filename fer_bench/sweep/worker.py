@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from ..engine.lock import RunBusy, run_lock
 from ..engine.run import RunSpec, format_summary, main, resolve
@@ -18,7 +20,20 @@ from ..registry import load_env_plugins
 from .plan import spec_from_json
 
 DONE, SKIPPED, BUSY, FAILED = 0, 10, 11, 1
+STATUS = {DONE: "done", SKIPPED: "skipped", BUSY: "busy"}
 LOG_NAME = "log.txt"
+
+
+@dataclass
+class Outcome:
+    """What became of one run of a sweep."""
+
+    spec: RunSpec
+    run_dir: Path
+    status: str  # done | skipped | busy | failed
+    seconds: float = 0.0
+    log: Optional[Path] = None
+    error: str = ""
 
 
 def _redirect_output(log: Path) -> None:

@@ -1,0 +1,127 @@
+"""Sweeps: expansion, the local pool, locks, failures, --dry-run and the submitit launcher."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fer_bench.cli import main as cli
+from fer_bench.engine.lock import RunBusy, run_lock
+from fer_bench.engine.recipe import RecipeError
+from fer_bench.engine.run import resolve
+from fer_bench.registry import UnknownNameError
+from fer_bench.sweep.local import run_local
+from fer_bench.sweep.plan import Axes, expand, parse_grid, run_state, split_list
+
+from .conftest import TINY_RECIPE, tiny_spec
+
+
+def _dirs(specs):
+    return [resolve(s).run_dir for s in specs]
+
+
+def test_expand_varies_seeds_slowest_and_lists_each_run_once(tiny_synth: Path, tmp_path: Path) -> None:
+    axes = Axes(methods=("baseline", "scn"), noises=("sym", "asym"), rates=(0.1, 0.3), seeds=(0, 1), clean=True,
+                grid=parse_grid(["lr=0.001,0.002"]))
+    specs = expand(axes, tiny_spec(tiny_synth, tmp_path))
+    # (clean + 2 noises x 2 rates) x 2 methods x 2 grid values x 2 seeds
+    assert len(specs) == len(set(_dirs(specs))) == 5 * 2 * 2 * 2
+    assert [s.seed for s in specs] == sorted(s.seed for s in specs)
+    assert {s.overrides["lr"] for s in specs} == {0.001, 0.002}
+    assert sum(s.noise == "none" for s in specs) == 2 * 2 * 2
+    # "none" among the noise models lands in the same clean directories as --clean
+    again = expand(Axes(methods=("baseline",), noises=("none", "sym"), rates=(0.1, 0.2), seeds=(0,), clean=True),
+                   tiny_spec(tiny_synth, tmp_path))
+    assert [str(d).split("/")[-3] for d in _dirs(again)] == ["clean", "sym-0.1", "sym-0.2"]
+
+
+def test_bad_sweeps_fail_before_anything_runs(tiny_synth: Path, tmp_path: Path) -> None:
+    with pytest.raises(UnknownNameError, match="nosuch"):
+        expand(Axes(methods=("baseline", "nosuch")), tiny_spec(tiny_synth, tmp_path))
+    with pytest.raises(ValueError, match="1.5"):
+        expand(Axes(methods=("baseline",), rates=(1.5,)), tiny_spec(tiny_synth, tmp_path))
+    with pytest.raises(RecipeError, match="--grid"):
+        parse_grid(["alpha"])
+    assert not list(tmp_path.glob("synthfer*"))
+
+
+def test_grid_values_may_be_lists() -> None:
+    assert split_list("[0.8,1],[1,1]") == ["[0.8,1]", "[1,1]"]
+    assert parse_grid(["aug_crop_scale=[0.8,1],[1,1]"]) == (("aug_crop_scale", ([0.8, 1], [1, 1])),)
+
+
+def test_local_sweep_runs_skips_and_survives_a_failing_run(tiny_synth: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_synth, broken)
+    missing = sorted((broken / "Image" / "aligned").glob("train_*"))[0]
+    missing.unlink()
+    out = tmp_path / "runs"
+    good = expand(Axes(methods=("baseline", "scn"), rates=(0.2,), seeds=(0,)), tiny_spec(tiny_synth, out))
+    bad = expand(Axes(methods=("baseline",), rates=(0.2,), seeds=(1,)), tiny_spec(broken, out))
+    outcomes = run_local(good + bad, device="cpu", jobs=2, progress=False)
+    assert [o.status for o in outcomes] == ["done", "done", "failed"]
+    for o in outcomes[:2]:
+        assert json.loads((o.run_dir / "result.json").read_text())["epochs"] == TINY_RECIPE["epochs"]
+    failed = outcomes[2]
+    assert missing.name in failed.log.read_text()
+    assert failed.log == failed.run_dir / "log.txt"
+    assert [o.status for o in run_local(good, device="cpu", jobs=2, progress=False)] == ["skipped", "skipped"]
+    assert [run_state(s) for s in good] == ["finished", "finished"]
+
+
+def test_a_locked_run_is_left_to_its_owner(tiny_synth: Path, tmp_path: Path) -> None:
+    spec = tiny_spec(tiny_synth, tmp_path / "runs", method="baseline", noise="sym", rate=0.2)
+    run_dir = resolve(spec).run_dir
+    with run_lock(run_dir):  # as if another sweep were training it
+        [outcome] = run_local([spec], device="cpu", jobs=1, progress=False)
+    assert outcome.status == "busy"
+    assert not (run_dir / "log.txt").exists() and not (run_dir / "result.json").exists()
+
+
+def test_run_lock_excludes_other_processes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from fer_bench.engine.lock import run_lock, RunBusy\n"
+            "try:\n  with run_lock(sys.argv[1]): pass\nexcept RunBusy as e: print(e); sys.exit(3)\n")
+    with run_lock(tmp_path / "run"):
+        with run_lock(tmp_path / "run"):  # re-entrant within a process
+            busy = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True)
+    assert busy.returncode == 3 and "another process" in busy.stdout
+    free = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")])
+    assert free.returncode == 0
+    assert issubclass(RunBusy, RuntimeError)
+
+
+def test_sweep_cli_dry_run_and_summary(tiny_synth: Path, tmp_path: Path) -> None:
+    common = ["--methods", "baseline", "--rates", "0.2", "--seeds", "0", "--clean", "--root", str(tiny_synth),
+              "--out", str(tmp_path / "runs"), "--quiet"] + [f"--set={k}={v}" for k, v in TINY_RECIPE.items()]
+    dry = CliRunner().invoke(cli, ["sweep", *common, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.count("new ") == 2 and "2 runs, 0 finished" in dry.output
+    res = CliRunner().invoke(cli, ["sweep", *common, "--jobs", "2"])
+    assert res.exit_code == 0, res.output
+    assert "2 runs: 2 trained now, 0 already finished, 0 running elsewhere, 0 failed" in res.output
+    assert "2 runs, 2 finished" in CliRunner().invoke(cli, ["sweep", *common, "--dry-run"]).output
+    bad = CliRunner().invoke(cli, ["sweep", *common, "--rates", "0.2,x"])
+    assert bad.exit_code == 2 and "comma-separated list of floats" in bad.output
+
+
+def test_slurm_launcher_through_submitit_local_executor(tiny_synth: Path, tmp_path: Path) -> None:
+    pytest.importorskip("submitit")
+    from fer_bench.sweep.slurm import RunTask, submit
+    from fer_bench.sweep.plan import spec_to_json
+
+    specs = expand(Axes(methods=("baseline",), rates=(0.2,), seeds=(0, 1)), tiny_spec(tiny_synth, tmp_path / "runs"))
+    jobs = submit(specs, {"cluster": "local", "timeout_min": 5})
+    outcomes = [j.result() for j in jobs]
+    assert [o.status for o in outcomes] == ["done", "done"]
+    assert all((o.run_dir / "result.json").is_file() for o in outcomes)
+    # a requeue (timeout, preemption) resubmits the same run, which then resumes or skips
+    delayed = RunTask().checkpoint(spec_to_json(specs[0]))
+    assert delayed.args == (spec_to_json(specs[0]),)
+    assert delayed.result().status == "skipped"
