@@ -306,19 +306,24 @@ def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, im
 
 
 @torch.no_grad()
-def evaluate(method: Method, augment: BatchAugment, images: torch.Tensor, labels: np.ndarray,
-             num_classes: int, device: torch.device, batch_size: int, amp: bool) -> np.ndarray:
-    """Confusion matrix of the method's predictions on a (clean) test split."""
+def predict_logits(method: Method, augment: BatchAugment, images: torch.Tensor, device: torch.device,
+                   batch_size: int, amp: bool) -> torch.Tensor:
+    """The method's logits (float32, on the CPU) for un-augmented images."""
     method.model.eval()
-    preds = []
-    for start in range(0, len(labels), batch_size):
-        raw = images[start:start + batch_size].to(device, non_blocking=True)
-        x = augment.eval(raw)
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = augment.eval(images[start:start + batch_size].to(device, non_blocking=True))
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            preds.append(method.predict(x).argmax(1).cpu())
-    pred = torch.cat(preds).numpy()
+            out.append(method.predict(x).float().cpu())
+    return torch.cat(out)
+
+
+def evaluate(method: Method, augment: BatchAugment, images: torch.Tensor, labels: np.ndarray,
+             num_classes: int, device: torch.device, batch_size: int, amp: bool) -> np.ndarray:
+    """Confusion matrix of the method's predictions on a (clean) test split."""
+    pred = predict_logits(method, augment, images, device, batch_size, amp).argmax(1).numpy()
     return confusion_matrix(np.asarray(labels, dtype=np.int64), pred, num_classes)
 
 
@@ -373,15 +378,16 @@ def main(spec: RunSpec) -> dict[str, Any]:
     Raises :class:`~fer_bench.engine.lock.RunBusy` if another process is running it.
     """
     run = resolve(spec)
+    prepared = prepare(run, spec.progress)  # bad data fails here, before anything is written
     with run_lock(run.run_dir):
-        return _train(run)
+        return _train(run, *prepared)
 
 
-def _train(run: ResolvedRun) -> dict[str, Any]:
+def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, record: Any,
+           config: dict[str, Any]) -> dict[str, Any]:
     spec = run.spec
     device = select_device(spec.device)
     run_dir = run.run_dir
-    dataset, train_labels, record, config = prepare(run, spec.progress)
     chash = config_hash(config)
     config["config_hash"] = chash
 
@@ -471,9 +477,27 @@ def _train(run: ResolvedRun) -> dict[str, Any]:
     return result
 
 
-def evaluate_run(run_dir: Path, dataset_name: Optional[str] = None, root: Optional[str] = None,
-                 device_name: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """Re-evaluate a run's final model (its last checkpoint) on a dataset's test split."""
+@dataclass
+class TrainedRun:
+    """A finished (or interrupted) run's final model, ready to predict on a dataset."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    dataset: FERDataset
+    method: Method
+    ctx: MethodContext
+    epoch: int
+
+    def logits(self, images: np.ndarray) -> torch.Tensor:
+        device = self.ctx.device
+        return predict_logits(self.method, self.ctx.augment, _images_on(device, images), device,
+                              self.config["recipe"]["eval_batch_size"], device.type == "cuda")
+
+
+def load_trained(run_dir: Path, dataset_name: Optional[str] = None, root: Optional[str] = None,
+                 device_name: str = "auto", progress: bool = True,
+                 dataset: Optional[FERDataset] = None) -> TrainedRun:
+    """Rebuild a run's model from ``checkpoint.pt``, with the run's dataset, another one, or one already loaded."""
     run_dir = Path(run_dir)
     config_file, ckpt_file = run_dir / "config.json", run_dir / "checkpoint.pt"
     for f in (config_file, ckpt_file):
@@ -481,16 +505,17 @@ def evaluate_run(run_dir: Path, dataset_name: Optional[str] = None, root: Option
             raise RunError(f"{run_dir} is not a run directory: {f.name} is missing")
     config = json.loads(config_file.read_text())
     method_cls = METHODS.get(config["method"])
-    dataset_cls = DATASETS.get(dataset_name or config["dataset"])
     device = select_device(device_name)
-    options: dict[str, Any] = {}
-    if dataset_name is None or dataset_name == config["dataset"]:
-        root = root or config.get("root")
-        options = config.get("data_options", {})
-    dataset = load_dataset(dataset_cls, root, options, progress)
-    recipe = config["recipe"]
+    if dataset is None:
+        dataset_cls = DATASETS.get(dataset_name or config["dataset"])
+        options: dict[str, Any] = {}
+        if dataset_name is None or dataset_name == config["dataset"]:
+            root = root or config.get("root")
+            options = config.get("data_options", {})
+        dataset = load_dataset(dataset_cls, root, options, progress)
     # The method is built only for its model, so the clean train labels stand in for the noisy ones.
-    ctx = build_context(method_cls, recipe, config["seed"], dataset, dataset.train.labels, device, training=False)
+    ctx = build_context(method_cls, config["recipe"], config["seed"], dataset, dataset.train.labels, device,
+                        training=False)
     method = method_cls(ctx, config["hparams"])
     ckpt = torch.load(ckpt_file, map_location=device, weights_only=True)
     try:
@@ -499,9 +524,16 @@ def evaluate_run(run_dir: Path, dataset_name: Optional[str] = None, root: Option
         first = str(exc).strip().splitlines()
         raise RunError(f"{ckpt_file} does not match the {config['method']} model for {dataset.name} "
                        f"({dataset.num_classes} classes): {' '.join(first[1:3]).strip()}") from None
-    cm = evaluate(method, ctx.augment, _images_on(device, dataset.test.images), dataset.test.labels,
-                  dataset.num_classes, device, recipe["eval_batch_size"], device.type == "cuda")
-    return {"run_dir": str(run_dir), "dataset": dataset.name, "epoch": ckpt["epoch"],
-            "acc": accuracy(cm), "mean_class_acc": mean_class_accuracy(cm),
-            "confusion": cm.tolist(), "class_names": list(dataset.class_names)}
+    return TrainedRun(run_dir, config, dataset, method, ctx, ckpt["epoch"])
 
+
+def evaluate_run(run_dir: Path, dataset_name: Optional[str] = None, root: Optional[str] = None,
+                 device_name: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Re-evaluate a run's final model (its last checkpoint) on a dataset's test split."""
+    trained = load_trained(run_dir, dataset_name, root, device_name, progress)
+    test = trained.dataset.test
+    pred = trained.logits(test.images).argmax(1).numpy()
+    cm = confusion_matrix(np.asarray(test.labels, dtype=np.int64), pred, trained.dataset.num_classes)
+    return {"run_dir": str(run_dir), "dataset": trained.dataset.name, "epoch": trained.epoch,
+            "acc": accuracy(cm), "mean_class_acc": mean_class_accuracy(cm),
+            "confusion": cm.tolist(), "class_names": list(trained.dataset.class_names)}

@@ -44,19 +44,21 @@ def slots(device: str, jobs: Optional[int], runs_per_gpu: int) -> list[Optional[
     return [None] * (jobs or 1)
 
 
-def _child_env(gpu: Optional[str], threads: int) -> dict[str, str]:
+def _child_env(gpu: Optional[str], threads: int, plugins: Sequence[str]) -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    if plugins:
+        env["FER_BENCH_PLUGINS"] = ",".join(filter(None, [env.get("FER_BENCH_PLUGINS"), *plugins]))
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     return env
 
 
-def _run_child(spec: RunSpec, gpu: Optional[str], threads: int) -> Outcome:
+def _run_child(spec: RunSpec, gpu: Optional[str], threads: int, plugins: Sequence[str]) -> Outcome:
     run_dir = resolve(spec).run_dir
     child_spec = replace(spec, device="cuda", progress=False) if gpu is not None else replace(spec, progress=False)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "fer_bench.sweep.worker", spec_to_json(child_spec)],
-                          env=_child_env(gpu, threads), capture_output=True, text=True)
+                          env=_child_env(gpu, threads, plugins), capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode in STATUS:
         return Outcome(spec, run_dir, STATUS[proc.returncode], seconds)
@@ -67,8 +69,11 @@ def _run_child(spec: RunSpec, gpu: Optional[str], threads: int) -> Outcome:
 
 
 def run_local(specs: Sequence[RunSpec], device: str = "auto", jobs: Optional[int] = None,
-              runs_per_gpu: int = 1, progress: bool = True) -> list[Outcome]:
-    """Run every spec in a child process, ``len(slots)`` at a time; a failure never stops the others."""
+              runs_per_gpu: int = 1, plugins: Sequence[str] = (), progress: bool = True) -> list[Outcome]:
+    """Run every spec in a child process, ``len(slots)`` at a time; a failure never stops the others.
+
+    ``plugins`` are modules the children import first (the sweep's ``--plugin`` options).
+    """
     free: queue.Queue[Optional[str]] = queue.Queue()
     pool = slots(device, jobs, runs_per_gpu)
     for gpu in pool:
@@ -80,7 +85,7 @@ def run_local(specs: Sequence[RunSpec], device: str = "auto", jobs: Optional[int
             return Outcome(spec, resolve(spec).run_dir, "skipped")
         gpu = free.get()
         try:
-            return _run_child(spec, gpu, threads)
+            return _run_child(spec, gpu, threads, plugins)
         finally:
             free.put(gpu)
 

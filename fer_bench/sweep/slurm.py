@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from ..engine.run import RunSpec, resolve
 from ..paths import results_root
+from ..registry import load_plugin
 from .plan import spec_from_json, spec_to_json
 from .worker import LOG_NAME, STATUS, Outcome, execute
 
@@ -33,7 +34,12 @@ def _submitit() -> Any:
 class RunTask:
     """One run as a submitit job, resubmitted unchanged on timeout or preemption."""
 
+    def __init__(self, plugins: Sequence[str] = ()) -> None:
+        self.plugins = tuple(plugins)
+
     def __call__(self, spec_json: str) -> Outcome:
+        for module in self.plugins:
+            load_plugin(module)
         spec = spec_from_json(spec_json)
         run_dir = resolve(spec).run_dir
         t0 = time.perf_counter()
@@ -50,7 +56,7 @@ class RunTask:
         return _submitit().helpers.DelayedSubmission(self, spec_json)
 
 
-def submit(specs: Sequence[RunSpec], params: dict[str, Any]) -> list[Any]:
+def submit(specs: Sequence[RunSpec], params: dict[str, Any], plugins: Sequence[str] = ()) -> list[Any]:
     """Submit every spec as one job array; returns submitit's jobs (``job.result()`` is an :class:`Outcome`)."""
     submitit = _submitit()
     if not specs:
@@ -61,4 +67,4 @@ def submit(specs: Sequence[RunSpec], params: dict[str, Any]) -> list[Any]:
     executor = submitit.AutoExecutor(folder=runs_root / ".submitit" / "%j", cluster=cluster)
     # AutoExecutor passes the generic keys on and drops another cluster's prefixed ones (slurm_* when local).
     executor.update_parameters(name="fer-bench", slurm_array_parallelism=len(specs), **params)
-    return executor.map_array(RunTask(), [spec_to_json(s) for s in specs])
+    return executor.map_array(RunTask(plugins), [spec_to_json(s) for s in specs])

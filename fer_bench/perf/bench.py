@@ -1,0 +1,521 @@
+"""``fer-bench bench``: training throughput, peak memory and input-pipeline speed, in one process.
+
+Three measurements on a RAF-DB-shaped synthfer set (12,271 training images by
+default, rendered once at the requested size into ``<data root>/synthfer-bench-<size>``
+as RAF-DB-layout JPEGs, and decoded once into the uint8 cache):
+
+1. **Methods** (``part = training``, ``pipeline = batched``): every requested
+   method trains through the engine's own :func:`~fer_bench.engine.run.train_one_epoch`
+   with its official recipe under the chosen profile (``paper``: ResNet-18)
+   at ``--size`` and ``--batch``. The training set is cut to ``--steps``
+   batches; one short epoch of warm-up steps comes first and is not timed.
+2. **Baseline fed by the reference pipeline** (``pipeline = reference``): the
+   same engine loop and Baseline step, with the augmented batches coming
+   from :mod:`.reference_pipeline` (PIL decode of every JPEG per item,
+   torchvision transforms, a DataLoader with ``--workers`` processes) instead
+   of :class:`~fer_bench.engine.augment.BatchAugment`. The loader is handed the
+   engine's own index batches, so each image still trains with its own label.
+3. **Input pipelines alone** (``part = pipeline``): augmented batches per
+   second with no model, :class:`BatchAugment` on the device from the uint8
+   cache (running ``max(1, workers)`` torch threads) against the reference
+   pipeline with ``workers`` worker processes, on the same index batches and
+   with every op switched on (:data:`PIPELINE_AUGMENT`).
+
+Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU (the uint8 cache
+moved to the GPU included, as in a real run) and, on a CPU, how far the main
+process's peak resident set (``getrusage``'s ``ru_maxrss``; the DataLoader
+workers are not included) rose above its size at the start of the
+measurement, with the high-water mark reset first where Linux allows it
+(see :class:`_PeakMemory`). It is labelled as RSS wherever it is shown.
+
+Resolved settings, every row and the environment go to a JSON file, by default
+``<results root>/bench/bench-<device>-<size>.json`` (``-pipeline`` added for
+``--pipeline-only``), written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import os
+import platform
+import re
+import resource
+import sys
+import time
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..atomic import write_json
+from ..datasets import raf_layout
+from ..datasets.base import FERDataset, Split
+from ..engine.augment import AugmentConfig, AugmentedBatch, BatchAugment
+from ..engine.environment import environment_record
+from ..engine.optim import build_optimizer, build_scheduler
+from ..engine.recipe import PROFILES
+from ..engine.run import (
+    ResolvedRun, RunSpec, _images_on, augment_config, build_context, epoch_batches, epoch_seed, load_dataset,
+    resolve, select_device, train_one_epoch,
+)
+from ..paths import data_root, results_root
+from ..registry import DATASETS, METHODS, list_methods
+from .reference_pipeline import reference_loader
+
+RAFDB_N_TRAIN = 12271   # RAF-DB's basic training split
+BENCH_N_TEST = 256      # never timed; the loader wants a test split
+DEFAULT_STEPS = 30
+DEFAULT_WARMUP = 5
+MIN_SIZE = 16
+REFERENCE_METHOD = "baseline"
+
+# The pipeline-only comparison switches every op on: the engine's default flip
+# and erasing, and LA-Net's official crop and colour jitter.
+PIPELINE_AUGMENT: dict[str, Any] = {
+    "flip": 0.5, "crop_scale": (0.75, 1.0), "crop_ratio": (3 / 4, 4 / 3),
+    "brightness": 0.4, "contrast": 0.4, "saturation": 0.4,
+    "erase": 0.5, "erase_scale": (0.02, 0.25), "erase_ratio": (0.3, 3.3),
+}
+
+NOTES = [
+    "reference = the peer repos' pipeline: each image decoded from its JPEG file with PIL per item, "
+    "torchvision per-image transforms, DataLoader worker processes, collate (pinned memory on a GPU)",
+    "batched = fer-bench's pipeline: BatchAugment on the device over the uint8 cache, which is decoded "
+    "once per dataset (that one-off decode is not timed)",
+    "both pipelines get the same index batches; warm-up batches/steps are not timed; the reference "
+    "loader runs through warm-up and timed steps in one iterator, so worker start-up is not timed",
+]
+
+
+def default_workers() -> int:
+    """DataLoader workers when none are given: the usable cores, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+def bench_root(size: int, n_train: int) -> Path:
+    """Where the bench dataset of this size lives (reused when complete)."""
+    suffix = "" if n_train == RAFDB_N_TRAIN else f"-n{n_train}"
+    return data_root() / f"synthfer-bench-{size}{suffix}"
+
+
+def prepare_dataset(size: int, n_train: int, progress: bool) -> FERDataset:
+    """Render (first time only) and load the RAF-DB-shaped synthfer set at ``size`` px."""
+    from ..datasets.synthfer.generate import generate
+
+    root = bench_root(size, n_train)
+    generate(root, n_train=n_train, n_test=min(BENCH_N_TEST, n_train), size=size, seed=0, progress=progress)
+    return load_dataset(DATASETS.get("synthfer"), str(root), {}, progress=progress)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    info = {"device": str(device), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def device_slug(device: torch.device) -> str:
+    if device.type != "cuda":
+        return "cpu"
+    return re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-") or "cuda"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_rss_mib() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _current_rss_mib() -> Optional[float]:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the process's RSS high-water mark (Linux: ``5 > /proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class _PeakMemory:
+    """Peak memory of one measurement.
+
+    On a GPU: ``torch.cuda.max_memory_allocated`` since the start. On a CPU:
+    how far the main process's peak RSS (``getrusage``) rose above its RSS at
+    the start; where the high-water mark can be reset (Linux) it is, so each
+    measurement has its own peak; elsewhere it is the rise of the process's
+    lifetime peak, 0 when a measurement stays below an earlier one.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            return
+        current = _current_rss_mib()
+        self.reset = current is not None and _reset_peak_rss()
+        self.rss0 = current if self.reset else _peak_rss_mib()
+
+    def read(self) -> dict[str, Any]:
+        if self.device.type == "cuda":
+            return {"peak_memory_mib": torch.cuda.max_memory_allocated(self.device) / 2**20,
+                    "memory_kind": "cuda_max_allocated"}
+        peak = _peak_rss_mib()
+        kind = "cpu_peak_rss_above_start" if self.reset else "cpu_lifetime_peak_rss_increase"
+        return {"peak_memory_mib": max(0.0, peak - self.rss0), "memory_kind": kind, "process_peak_rss_mib": peak}
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _row(part: str, method: Optional[str], pipeline: str, images: int, seconds: float, batch: int,
+         memory: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"part": part, "method": method, "pipeline": pipeline, "images": images, "seconds": seconds,
+            "images_per_s": images / seconds, "batches_per_s": images / batch / seconds, **memory, **extra}
+
+
+# --- input pipelines alone ------------------------------------------------------------
+
+def _index_batches(n: int, batch: int, count: int, seed: int = 0) -> list[torch.Tensor]:
+    """``count`` shuffled index batches over ``n`` images (several passes when needed)."""
+    gen = torch.Generator().manual_seed(seed)
+    passes = math.ceil(count * batch / n)
+    order = torch.cat([torch.randperm(n, generator=gen) for _ in range(passes)])
+    return list(order[:count * batch].split(batch))
+
+
+def train_paths(dataset: FERDataset) -> list[Path]:
+    """The JPEG file of every training image (synthfer is written in RAF-DB's layout)."""
+    return [raf_layout.aligned_path(dataset.root, name) for name in dataset.train.names]
+
+
+def measure_batched_pipeline(dataset: FERDataset, cfg: AugmentConfig, device: torch.device,
+                             batches: Sequence[torch.Tensor], warmup: int, threads: int,
+                             progress: bool) -> dict[str, Any]:
+    """BatchAugment over the uint8 cache, gathered and augmented on the device as the engine does."""
+    memory = _PeakMemory(device)
+    augment = BatchAugment(cfg)
+    images = _images_on(device, dataset.train.images)
+    gen = torch.Generator().manual_seed(0)
+    with _torch_threads(threads):
+        start = time.perf_counter()
+        for k, idx in enumerate(tqdm(batches, desc="batched pipeline", leave=False, disable=not progress)):
+            if k == warmup:
+                _sync(device)
+                start = time.perf_counter()
+            idx_dev = idx.to(device, non_blocking=True)
+            raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
+            augment(raw, gen)
+        _sync(device)
+        seconds = time.perf_counter() - start
+    n_images = sum(len(b) for b in batches[warmup:])
+    return _row("pipeline", None, "batched", n_images, seconds, len(batches[0]), memory.read(),
+                torch_threads=threads)
+
+
+def measure_reference_pipeline(dataset: FERDataset, cfg: AugmentConfig, device: torch.device,
+                               batches: Sequence[torch.Tensor], warmup: int, workers: int,
+                               progress: bool) -> dict[str, Any]:
+    """The peers' pipeline: JPEG decode + torchvision per image in ``workers`` processes, to the device."""
+    memory = _PeakMemory(device)
+    loader = reference_loader(train_paths(dataset), dataset.train.labels, cfg, workers, batches=batches,
+                              pin_memory=device.type == "cuda")
+    start = time.perf_counter()
+    for k, (x, _, _) in enumerate(tqdm(loader, desc="reference pipeline", leave=False, disable=not progress)):
+        if k == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        x.to(device, non_blocking=True)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    n_images = sum(len(b) for b in batches[warmup:])
+    return _row("pipeline", None, "reference", n_images, seconds, len(batches[0]), memory.read(), workers=workers)
+
+
+# --- training -----------------------------------------------------------------------
+
+def _subset(dataset: FERDataset, n: int) -> FERDataset:
+    """The first ``n`` training images (repeated when the set is smaller) as a dataset's train split."""
+    train, take = dataset.train, np.arange(n) % len(dataset.train)
+    images = train.images[:n] if n <= len(train) else train.images[take]  # a view when it can be
+    sub = Split(names=[train.names[i] for i in take], images=images, labels=train.labels[take],
+                landmarks=None if train.landmarks is None else train.landmarks[take])
+    return replace(dataset, train=sub)
+
+
+class _LoaderFeed:
+    """Stands in for ``ctx.augment`` so the engine's loop trains on the reference pipeline's batches.
+
+    The engine gathers ``raw = images[idx]`` before augmenting; here ``images``
+    is an index placeholder ``(N, 1, 1, 1)``, so ``raw`` costs nothing and holds
+    the indices the engine wanted, which are checked against the loader's
+    (without a device sync) to prove both walk the same batches.
+    """
+
+    def __init__(self, loader: Any, device: torch.device) -> None:
+        self._batches = iter(loader)
+        self.device = device
+        self.mismatch = torch.zeros((), dtype=torch.bool, device=device)
+
+    def __call__(self, raw: torch.Tensor, gen: torch.Generator, landmarks: Any = None,
+                 flip: Any = None) -> AugmentedBatch:
+        images, _, idx = next(self._batches)
+        images = images.to(self.device, non_blocking=True)
+        self.mismatch |= (raw.reshape(-1) != idx.to(self.device, non_blocking=True)).any()
+        b = images.shape[0]
+        return AugmentedBatch(images, None, torch.zeros(b, dtype=torch.bool), torch.zeros(b, 2, 3))
+
+
+def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device, steps: int, warmup: int,
+                     workers: Optional[int], progress: bool) -> dict[str, Any]:
+    """Images/s of ``steps`` training steps through ``train_one_epoch`` after ``warmup`` untimed ones.
+
+    ``workers=None`` feeds the engine's batched pipeline; a number feeds the
+    reference pipeline with that many DataLoader workers.
+    """
+    batch = run.recipe["batch_size"]
+    n_sub = max(steps, warmup, 1) * batch
+    full_n = len(dataset.train)
+    sub = _subset(dataset, n_sub)
+    memory = _PeakMemory(device)
+    torch.manual_seed(0)
+    ctx = build_context(run.method_cls, run.recipe, 0, sub, sub.train.labels, device)
+    method = run.method_cls(ctx, run.hparams)
+    if device.type == "cuda":
+        method.model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(method.param_groups(), run.recipe)
+    scheduler = build_scheduler(optimizer, run.recipe, ctx.steps_per_epoch)
+    amp = device.type == "cuda"
+    all_labels = ctx.train_labels
+    # Epoch 0 is the warm-up: the same context over its first warmup batches (a view, so a
+    # method that rewrites labels rewrites the real ones). Epoch 1 is timed.
+    epochs = [(0, all_labels[:warmup * batch])] if warmup > 0 else []
+    epochs.append((1, all_labels))
+
+    feed = None
+    if workers is None:
+        # The whole cache, as a real run holds it, whenever the subset is a prefix of it.
+        images = _images_on(device, dataset.train.images if n_sub <= full_n else sub.train.images)
+    else:
+        images = torch.arange(n_sub, device=device).view(n_sub, 1, 1, 1)
+        order: list[torch.Tensor] = []
+        for epoch, labels in epochs:  # the very batches train_one_epoch will draw
+            ctx.train_labels = labels
+            order += epoch_batches(method, ctx, epoch, torch.Generator().manual_seed(epoch_seed(ctx.seed, epoch, 0)))
+        ctx.train_labels = all_labels
+        paths = [raf_layout.aligned_path(dataset.root, name) for name in sub.train.names]
+        loader = reference_loader(paths, sub.train.labels, ctx.augment.cfg, workers, batches=order,
+                                  pin_memory=device.type == "cuda")
+        feed = _LoaderFeed(loader, device)
+        ctx.augment = feed  # type: ignore[assignment]
+
+    rows = []
+    for epoch, labels in epochs:
+        ctx.train_labels = labels
+        try:
+            rows.append(train_one_epoch(method, ctx, optimizer, scheduler, images, epoch, amp,
+                                        progress=progress and epoch == 1))
+        finally:
+            ctx.train_labels = all_labels
+    if feed is not None and bool(feed.mismatch):
+        raise RuntimeError("the reference loader's batches drifted from the engine's; the comparison is void")
+    timed = rows[-1]
+    n_images = round(timed["images_per_s"] * timed["train_seconds"])
+    extra = {"workers": workers} if workers is not None else {}
+    result = _row("training", run.spec.method.lower(), "batched" if workers is None else "reference",
+                  n_images, timed["train_seconds"], batch, memory.read(), **extra)
+    del method, optimizer, scheduler, ctx, images, feed
+    return result
+
+
+# --- the whole bench --------------------------------------------------------------
+
+def _check(methods: Sequence[str], size: int, batch: int, steps: int, warmup: int, workers: int,
+           n_train: int) -> None:
+    if size < MIN_SIZE:
+        raise ValueError(f"--size {size} is too small (minimum {MIN_SIZE})")
+    if batch < 2:
+        raise ValueError(f"--batch {batch} is too small (batch normalisation needs at least 2)")
+    if steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {steps}")
+    if warmup < 0:
+        raise ValueError(f"--warmup must be >= 0, got {warmup}")
+    if workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {workers}")
+    if n_train < batch:
+        raise ValueError(f"--n-train {n_train} is smaller than one batch ({batch})")
+    if not methods:
+        raise ValueError("no methods to measure")
+    for name in methods:
+        METHODS.get(name)  # an unknown name raises, listing the known ones
+
+
+def _ratios(rows: list[dict[str, Any]]) -> None:
+    refs = {row["part"]: row["images_per_s"] for row in rows if row["pipeline"] == "reference"}
+    for row in rows:
+        ref = refs.get(row["part"])
+        row["ratio_to_reference"] = row["images_per_s"] / ref if ref else None
+
+
+def _speedups(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """batched / reference images/s: of the pipelines alone, and of the Baseline's training step."""
+    out = {}
+    cases = (("input_pipeline", "pipeline", None), ("baseline_training", "training", REFERENCE_METHOD))
+    for key, part, method in cases:
+        rate = {r["pipeline"]: r["images_per_s"] for r in rows if r["part"] == part and r["method"] == method}
+        if "batched" in rate and "reference" in rate:
+            out[key] = rate["batched"] / rate["reference"]
+    return out
+
+
+def run_bench(
+    methods: Optional[Sequence[str]] = None,
+    size: int = 224,
+    batch: int = 128,
+    device: str = "auto",
+    n_train: int = RAFDB_N_TRAIN,
+    workers: Optional[int] = None,
+    steps: int = DEFAULT_STEPS,
+    warmup: int = DEFAULT_WARMUP,
+    out: Optional[str | Path] = None,
+    profile: str = "paper",
+    pipeline_only: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Measure, print nothing, write the JSON record to ``out`` and return it (see the module docstring)."""
+    methods = list(methods) if methods else list_methods()
+    workers = default_workers() if workers is None else workers
+    _check(methods, size, batch, steps, warmup, workers, n_train)
+    overrides = {"image_size": size, "batch_size": batch}
+    runs = [] if pipeline_only else [
+        resolve(RunSpec(method=m, profile=profile, overrides=overrides)) for m in [REFERENCE_METHOD, *methods]]
+    if profile not in PROFILES:  # resolve checks it too, but not under --pipeline-only
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    dev = select_device(device)
+
+    dataset = prepare_dataset(size, n_train, progress)
+    pipe_cfg = AugmentConfig(image_size=size, **PIPELINE_AUGMENT)
+    batches = _index_batches(len(dataset.train), batch, warmup + steps)
+    tasks: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("pipeline: batched", lambda: measure_batched_pipeline(
+            dataset, pipe_cfg, dev, batches, warmup, max(1, workers), progress)),
+        ("pipeline: reference", lambda: measure_reference_pipeline(
+            dataset, pipe_cfg, dev, batches, warmup, workers, progress)),
+    ]
+    if runs:
+        tasks.append((f"training: {REFERENCE_METHOD} on reference", lambda: measure_training(
+            runs[0], dataset, dev, steps, warmup, workers, progress)))
+        for run in runs[1:]:
+            tasks.append((f"training: {run.spec.method}", lambda run=run: measure_training(
+                run, dataset, dev, steps, warmup, None, progress)))
+
+    rows = []
+    with tqdm(tasks, desc="bench", unit="measurement", disable=not progress) as bar:
+        for name, task in bar:
+            bar.set_postfix_str(name)
+            rows.append(task())
+    _ratios(rows)
+
+    result: dict[str, Any] = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": device_info(dev),
+        "environment": environment_record(dev),
+        "dataset": {"name": "synthfer (RAF-DB-shaped)", "root": str(dataset.root), "n_train": len(dataset.train),
+                    "n_test": len(dataset.test), "image_size": size, "files": "RAF-DB layout JPEG"},
+        "settings": {"methods": [] if pipeline_only else methods, "size": size, "batch": batch, "steps": steps,
+                     "warmup": warmup, "workers": workers, "profile": profile, "pipeline_only": pipeline_only},
+        "pipeline_augment": asdict(pipe_cfg),
+        "training_augment_baseline": None if pipeline_only else asdict(augment_config(runs[0].recipe)),
+        "notes": NOTES,
+        "rows": rows,
+        "speedup": _speedups(rows),
+    }
+    path = Path(out) if out else default_out(dev, size, pipeline_only)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result["out"] = str(path)
+    write_json(path, result)
+    return result
+
+
+def default_out(device: torch.device, size: int, pipeline_only: bool) -> Path:
+    name = f"bench-{device_slug(device)}-{size}{'-pipeline' if pipeline_only else ''}.json"
+    return results_root() / "bench" / name
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The printed report: a header naming device and settings, then one line per measurement."""
+    d, s, ds = result["device"], result["settings"], result["dataset"]
+    where = f"{d['gpu']} (cuda)" if "gpu" in d else f"CPU {d['cpu']}"
+    lines = [
+        f"fer-bench bench on {where}, {d['cpu_count']} cores, {d['torch_threads']} torch threads, torch {d['torch']}",
+        f"data: {ds['name']}, {ds['n_train']} training images at {ds['image_size']} px ({ds['files']}, {ds['root']})",
+        f"batch {s['batch']}, {s['steps']} timed steps after {s['warmup']} warm-up, {s['workers']} DataLoader "
+        f"workers" + ("" if s["pipeline_only"] else f", profile {s['profile']}"),
+    ]
+    lines += [f"  * {note}" for note in result["notes"]]
+    pa = result["pipeline_augment"]
+    lines.append(
+        f"  * pipeline ops: flip {pa['flip']}, random-resized crop scale {tuple(pa['crop_scale'])}, colour jitter "
+        f"{pa['brightness']}/{pa['contrast']}/{pa['saturation']}, erasing p {pa['erase']} scale "
+        f"{tuple(pa['erase_scale'])}, output {pa['image_size']} px")
+    mem_kind = result["rows"][0]["memory_kind"]
+    mem_head = "peak GPU MiB" if mem_kind == "cuda_max_allocated" else "+peak RSS MiB"
+    header = (f"{'part':<9} {'method':<10} {'pipeline':<10} {'images/s':>9} {'batches/s':>9} {mem_head:>14} "
+              f"{'vs reference':>12}")
+    lines += ["", header, "-" * len(header)]
+    for row in result["rows"]:
+        ratio = row["ratio_to_reference"]
+        lines.append(
+            f"{row['part']:<9} {row['method'] or '-':<10} {row['pipeline']:<10} {row['images_per_s']:>9.1f} "
+            f"{row['batches_per_s']:>9.2f} {row['peak_memory_mib']:>14.0f} "
+            f"{(f'{ratio:.2f}x' if ratio else '-'):>12}")
+    speedup = result.get("speedup", {})
+    if speedup:
+        lines.append("speed-up of the batched pipeline over the reference: " + ", ".join(
+            f"{k.replace('_', ' ')} {v:.2f}x" for k, v in speedup.items()))
+    if mem_kind != "cuda_max_allocated":
+        lines.append("(+peak RSS: how far the main process's resident set peaked above its size at the start "
+                     "of the measurement (getrusage); DataLoader workers not included)")
+    lines.append(f"written to {result['out']}")
+    return "\n".join(lines)

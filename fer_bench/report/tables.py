@@ -1,0 +1,248 @@
+"""Result tables in the layout of LA-Net's Table 1: LaTeX (booktabs), Markdown and CSV.
+
+Rows are blocks of one noise setting (clean, then each noise type by rate)
+with one row per method; columns are datasets. A cell is mean ± sample std
+over seeds with the number of seeds; the best mean of each block and dataset
+is bold. With ``compare_paper`` every real dataset gets the published number
+and our difference beside it. The CSV keeps numbers as numbers (one row per
+cell) so it can be re-analysed without parsing strings.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+import pandas as pd
+
+from . import paper
+
+DATASET_TITLES = {"synthfer": "synthfer", "rafdb": "RAF-DB", "ferplus": "FERPlus", "affectnet": "AffectNet"}
+METHOD_TITLES = {"baseline": "Baseline", "scn": "SCN", "rul": "RUL", "eac": "EAC", "lanet": "LA-Net"}
+NOISE_TITLES = {"sym": "Symmetric", "asym": "Asymmetric"}
+STAT_WORDS = {"last": "at the last epoch", "best": "at the best epoch (optimistic: chosen on the test set)",
+              "last5": "averaged over the last 5 epochs"}
+METRIC_WORDS = {"acc": "Clean-test accuracy (%)", "mean_class_acc": "Clean-test mean class accuracy (%)"}
+
+
+@dataclass
+class Cell:
+    mean: float
+    std: float
+    n: int
+    best: bool = False
+    paper: Optional[paper.Cell] = None
+
+    @property
+    def diff(self) -> Optional[float]:
+        return None if self.paper is None else self.mean - self.paper[0]
+
+
+@dataclass
+class Block:
+    title: str
+    noise: str
+    rate: float
+    rows: list[tuple[str, dict[str, Cell]]] = field(default_factory=list)  # (variant, dataset -> cell)
+
+
+@dataclass
+class Table:
+    blocks: list[Block]
+    columns: list[str]  # datasets, or other column keys (the user study's image subsets)
+    compared: list[str]  # columns with published numbers beside ours
+    caption: str
+    titles: dict[str, str] = field(default_factory=lambda: dict(DATASET_TITLES))
+    digits: int = 2
+    row_header: str = "Method"
+    column_name: str = "dataset"  # what a column is, for the CSV
+
+    def mark_best(self, higher: bool = True) -> None:
+        """Bold the best mean of each block and column (ties too), where a block has a choice."""
+        pick = max if higher else min
+        for block in self.blocks:
+            for col in self.columns:
+                cells = [c[col] for _, c in block.rows if col in c]
+                if len(cells) > 1:
+                    best = pick(c.mean for c in cells)
+                    for c in cells:
+                        c.best = bool(np.isclose(c.mean, best))
+
+
+def _dataset_order(names: list[str]) -> list[str]:
+    rank = {d: i for i, d in enumerate(["synthfer", *paper.DATASETS])}
+    return sorted(names, key=lambda d: (rank.get(d.split("+")[0], len(rank)), d))
+
+
+def variant_order(names: list[str]) -> list[str]:
+    """The paper's method order, then other methods by name; a method's variants after it."""
+    rank = {m: i for i, m in enumerate(METHOD_TITLES)}
+    return sorted(names, key=lambda v: (rank.get(v.split("+")[0], len(rank)), v.split("+")[0], "+" in v, v))
+
+
+def setting_order(settings: Iterable[str]) -> list[tuple[str, str, float]]:
+    """``(setting, noise, rate)`` in the paper's order: clean, symmetric, asymmetric, others; rates ascending."""
+    parsed = []
+    for setting in set(settings):
+        if setting in ("clean", "file"):
+            parsed.append((setting, "none" if setting == "clean" else "file", 0.0))
+        else:
+            noise, _, rate = setting.rpartition("-")
+            parsed.append((setting, noise, float(rate)))
+    rank = {n: i for i, n in enumerate(["none", *NOISE_TITLES])}
+    return sorted(parsed, key=lambda p: (rank.get(p[1], len(rank)), p[1], p[2]))
+
+
+def block_title(noise: str, rate: float) -> str:
+    if noise in ("none", "file"):
+        return "clean" if noise == "none" else "label file"
+    base, exact = noise.removesuffix("-exact"), noise.endswith("-exact")
+    return f"{NOISE_TITLES.get(base, base)}{' (exact)' if exact else ''} {rate:.0%}"
+
+
+def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool = False) -> Table:
+    """Arrange :func:`~fer_bench.report.collect.aggregate`'s output into blocks, rows and cells."""
+    datasets = _dataset_order(list(agg["dataset"].unique()))
+    compared = [d for d in datasets if compare_paper and d.split("+")[0] in paper.DATASETS]
+    blocks = []
+    for setting, noise, rate in setting_order(agg["setting"].unique()):
+        part = agg[agg["setting"] == setting]
+        block = Block(block_title(noise, rate), noise, rate)
+        for variant in variant_order(list(part["variant"].unique())):
+            cells = {}
+            for r in part[part["variant"] == variant].itertuples(index=False):
+                cells[r.dataset] = Cell(r.mean, r.std, int(r.n),
+                                        paper=paper.published(noise, rate, r.method, r.dataset)
+                                        if r.dataset in compared else None)
+            block.rows.append((variant, cells))
+        blocks.append(block)
+    table = Table(blocks, datasets, compared, _caption(agg, stat, metric, compared))
+    table.mark_best(higher=True)
+    return table
+
+
+def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> str:
+    ns = sorted(set(agg["n"].astype(int)))
+    seeds = f"{ns[0]} seeds" if len(ns) == 1 else f"{ns[0]}-{ns[-1]} seeds (n per cell)"
+    varied = agg["noise_seeds_varied"]
+    noise_seeds = ("the noise seed followed the training seed, so the noisy labels differ between seeds"
+                   if varied.all() else "the noisy labels were the same for every seed" if not varied.any()
+                   else "the noisy labels differed between seeds for some cells only")
+    profiles = ", ".join(sorted(set(agg["profile"])))
+    protocols = ", ".join(sorted(set(agg["protocol"])))
+    text = (f"{METRIC_WORDS[metric]} {STAT_WORDS[stat]}: mean ± sample std (ddof=1) over {seeds}, "
+            f"the number of seeds in parentheses; {noise_seeds}. Profile {profiles}, protocol {protocols}. "
+            f"Best mean per block and dataset in bold.")
+    if compared:
+        text += (" Paper: LA-Net's Table 1 (symmetric) and supplementary Table 1 (asymmetric), ResNet-18 "
+                 "pretrained on MS-Celeb-1M; Δ = ours − paper.")
+    return text
+
+
+def _mean_std(c: Cell, pm: str, digits: int) -> str:
+    return f"{c.mean:.{digits}f}" + (f"{pm}{c.std:.{digits}f}" if c.n > 1 else "")
+
+
+def _paper_text(p: Optional[paper.Cell], pm: str) -> str:
+    if p is None:
+        return "–"
+    return f"{p[0]:.2f}" + (f"{pm}{p[1]:.2f}" if p[1] is not None else "")
+
+
+def _title(variant: str) -> str:
+    method, *rest = variant.split("+")
+    return "+".join([METHOD_TITLES.get(method, method), *rest])
+
+
+def _header(table: Table) -> list[str]:
+    cols = ["Noise", table.row_header]
+    for d in table.columns:
+        title = table.titles.get(d, d)
+        cols += [title, f"{title} paper", f"{title} Δ"] if d in table.compared else [title]
+    return cols
+
+
+def _body(table: Table, cell: Callable[[Cell], str], pm: str,
+          plain: Callable[[str], str] = str) -> list[list[list[str]]]:
+    """Blocks of rows of strings: ``cell`` formats our results, ``plain`` escapes everything else."""
+    out = []
+    for block in table.blocks:
+        rows = []
+        for i, (variant, cells) in enumerate(block.rows):
+            row = [plain(block.title if i == 0 else ""), plain(_title(variant))]
+            for d in table.columns:
+                c = cells.get(d)
+                row.append(plain("–") if c is None else cell(c))
+                if d in table.compared:
+                    diff = c.diff if c else None
+                    row += [plain(_paper_text(c.paper if c else None, pm)),
+                            plain("–" if diff is None else f"{diff:+.2f}")]
+            rows.append(row)
+        out.append(rows)
+    return out
+
+
+def to_markdown(table: Table) -> str:
+    def cell(c: Cell) -> str:
+        text = _mean_std(c, " ± ", table.digits)
+        return f"**{text}** ({c.n})" if c.best else f"{text} ({c.n})"
+
+    header = _header(table)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + [":-:"] * (len(header) - 2)) + "|"]
+    for rows in _body(table, cell, " ± "):
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + f"\n\n{table.caption}\n"
+
+
+TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+               "±": r"$\pm$", "Δ": r"$\Delta$", "–": "--", "−": "-"}
+
+
+def _tex(text: str) -> str:
+    return "".join(TEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def to_latex(table: Table, label: str = "tab:fer-bench") -> str:
+    """A ``table`` float with booktabs rules; needs only ``\\usepackage{booktabs}``."""
+    def cell(c: Cell) -> str:
+        text = _tex(_mean_std(c, "±", table.digits))
+        return (rf"\textbf{{{text}}}" if c.best else text) + rf" {{\scriptsize ({c.n})}}"
+
+    header = _header(table)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex(table.caption)}}}",
+             rf"\label{{{label}}}", r"\begin{tabular}{ll" + "c" * (len(header) - 2) + "}", r"\toprule",
+             " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+    for i, rows in enumerate(_body(table, cell, "±", _tex)):
+        if i:
+            lines.append(r"\midrule")
+        lines += [" & ".join(r) + r" \\" for r in rows]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    rows = []
+    for block in table.blocks:
+        for variant, cells in block.rows:
+            for d in table.columns:
+                if d not in cells:
+                    continue
+                c = cells[d]
+                row = {"noise": block.noise, "rate": block.rate, table.row_header.lower(): variant, table.column_name: d,
+                       "mean": round(c.mean, table.digits + 2),
+                       "std": None if math.isnan(c.std) else round(c.std, table.digits + 2), "n": c.n,
+                       "best_in_block": c.best}
+                if table.compared:
+                    row.update(paper=c.paper[0] if c.paper else None, paper_std=c.paper[1] if c.paper else None,
+                               diff=None if c.diff is None else round(c.diff, 4))
+                rows.append(row)
+    buf = io.StringIO()
+    pd.DataFrame(rows).to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+FORMATS = {"latex": to_latex, "markdown": to_markdown, "csv": to_csv}

@@ -1,0 +1,149 @@
+"""How close label descriptors are to human perception: the JS-divergence user study.
+
+LA-Net's supplementary Table 2 compares two descriptors of a face's expression
+with the distribution of human votes: one-hot labels (0.2030) and LA-Net's
+label distributions (0.0909). Here the same question is asked of every run
+of a results root, on the training images (that is where label descriptors
+live): one-hot clean labels, one-hot noisy labels (each setting and seed),
+each method's predicted distribution (softmax of its final model) and
+LA-Net's saved label distributions, each against the reference
+distribution, as a mean over all images and over the ambiguous ones (largest
+vote share below 0.7).
+
+The reference is the dataset's ground-truth distributions where it has them
+(synthfer), else its normalised vote counts (FERPlus), else a user-supplied
+votes CSV (``image,<class>,...`` counts) covering any subset of the
+training images.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ..datasets.base import FERDataset
+from ..datasets.synthfer.labels import js_divergence
+from ..datasets.votes import read_class_table
+from ..engine.run import load_dataset, load_trained
+from ..methods.lanet.method import DISTRIBUTION_FILE
+from ..noise.files import import_train_labels
+from ..registry import DATASETS
+from . import paper
+from .collect import collect_runs
+from .tables import METHOD_TITLES, Block, Cell, Table, block_title, setting_order, variant_order
+
+AMBIGUOUS_BELOW = 0.7
+CLEAN, NOISY, LANET_DIST = "one-hot clean labels", "one-hot noisy labels", "LA-Net label distributions"
+
+
+def reference(dataset: FERDataset, votes_csv: Optional[Path] = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(train indices, (n, C) reference distributions, where they came from)``."""
+    train = dataset.train
+    if votes_csv is not None:
+        names, counts = read_class_table(Path(votes_csv), dataset.class_names)
+        index = {n: i for i, n in enumerate(train.names)}
+        unknown = [n for n in names if n not in index]
+        if unknown:
+            raise ValueError(f"{votes_csv}: {len(unknown)} image(s) are not training images of {dataset.name}, "
+                             f"e.g. {', '.join(unknown[:3])}")
+        source, idx = f"votes in {votes_csv}", np.array([index[n] for n in names], dtype=np.int64)
+    elif train.distributions is not None:
+        idx, counts, source = np.arange(len(train.names)), train.distributions, f"{dataset.name}'s true distributions"
+    elif train.votes is not None:
+        idx, counts, source = np.arange(len(train.names)), train.votes, f"{dataset.name}'s annotator votes"
+    else:
+        raise ValueError(f"{dataset.name} has no votes or distributions; pass --votes FILE.csv")
+    counts = np.asarray(counts, dtype=np.float64)
+    totals = counts.sum(1, keepdims=True)
+    if (totals <= 0).any():
+        raise ValueError(f"{source}: {int((totals <= 0).sum())} image(s) have no votes")
+    return idx, counts / totals, source
+
+
+def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes)[labels]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[str] = None,
+            votes_csv: Optional[Path] = None, device: str = "auto", progress: bool = True) -> pd.DataFrame:
+    """One row per (descriptor, run): mean JS over all reference images and over the ambiguous ones."""
+    runs = collect_runs(results)
+    if dataset_name:
+        runs = runs[runs["dataset"] == dataset_name]
+    if runs.empty:
+        raise ValueError(f"no finished runs{' of ' + dataset_name if dataset_name else ''} under {results}")
+    names = sorted(runs["dataset"].unique())
+    if len(names) > 1:
+        raise ValueError(f"runs of several datasets under {results} ({', '.join(names)}); choose one with --dataset")
+    first = runs.iloc[0]
+    config = json.loads((Path(first["run_dir"]) / "config.json").read_text())
+    dataset = load_dataset(DATASETS.get(config["dataset"]), root or config.get("root"),
+                           config.get("data_options", {}), progress)
+    idx, ref, source = reference(dataset, votes_csv)
+    ambiguous = ref.max(1) < AMBIGUOUS_BELOW
+    C = dataset.num_classes
+
+    def row(setting: str, descriptor: str, seed: Optional[int], dist: np.ndarray) -> dict:
+        js = js_divergence(dist, ref)
+        return {"setting": setting, "descriptor": descriptor, "seed": seed, "js_all": float(js.mean()),
+                "js_ambiguous": float(js[ambiguous].mean()) if ambiguous.any() else float("nan")}
+
+    rows = [row("clean", CLEAN, None, _one_hot(dataset.train.labels[idx], C))]
+    seen_noise = set()
+    order = {v: i for i, v in enumerate(variant_order(list(runs["variant"].unique())))}
+    runs = runs.sort_values(["seed"]).sort_values(["variant"], key=lambda v: v.map(order), kind="stable")
+    for r in tqdm(list(runs.itertuples(index=False)), desc="user study", unit="run", disable=not progress):
+        run_dir = Path(r.run_dir)
+        if r.setting != "clean" and (r.setting, r.noise_seed) not in seen_noise:
+            seen_noise.add((r.setting, r.noise_seed))
+            noisy, _ = import_train_labels(dataset, run_dir / "train_labels.txt")
+            rows.append(row(r.setting, NOISY, r.seed, _one_hot(noisy[idx], C)))
+        trained = load_trained(run_dir, device_name=device, progress=False, dataset=dataset)
+        logits = trained.logits(dataset.train.images[idx]).numpy().astype(np.float64)
+        title = METHOD_TITLES.get(r.method, r.method) + r.variant[len(r.method):]
+        rows.append(row(r.setting, f"{title} predictions", r.seed, _softmax(logits)))
+        if (run_dir / DISTRIBUTION_FILE).is_file():
+            dist_names, dists = read_class_table(run_dir / DISTRIBUTION_FILE, dataset.class_names)
+            order = {n: i for i, n in enumerate(dist_names)}
+            picked = dists[[order[dataset.train.names[i]] for i in idx]].astype(np.float64)
+            label = LANET_DIST + r.variant[len(r.method):]
+            rows.append(row(r.setting, label, r.seed, picked / picked.sum(1, keepdims=True)))
+    out = pd.DataFrame(rows)
+    out.attrs.update(source=source, n_images=int(len(idx)), n_ambiguous=int(ambiguous.sum()), dataset=dataset.name)
+    return out
+
+
+def build_table(measured: pd.DataFrame) -> Table:
+    """Blocks of settings, a row per descriptor, columns all / ambiguous images; lowest JS in bold."""
+    blocks = []
+    for setting, noise, rate in setting_order(measured["setting"].unique()):
+        part = measured[measured["setting"] == setting]
+        block = Block(block_title(noise, rate), noise, rate)
+        for descriptor in part["descriptor"].unique():
+            d = part[part["descriptor"] == descriptor]
+            cells = {col: Cell(float(d[f"js_{col}"].mean()), float(d[f"js_{col}"].std()), len(d))
+                     for col in ("all", "ambiguous")}
+            block.rows.append((descriptor, cells))
+        blocks.append(block)
+    a = measured.attrs
+    caption = (f"Jensen-Shannon divergence (natural log) between label descriptors and {a.get('source')}, "
+               f"mean over {a.get('n_images')} training images of {a.get('dataset')} and over the "
+               f"{a.get('n_ambiguous')} ambiguous ones (largest share < {AMBIGUOUS_BELOW}); mean ± std over "
+               f"runs (seeds), their number in parentheses. Lower is closer to human perception; lowest per "
+               f"block in bold. For reference, LA-Net's user study (50 AffectNet images): one-hot "
+               f"{paper.USER_STUDY['one-hot labels']:.4f}, LA-Net label distributions "
+               f"{paper.USER_STUDY['LA-Net label distributions']:.4f}.")
+    table = Table(blocks, ["all", "ambiguous"], [], caption, titles={"all": "all images",
+                  "ambiguous": "ambiguous images"}, digits=4, row_header="Descriptor", column_name="images")
+    table.mark_best(higher=False)
+    return table

@@ -1,0 +1,193 @@
+"""Performance tooling: the batched augmentation draws what torchvision draws, the reference
+pipeline is the same transform, and ``fer-bench bench`` runs end to end.
+
+(The random-resized-crop distribution is checked in test_augment.py.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from scipy.stats import ks_2samp
+
+from fer_bench.cli import main
+from fer_bench.datasets import raf_layout
+from fer_bench.datasets.synthfer.loader import SynthFER
+from fer_bench.engine.augment import AugmentConfig, BatchAugment, random_erase
+from fer_bench.perf.reference_pipeline import build_transform, reference_loader
+
+N = 3000
+PLAIN = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
+
+
+def _box_stats(erased: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sample: erased or not, then the area fraction and log aspect (h/w) of the erased boxes."""
+    rows, cols = erased.any(2), erased.any(1)  # (B, H), (B, W)
+    hit = rows.any(1)
+    h, w, count = rows.sum(1)[hit], cols.sum(1)[hit], erased.sum((1, 2))[hit]
+    assert torch.equal(count, h * w)  # one solid box each
+    area = count.double() / (erased.shape[1] * erased.shape[2])
+    return hit.numpy(), area.numpy(), torch.log(h.double() / w).numpy()
+
+
+@pytest.mark.parametrize("scale", [(0.02, 0.25), (0.02, 0.33)])  # the recipe's and torchvision's default
+def test_random_erasing_matches_torchvision(scale: tuple[float, float]) -> None:
+    from torchvision.transforms import RandomErasing
+
+    p, ratio, side = 0.5, (0.3, 3.3), 40
+    ones = torch.ones(N, 1, side, side)
+    ours = random_erase(ones, torch.Generator().manual_seed(0), p, scale, ratio)[:, 0] == 0
+    torch.manual_seed(0)
+    tv_erase = RandomErasing(p=p, scale=scale, ratio=ratio, value=0)
+    theirs = torch.stack([tv_erase(torch.ones(1, side, side))[0] == 0 for _ in range(N)])
+
+    (hit_a, area_a, aspect_a), (hit_b, area_b, aspect_b) = _box_stats(ours), _box_stats(theirs)
+    tolerance = 4 * np.sqrt(p * (1 - p) / N)  # four standard errors of a rate
+    assert hit_a.mean() == pytest.approx(p, abs=tolerance)
+    assert hit_b.mean() == pytest.approx(p, abs=tolerance)
+    assert ks_2samp(area_a, area_b).pvalue > 0.01
+    assert ks_2samp(aspect_a, aspect_b).pvalue > 0.01
+    for q in (0.05, 0.5, 0.95):
+        assert np.quantile(area_a, q) == pytest.approx(np.quantile(area_b, q), abs=0.015)
+
+
+def _jitter_factor(kind: str, images: torch.Tensor, before: torch.Tensor) -> np.ndarray:
+    """Estimate each sample's jitter factor from an image built so that the op is linear in it."""
+    if kind == "brightness":    # a mid-grey image: the mean scales by the factor
+        return (images.mean((1, 2, 3)) / before.mean()).numpy()
+    if kind == "contrast":      # two grey halves around 0.5: the spread scales by the factor
+        return (images.std((1, 2, 3)) / before.std()).numpy()
+    # a coloured image: the distance from its grey scales by the factor
+    return ((images[:, 0] - images[:, 1]).mean((1, 2)) / (before[0] - before[1]).mean()).numpy()
+
+
+def _jitter_image(kind: str) -> np.ndarray:
+    img = np.full((8, 8, 3), 128, dtype=np.uint8)
+    if kind == "contrast":
+        img[:, :4], img[:, 4:] = 90, 166
+    elif kind == "saturation":
+        img[:] = (150, 110, 100)
+    return img
+
+
+@pytest.mark.parametrize("kind", ["brightness", "contrast", "saturation"])
+def test_colour_jitter_factors_match_torchvision(kind: str) -> None:
+    from torchvision.transforms import ColorJitter
+
+    strength = 0.4
+    img = _jitter_image(kind)
+    raw = torch.from_numpy(img).expand(N, 8, 8, 3).contiguous()
+    cfg = AugmentConfig(image_size=8, flip=0.0, **{kind: strength}, **PLAIN)
+    ours = BatchAugment(cfg)(raw, torch.Generator().manual_seed(0)).images
+    x = torch.from_numpy(img).permute(2, 0, 1).float() / 255
+    torch.manual_seed(0)
+    jitter = ColorJitter(**{kind: strength})
+    theirs = torch.stack([jitter(x) for _ in range(N)])
+
+    a, b = _jitter_factor(kind, ours, x), _jitter_factor(kind, theirs, x)
+    assert a.min() >= 1 - strength - 0.01 and a.max() <= 1 + strength + 0.01
+    assert ks_2samp(a, b).pvalue > 0.01
+    for q in (0.1, 0.5, 0.9):
+        assert np.quantile(a, q) == pytest.approx(np.quantile(b, q), abs=0.03)
+
+
+def test_combined_colour_jitter_is_close_to_torchvision_despite_the_fixed_order() -> None:
+    """torchvision shuffles the three ops per image; the batched pipeline does not. The effect is small."""
+    from torchvision.transforms import ColorJitter
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[:, :4], img[:, 4:] = (200, 120, 60), (60, 140, 200)
+    raw = torch.from_numpy(img).expand(N, 8, 8, 3).contiguous()
+    cfg = AugmentConfig(image_size=8, flip=0.0, brightness=0.4, contrast=0.4, saturation=0.4, **PLAIN)
+    ours = BatchAugment(cfg)(raw, torch.Generator().manual_seed(0)).images
+    x = torch.from_numpy(img).permute(2, 0, 1).float() / 255
+    torch.manual_seed(0)
+    jitter = ColorJitter(0.4, 0.4, 0.4)
+    theirs = torch.stack([jitter(x) for _ in range(N)])
+    for stat in (lambda t: t.mean((1, 2, 3)), lambda t: t.std((1, 2, 3)),
+                 lambda t: (t[:, 0, :, :4] - t[:, 2, :, :4]).mean((1, 2))):
+        a, b = stat(ours).numpy(), stat(theirs).numpy()
+        for q in (0.1, 0.5, 0.9):
+            assert np.quantile(a, q) == pytest.approx(np.quantile(b, q), abs=0.02)
+
+
+# --- the reference pipeline -----------------------------------------------------------
+
+def _files(root: Path):
+    ds = SynthFER.load(root, progress=False)
+    return ds, [raf_layout.aligned_path(ds.root, n) for n in ds.train.names]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_reference_loader_yields_normalised_batches(tiny_synth: Path, workers: int) -> None:
+    ds, paths = _files(tiny_synth)
+    cfg = AugmentConfig(image_size=24, crop_scale=(0.75, 1.0), brightness=0.4, contrast=0.4,
+                        saturation=0.4, erase=0.5)
+    transform = build_transform(cfg)
+    names = [type(t).__name__ for t in transform.transforms]
+    assert names == ["RandomResizedCrop", "RandomHorizontalFlip", "ColorJitter", "ToTensor", "Normalize",
+                     "RandomErasing"]
+    loader = reference_loader(paths, ds.train.labels, cfg, workers, batch_size=16)
+    assert len(loader) == len(paths) // 16
+    x, y, idx = next(iter(loader))
+    assert x.shape == (16, 3, 24, 24) and x.dtype == torch.float32
+    assert y.dtype == torch.int64 and torch.equal(y, torch.as_tensor(ds.train.labels[idx.numpy()]))
+    mean, std = torch.tensor(cfg.mean).view(1, 3, 1, 1), torch.tensor(cfg.std).view(1, 3, 1, 1)
+    pixels = x * std + mean  # back to [0, 1]; erased pixels are 0 after normalisation, i.e. the mean
+    assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+
+
+def test_reference_without_augmentation_equals_the_batched_pipeline(tiny_synth: Path) -> None:
+    ds, paths = _files(tiny_synth)
+    native = ds.train.images.shape[1]
+    off = {"flip": 0.0, "crop_scale": (1.0, 1.0), "erase": 0.0}
+    assert [type(t).__name__ for t in build_transform(AugmentConfig(image_size=native, **off)).transforms] == [
+        "Resize", "ToTensor", "Normalize"]
+    for size, atol, mean_tol in ((native, 1e-5, 1e-6), (24, 0.05, 0.01), (48, 0.05, 0.01)):
+        cfg = AugmentConfig(image_size=size, **off)
+        x, _, idx = next(iter(reference_loader(paths, ds.train.labels, cfg, 0, batch_size=16, seed=1)))
+        raw = torch.from_numpy(ds.train.images[idx.numpy()])
+        batched = BatchAugment(cfg)
+        diff = (x - batched.eval(raw)).abs()
+        assert diff.max() <= atol and diff.mean() <= mean_tol, (size, diff.max(), diff.mean())
+        if size >= native:  # the training path (one grid_sample) does not antialias, so not for shrinking
+            diff = (x - batched(raw, torch.Generator().manual_seed(0)).images).abs()
+            assert diff.max() <= atol and diff.mean() <= mean_tol, (size, diff.max(), diff.mean())
+
+
+# --- fer-bench bench ----------------------------------------------------------------
+
+def test_bench_command_writes_its_record(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    res = CliRunner().invoke(main, [
+        "bench", "--n-train", "64", "--size", "32", "--batch", "16", "--steps", "2", "--warmup", "1",
+        "--methods", "baseline", "--workers", "0", "--device", "cpu", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    record = json.loads(out.read_text())
+    keys = {"device", "environment", "dataset", "settings", "pipeline_augment", "rows", "notes", "speedup"}
+    assert keys <= set(record)
+    assert set(record["speedup"]) == {"input_pipeline", "baseline_training"}
+    assert record["dataset"]["n_train"] == 64 and record["settings"]["workers"] == 0
+    parts = [(r["part"], r["method"], r["pipeline"]) for r in record["rows"]]
+    assert parts == [("pipeline", None, "batched"), ("pipeline", None, "reference"),
+                     ("training", "baseline", "reference"), ("training", "baseline", "batched")]
+    for row in record["rows"]:
+        assert row["images_per_s"] > 0 and row["batches_per_s"] > 0 and row["seconds"] > 0
+        assert row["memory_kind"].startswith("cpu_") and row["peak_memory_mib"] >= 0
+        assert row["ratio_to_reference"] > 0
+    assert [r["ratio_to_reference"] for r in record["rows"] if r["pipeline"] == "reference"] == [1.0, 1.0]
+    assert "images/s" in res.output and "vs reference" in res.output and "RSS" in res.output
+
+
+def test_bench_rejects_an_unknown_method_and_a_tiny_size(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["bench", "--methods", "baseline,nosuchmethod", "--device", "cpu",
+                                    "--out", str(tmp_path / "x.json")])
+    assert res.exit_code == 2 and "nosuchmethod" in res.output
+    res = CliRunner().invoke(main, ["bench", "--size", "8", "--device", "cpu"])
+    assert res.exit_code == 2 and "--size 8" in res.output
+    assert not (tmp_path / "x.json").exists()
