@@ -47,8 +47,7 @@ def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, 
             load_plugin(module)
         except ImportError as exc:
             raise UserError(str(exc)) from None
-    if value:  # processes this command starts (sweep workers) load them too
-        os.environ["FER_BENCH_PLUGINS"] = ",".join(filter(None, [os.environ.get("FER_BENCH_PLUGINS"), *value]))
+    ctx.meta["plugins"] = value  # for the processes a sweep starts
     return value
 
 
@@ -172,6 +171,7 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
 
     if jobs is not None and jobs < 1 or runs_per_gpu < 1:
         raise click.BadParameter("--jobs and --runs-per-gpu must be at least 1")
+    plugins = tuple(click.get_current_context().meta.get("plugins", ()))
     axes = Axes(methods=methods, datasets=datasets, noises=noises, rates=rates, seeds=seeds, clean=clean,
                 grid=parse_grid(grid))
     specs = expand(axes, _base_spec(progress=False, **kw))
@@ -184,7 +184,7 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
     if launcher == "slurm":
         from .sweep.slurm import submit
 
-        jobs_ = submit(specs, parse_sets(slurm_opts, "--slurm"))
+        jobs_ = submit(specs, parse_sets(slurm_opts, "--slurm"), plugins)
         click.echo(f"submitted {len(jobs_)} runs as a job array ({jobs_[0].job_id.split('_')[0] if jobs_ else '-'})")
         if not wait:
             return
@@ -192,7 +192,7 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
     else:
         from .sweep.local import run_local
 
-        outcomes = run_local(specs, kw["device"], jobs, runs_per_gpu, progress=not quiet)
+        outcomes = run_local(specs, kw["device"], jobs, runs_per_gpu, plugins, progress=not quiet)
     click.echo(_sweep_summary(outcomes))
     if any(o.status == "failed" for o in outcomes):
         sys.exit(1)
@@ -235,6 +235,71 @@ def eval_(run_dir: str, dataset: Optional[str], root: Optional[str], device: str
     click.echo("  " + " " * width + " " + " ".join(f"{n[:5]:>5}" for n in names))
     for name, row in zip(names, res["confusion"]):
         click.echo(f"  {name:>{width}} " + " ".join(f"{v:>5}" for v in row))
+
+
+# --- report -----------------------------------------------------------------
+
+def _emit(text: str, out: Optional[str]) -> None:
+    if out:
+        from .atomic import write_text
+
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        write_text(Path(out), text)
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text, nl=False)
+
+
+def _runs_root(results: Optional[str]) -> Path:
+    from .paths import results_root
+
+    path = Path(results) if results else results_root() / "runs"
+    if not path.is_dir():
+        raise FileNotFoundError(f"results directory not found: {path}")
+    return path
+
+
+format_option = click.option("--format", "fmt", default="markdown", show_default=True,
+                             type=click.Choice(["latex", "markdown", "csv"]))
+results_option = click.option("--results", type=click.Path(), help="Runs root to read (default: results/runs).")
+
+
+@main.command()
+@results_option
+@click.option("--stat", default="last", show_default=True, type=click.Choice(["last", "best", "last5"]),
+              help="Per run: last epoch, best epoch (optimistic), or mean of the last 5.")
+@click.option("--metric", default="acc", show_default=True, type=click.Choice(["acc", "mean_class_acc"]))
+@format_option
+@click.option("--methods", callback=_csv(str), default="", help="Only these methods or variants (comma-separated).")
+@click.option("--compare-paper", is_flag=True, help="Put LA-Net's published numbers and the difference beside ours.")
+@click.option("--out", type=click.Path(), help="Write here instead of printing.")
+def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tuple[str, ...],
+          compare_paper: bool, out: Optional[str]) -> None:
+    """Mean ± std over seeds of every setting, method and dataset (LA-Net's Table 1 layout)."""
+    from .report.collect import aggregate, collect_runs
+    from .report.tables import FORMATS, build_table
+
+    agg = aggregate(collect_runs(_runs_root(results)), stat, metric, list(methods))
+    _emit(FORMATS[fmt](build_table(agg, stat, metric, compare_paper)), out)
+
+
+@main.command()
+@plugin_option
+@results_option
+@click.option("--dataset", help="The dataset whose runs to study (needed when the results hold several).")
+@click.option("--root", type=click.Path(), help="Dataset directory (default: the runs').")
+@click.option("--votes", type=click.Path(), help="Votes CSV (image,<class>,... counts) to use as the reference.")
+@click.option("--device", default="auto", show_default=True)
+@format_option
+@click.option("--out", type=click.Path(), help="Write here instead of printing.")
+def userstudy(results: Optional[str], dataset: Optional[str], root: Optional[str], votes: Optional[str],
+              device: str, fmt: str, out: Optional[str]) -> None:
+    """JS divergence of label descriptors (one-hot, predictions, LA-Net's distributions) to human votes."""
+    from .report.tables import FORMATS
+    from .report.userstudy import build_table, measure
+
+    measured = measure(_runs_root(results), dataset, root, Path(votes) if votes else None, device)
+    _emit(FORMATS[fmt](build_table(measured)), out)
 
 
 # --- registries ---------------------------------------------------------------
@@ -370,6 +435,108 @@ def noise_inspect(file: str, dataset: str, root: Optional[str], data_opts: tuple
     click.echo(record.summary())
 
 
+# --- plots ----------------------------------------------------------------------
+
+@main.group(cls=Group)
+def plot() -> None:
+    """Figures from finished runs, each written as OUT.png and OUT.pdf."""
+
+
+def _results_dir(results: Optional[str]) -> Path:
+    from .paths import results_root
+
+    return Path(results) if results else results_root() / "runs"
+
+
+def _saved(fig: Any, out: str) -> None:
+    from .report.plots import save
+
+    paths = save(fig, out)
+    click.echo("wrote " + " and ".join(str(p) for p in paths))
+
+
+plot_stat_options = _options(
+    click.option("--results", type=click.Path(), help="Runs root to read (default: results/runs)."),
+    click.option("--stat", default="last", show_default=True, type=click.Choice(["last", "best", "last5"]),
+                 help="Per-run accuracy: last epoch, best epoch, or mean of the last 5."),
+    click.option("--metric", default="acc", show_default=True, type=click.Choice(["acc", "mean_class_acc"])),
+    click.option("--dataset", help="Only this dataset's runs (as in the results table, e.g. synthfer)."),
+    click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf."),
+)
+
+
+@plot.command("curves")
+@plot_stat_options
+@click.option("--methods", default="", callback=_csv(str), metavar="A,B,...",
+              help="Only these methods or variants (default: all).")
+@click.option("--variants", is_flag=True, help="Also plot variants with overrides (default: only the defaults).")
+def plot_curves(results: Optional[str], stat: str, metric: str, dataset: Optional[str], out: str,
+                methods: tuple[str, ...], variants: bool) -> None:
+    """Accuracy vs noise rate per method (mean ± std over seeds).
+
+    One panel per noise type; clean runs are rate 0 of every panel.
+    """
+    from .report.plots import curves_data, curves_figure, load_runs
+
+    data = curves_data(load_runs(_results_dir(results)), stat, metric, dataset, variants, methods)
+    _saved(curves_figure(data, stat, metric), out)
+
+
+@plot.command("grid")
+@plot_stat_options
+@click.option("--method", required=True, help="The method whose --set KEY=VALUE variants form the grid.")
+def plot_grid(results: Optional[str], stat: str, metric: str, dataset: Optional[str], out: str, method: str) -> None:
+    """A method's grid search: accuracy vs each varied hyper-parameter.
+
+    One line per noise setting; the run without the override is the default point.
+    """
+    from .report.plots import grid_data, grid_figure, load_runs
+
+    data = grid_data(load_runs(_results_dir(results)), method.lower(), stat, metric, dataset)
+    _saved(grid_figure(data, method.lower(), stat, metric), out)
+
+
+@plot.command("gallery")
+@plugin_option
+@click.argument("run_dir", type=click.Path())
+@click.option("--n", "n", default=8, show_default=True, type=int, help="Images to show.")
+@click.option("--root", type=click.Path(), help="Dataset directory (default: the run's, else datasets/<dataset>).")
+@click.option("--ambiguous", is_flag=True, help="Only images whose largest human vote share is below 0.7.")
+@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf.")
+def plot_gallery(run_dir: str, n: int, root: Optional[str], ambiguous: bool, out: str) -> None:
+    """Training images with their label, votes and learned distribution.
+
+    Bars per image: the run's training label, the human votes, and the run's
+    label_distributions.csv (LA-Net) when it has one.
+    """
+    from .report.plots import gallery_data, gallery_figure
+
+    _saved(gallery_figure(gallery_data(Path(run_dir), n, root, ambiguous)), out)
+
+
+@plot.command("confusion")
+@click.argument("run_dir", type=click.Path())
+@click.option("--normalise", is_flag=True, help="Divide each row by its total (per-class recall on the diagonal).")
+@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf.")
+def plot_confusion(run_dir: str, normalise: bool, out: str) -> None:
+    """A run's last-epoch confusion matrix on the clean test set."""
+    from .report.plots import confusion_data, confusion_figure
+
+    matrix, names, title = confusion_data(Path(run_dir))
+    _saved(confusion_figure(matrix, names, normalise, title), out)
+
+
+@plot.command("transition")
+@click.argument("run_dir", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf.")
+def plot_transition(run_dir: str, out: str) -> None:
+    """A run's realised noise transition matrix (from noise.json)."""
+    from .report.plots import transition_data, transition_figure, transition_title
+
+    record = transition_data(Path(run_dir))
+    _saved(transition_figure(record.transition_matrix, record.class_names, transition_title(record)), out)
+
+
 # --- landmarks ------------------------------------------------------------------
 
 @main.group(cls=Group)
@@ -423,7 +590,7 @@ def landmarks_extract(dataset: str, root: Optional[str], data_opts: tuple[str, .
               help="Training images of the synthetic RAF-DB-shaped set (generated once, then reused).")
 @click.option("--profile", default="paper", show_default=True, help="paper (ResNet-18) | cpu (reduced width).")
 @click.option("--pipeline-only", is_flag=True, help="Only compare the input pipelines (no model).")
-@click.option("--out", type=click.Path(), help="JSON file (default: results/bench/bench-<device>-<size>.json).")
+@click.option("--out", type=click.Path(), help="JSON file (default: results/bench/bench-<device>-<size>[-pipeline].json).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def bench(methods: Optional[str], quiet: bool, **kw: Any) -> None:
     """Time training, memory and the input pipeline: batched on-device vs the peers' per-image one."""

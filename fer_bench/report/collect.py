@@ -10,7 +10,8 @@ import pandas as pd
 
 STATS = ("last", "best", "last5")
 METRICS = ("acc", "mean_class_acc")
-# A setting is what a table row block stands for; a variant is a method plus its overrides.
+# A setting is what a table row block stands for; a variant is a method plus whatever else sets its
+# runs apart (protocol, profile, overrides), named as in the run directory.
 GROUP = ["dataset", "noise", "rate", "setting", "method", "variant"]
 
 
@@ -42,7 +43,7 @@ def collect_runs(results: Path) -> pd.DataFrame:
             "dataset": config["dataset"] + "".join(f"+{k}={v}" for k, v in sorted(config["data_options"].items())),
             "noise": noise["model"], "rate": float(noise["rate"]),
             "setting": setting_name(noise["model"], float(noise["rate"]), noise.get("exact", False)),
-            "method": config["method"], "variant": variant_name(config["method"], config["overrides"]),
+            "method": config["method"], "variant": run_dir.parent.name,
             "protocol": config["protocol"], "profile": config["profile"],
             "seed": config["seed"], "noise_seed": noise.get("noise_seed"), "epochs": result["epochs"],
             "realised_rate": result["noise_record"].get("realised_rate") if result.get("noise_record") else None,
@@ -62,7 +63,7 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
     """Mean, sample std (ddof=1; NaN for one seed) and count per setting and variant.
 
     ``noise_seeds_varied`` tells whether the noisy labels differed between the
-    seeds (the default: the noise seed follows the training seed).
+    seeds (the default: the noise seed follows the training seed); never for clean labels.
     """
     if stat not in STATS or metric not in METRICS:
         raise ValueError(f"--stat must be one of {', '.join(STATS)} and --metric one of {', '.join(METRICS)}")
@@ -73,7 +74,7 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
     column = f"{metric}_{stat}"
     grouped = runs.groupby(GROUP, sort=False)
     out = grouped[column].agg(mean="mean", std="std", n="count").reset_index()
-    out["noise_seeds_varied"] = grouped["noise_seed"].nunique().values > 1
+    out["noise_seeds_varied"] = (grouped["noise_seed"].nunique().values > 1) & (out["noise"] != "none").values
     out["protocol"] = grouped["protocol"].first().values
     out["profile"] = grouped["profile"].first().values
     return out

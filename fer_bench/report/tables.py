@@ -127,14 +127,15 @@ def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool =
 def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> str:
     ns = sorted(set(agg["n"].astype(int)))
     seeds = f"{ns[0]} seeds" if len(ns) == 1 else f"{ns[0]}-{ns[-1]} seeds (n per cell)"
-    varied = agg["noise_seeds_varied"]
-    noise_seeds = ("the noise seed followed the training seed, so the noisy labels differ between seeds"
-                   if varied.all() else "the noisy labels were the same for every seed" if not varied.any()
-                   else "the noisy labels differed between seeds for some cells only")
+    varied = agg.loc[agg["noise"] != "none", "noise_seeds_varied"]
+    noise_seeds = ("" if varied.empty
+                   else "; the noise seed followed the training seed, so the noisy labels differ between seeds"
+                   if varied.all() else "; the noisy labels were the same for every seed" if not varied.any()
+                   else "; the noisy labels differed between seeds for some cells only")
     profiles = ", ".join(sorted(set(agg["profile"])))
     protocols = ", ".join(sorted(set(agg["protocol"])))
     text = (f"{METRIC_WORDS[metric]} {STAT_WORDS[stat]}: mean ± sample std (ddof=1) over {seeds}, "
-            f"the number of seeds in parentheses; {noise_seeds}. Profile {profiles}, protocol {protocols}. "
+            f"the number of seeds in parentheses{noise_seeds}. Profile {profiles}, protocol {protocols}. "
             f"Best mean per block and dataset in bold.")
     if compared:
         text += (" Paper: LA-Net's Table 1 (symmetric) and supplementary Table 1 (asymmetric), ResNet-18 "

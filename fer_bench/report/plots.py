@@ -1,0 +1,670 @@
+"""Figures from finished runs: accuracy curves, grid searches, galleries and matrices.
+
+Every figure comes in two steps: a ``*_data`` function reads run directories
+into plain numbers (and raises :class:`ValueError` with a one-line message
+naming the path or method when there is nothing to draw), and a ``*_figure``
+function turns those numbers into a :class:`matplotlib.figure.Figure`. Figures
+are built on the non-interactive Agg canvas without pyplot, so nothing here
+opens a window or keeps figures alive in a global registry. :func:`save` writes
+a figure as PNG and PDF beside each other.
+
+The figures:
+
+* :func:`curves_figure`: accuracy vs noise rate per method, one panel per noise
+  type (sym, asym, ...), the clean runs as rate 0 of every panel, mean line
+  with a ±std band over seeds.
+* :func:`grid_figure`: a method's grid search (LA-Net's supplementary Fig. 1):
+  accuracy vs each hyper-parameter that varies among the method's runs, one
+  line per noise setting; the run without the override is the default point.
+* :func:`gallery_figure`: training images beside their one-hot training label,
+  the human votes and LA-Net's learned label distribution (supplementary Fig. 2).
+* :func:`confusion_figure` and :func:`transition_figure`: a run's final
+  confusion matrix and its realised noise transition matrix as heatmaps.
+
+Artists carry ``gid`` tags (panel and line names, ``votes:<image>`` ...) so
+that tests and scripts can find the numbers a figure shows.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .collect import METRICS, STATS, aggregate, collect_runs, setting_name, variant_name
+
+STAT_TEXT = {"last": "last epoch", "best": "best epoch (optimistic)", "last5": "mean of last 5 epochs"}
+METRIC_TEXT = {"acc": "test accuracy (%)", "mean_class_acc": "mean class accuracy (%)"}
+
+# A light, paper-like style applied while a figure is built (rcParams are read at artist creation).
+STYLE: dict[str, Any] = {
+    "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
+    "legend.fontsize": 8, "legend.title_fontsize": 8, "figure.titlesize": 10.5,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
+    "grid.linewidth": 0.6, "lines.linewidth": 1.6, "lines.markersize": 5, "savefig.dpi": 200,
+    "pdf.fonttype": 42,
+}
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _styled(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with matplotlib.rc_context(STYLE):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def save(fig: Figure, out_stem: Path | str) -> list[Path]:
+    """Write ``<out_stem>.png`` and ``<out_stem>.pdf``; return both paths.
+
+    Each file is written under a temporary name in the target directory and moved
+    into place with ``os.replace``, so a reader never sees half a figure. A stem
+    ending in ``.png`` or ``.pdf`` loses that suffix.
+    """
+    stem = Path(out_stem)
+    if stem.suffix.lower() in (".png", ".pdf"):
+        stem = stem.with_suffix("")
+    if not stem.name:
+        raise ValueError(f"--out {out_stem!s}: expected a file name stem, e.g. figures/curves")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in ("png", "pdf"):
+        path = stem.parent / f"{stem.name}.{fmt}"
+        tmp = stem.parent / f".{stem.name}.{fmt}.tmp{os.getpid()}"
+        try:
+            fig.savefig(tmp, format=fmt, bbox_inches="tight", pad_inches=0.05)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        written.append(path)
+    return written
+
+
+# --- reading runs ---------------------------------------------------------------
+
+def load_runs(results: Path | str) -> pd.DataFrame:
+    """:func:`~fer_bench.report.collect.collect_runs`, but an empty result is an error naming ``results``."""
+    results = Path(results)
+    if not results.is_dir():
+        raise ValueError(f"{results}: no such results directory")
+    runs = collect_runs(results)
+    if runs.empty:
+        raise ValueError(f"{results}: no finished runs (no result.json below it)")
+    return runs
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable ({exc})") from None
+
+
+def _require_run(run_dir: Path, *files: str) -> Path:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise ValueError(f"{run_dir} is not a run directory (no config.json)")
+    for name in files:
+        if not (run_dir / name).is_file():
+            extra = " (is the run finished?)" if name == "result.json" else ""
+            raise ValueError(f"{run_dir} has no {name}{extra}")
+    return run_dir
+
+
+def run_title(config: dict[str, Any]) -> str:
+    """``lanet+alpha=0.5 · synthfer · sym-0.3 · seed 0`` for a run's config.json."""
+    noise = config.get("noise", {})
+    overrides = config.get("overrides", {})
+    variant = "+".join([config.get("method", "?")] + [f"{k}={v}" for k, v in sorted(overrides.items())])
+    setting = setting_name(noise.get("model", "none"), float(noise.get("rate", 0.0)), noise.get("exact", False))
+    return f"{variant} · {config.get('dataset', '?')} · {setting} · seed {config.get('seed', '?')}"
+
+
+def _n_text(ns: Sequence[int]) -> str:
+    lo, hi = int(min(ns)), int(max(ns))
+    return f"n={lo}" if lo == hi else f"n={lo}–{hi}"
+
+
+def _palette(names: Sequence[str]) -> dict[str, Any]:
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def _setting_order(noise: str, rate: float, setting: str) -> tuple[Any, ...]:
+    return (noise not in ("none",), noise, setting, rate)
+
+
+# --- accuracy vs noise rate ---------------------------------------------------------
+
+def curves_data(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", dataset: Optional[str] = None,
+                variants: bool = False, methods: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Mean, std and seed count per (dataset, noise panel, line, rate).
+
+    A panel is a noise type (``sym``, ``asym``, ``sym-exact`` ...); the clean
+    runs of a line appear in every panel of their dataset at rate 0. Lines are
+    the methods' default runs unless ``variants`` (overrides shared by all runs
+    of a method, such as a sweep-wide ``--set epochs=5``, do not count); runs under
+    more than one protocol or profile get them in the line name. Label-file
+    runs (no rate) are left out.
+    """
+    if stat not in STATS or metric not in METRICS:
+        raise ValueError(f"--stat must be one of {', '.join(STATS)} and --metric one of {', '.join(METRICS)}")
+    if dataset:
+        known = sorted(runs["dataset"].unique())
+        runs = runs[runs["dataset"] == dataset]
+        if runs.empty:
+            raise ValueError(f"no finished runs of dataset {dataset!r} (found: {', '.join(known) or 'none'})")
+    if methods:
+        runs = runs[runs["method"].isin(methods) | runs["variant"].isin(methods)]
+        if runs.empty:
+            raise ValueError(f"no finished runs of {', '.join(methods)}")
+    runs = runs[runs["noise"] != "file"]
+    if runs.empty:
+        raise ValueError("only label-file runs found; they have no noise rate to plot against")
+    runs = runs.assign(variant=_own_variants(runs))
+    if not variants:
+        runs = runs[(runs["variant"] == runs["method"]) | runs["variant"].isin(methods or ())]
+    parts = []
+    combos = runs[["protocol", "profile"]].drop_duplicates()
+    for _, combo in combos.iterrows():
+        sub = runs[(runs["protocol"] == combo["protocol"]) & (runs["profile"] == combo["profile"])]
+        agg = aggregate(sub, stat, metric)
+        suffix = f" [{combo['protocol']}, {combo['profile']}]" if len(combos) > 1 else ""
+        agg["line"] = agg["variant"] + suffix
+        parts.append(agg)
+    agg = pd.concat(parts, ignore_index=True)
+    clean = agg[agg["noise"] == "none"]
+    noisy = agg[agg["noise"] != "none"].copy()
+    if noisy.empty:
+        raise ValueError("no noisy runs to plot against the noise rate (only clean runs found)")
+    noisy["panel"] = [s.rsplit("-", 1)[0] for s in noisy["setting"]]
+    rows = [noisy]
+    for (ds, panel), _ in noisy.groupby(["dataset", "panel"], sort=False):
+        c = clean[clean["dataset"] == ds].copy()
+        c["panel"] = panel
+        rows.append(c)
+    out = pd.concat(rows, ignore_index=True)
+    out = out[["dataset", "panel", "line", "method", "variant", "setting", "rate", "mean", "std", "n"]]
+    return out.sort_values(["dataset", "panel", "line", "rate"], kind="stable").reset_index(drop=True)
+
+
+def _own_variants(runs: pd.DataFrame) -> list[str]:
+    """Variant names without the overrides that every run of the method shares.
+
+    A sweep run entirely with ``--set epochs=5`` is still the method's default
+    line; only overrides that set some of its runs apart make a variant.
+    """
+    overrides = [_read_json(Path(d) / "config.json").get("overrides", {}) for d in runs["run_dir"]]
+    common: dict[str, set[tuple[str, str]]] = {}
+    for method, o in zip(runs["method"], overrides):
+        items = {(k, _key(v)) for k, v in o.items()}
+        common[method] = common[method] & items if method in common else items
+    return [variant_name(m, {k: v for k, v in o.items() if (k, _key(v)) not in common[m]})
+            for m, o in zip(runs["method"], overrides)]
+
+
+@_styled
+def curves_figure(data: pd.DataFrame, stat: str = "last", metric: str = "acc") -> Figure:
+    """Accuracy vs noise rate, one panel per (dataset, noise type), a mean line and ±std band per line.
+
+    Each panel's axes has ``gid`` ``<dataset>/<panel>``, each mean line ``gid`` = its line name.
+    """
+    panels = list(data[["dataset", "panel"]].drop_duplicates().itertuples(index=False, name=None))
+    multi_dataset = data["dataset"].nunique() > 1
+    lines = sorted(data["line"].unique())
+    colors = _palette(lines)
+    cols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / cols)
+    fig = _new_figure(3.6 * cols + 0.4, 3.0 * nrows + 0.7)
+    axes = np.atleast_1d(fig.subplots(nrows, cols, sharey=True, squeeze=False)).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    handles: dict[str, Any] = {}
+    for ax, (ds, panel) in zip(axes, panels):
+        ax.set_gid(f"{ds}/{panel}")
+        part = data[(data["dataset"] == ds) & (data["panel"] == panel)]
+        for line in lines:
+            d = part[part["line"] == line].sort_values("rate")
+            if d.empty:
+                continue
+            x, y, s = d["rate"].to_numpy(float), d["mean"].to_numpy(float), d["std"].to_numpy(float)
+            (h,) = ax.plot(x, y, marker="o", color=colors[line], gid=line)
+            band = ~np.isnan(s)
+            if band.any():
+                lo, hi = np.where(band, y - np.nan_to_num(s), y), np.where(band, y + np.nan_to_num(s), y)
+                ax.fill_between(x, lo, hi, color=colors[line], alpha=0.18, linewidth=0)
+            handles.setdefault(line, h)
+        rates = sorted(part["rate"].unique())
+        ax.set_xticks(rates)
+        ax.set_xticklabels([f"{r:g}" for r in rates])
+        pad = 0.04 * max(max(rates) - min(rates), 0.1)
+        ax.set_xlim(min(rates) - pad, max(rates) + pad)
+        ax.set_title(f"{ds} · {panel}" if multi_dataset else f"{panel} noise")
+        ax.set_xlabel("noise rate")
+    for ax in axes[::cols]:
+        ax.set_ylabel(METRIC_TEXT[metric])
+    labels = [f"{line} ({_n_text(data.loc[data['line'] == line, 'n'].tolist())})" for line in handles]
+    fig.legend(list(handles.values()), labels, loc="outside lower center", ncols=min(len(labels), 2 + 2 * cols),
+               title=f"mean ± std over training seeds (n = seeds) · {STAT_TEXT[stat]}", frameon=False)
+    if not multi_dataset:
+        fig.suptitle(f"{data['dataset'].iloc[0]}: accuracy under label noise")
+    return fig
+
+
+# --- grid search ----------------------------------------------------------------------
+
+def _effective(config: dict[str, Any], key: str) -> Any:
+    """The value a run used for an override key: its resolved hyper-parameter or recipe entry."""
+    if key in config.get("hparams", {}):
+        return config["hparams"][key]
+    if key in config.get("recipe", {}):
+        return config["recipe"][key]
+    return config.get("overrides", {}).get(key)
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def grid_data(runs: pd.DataFrame, method: str, stat: str = "last", metric: str = "acc",
+              dataset: Optional[str] = None) -> pd.DataFrame:
+    """Mean, std and seed count per (hyper-parameter, value, dataset, setting) of one method's grid.
+
+    A hyper-parameter is on the grid when its value (the run's resolved value, so a
+    run without the override counts at the default) differs among the method's
+    runs. Each hyper-parameter's points hold the others at their default (their
+    value in runs without that override; the most common value if every run sets
+    it). ``is_default`` marks the default value.
+    """
+    if stat not in STATS or metric not in METRICS:
+        raise ValueError(f"--stat must be one of {', '.join(STATS)} and --metric one of {', '.join(METRICS)}")
+    mine = runs[runs["method"] == method]
+    if dataset:
+        mine = mine[mine["dataset"] == dataset]
+    if mine.empty:
+        known = ", ".join(sorted(runs["method"].unique()))
+        raise ValueError(f"no finished runs of method {method!r}{f' on {dataset}' if dataset else ''} "
+                         f"(methods found: {known})")
+    configs = [_read_json(Path(d) / "config.json") for d in mine["run_dir"]]
+    keys = sorted({k for c in configs for k in c.get("overrides", {})})
+    values = {k: [_effective(c, k) for c in configs] for k in keys}
+    varying = [k for k in keys if len({_key(v) for v in values[k]}) > 1]
+    if not varying:
+        raise ValueError(f"method {method!r} has no grid variants (runs differing in a --set KEY=VALUE override)")
+    reference: dict[str, Any] = {}
+    has_default: dict[str, bool] = {}
+    for k in varying:
+        plain = [_key(v) for v, c in zip(values[k], configs) if k not in c.get("overrides", {})]
+        has_default[k] = bool(plain)
+        pool = plain or [_key(v) for v in values[k]]
+        reference[k] = Counter(pool).most_common(1)[0][0]
+    column = f"{metric}_{stat}"
+    rows = []
+    for k in varying:
+        keep = [all(_key(values[j][i]) == reference[j] for j in varying if j != k) for i in range(len(configs))]
+        sub = mine[keep].assign(_value=[_key(v) for v, ok in zip(values[k], keep) if ok])
+        for (ds, noise, rate, setting, value), g in sub.groupby(["dataset", "noise", "rate", "setting", "_value"],
+                                                               sort=False):
+            acc = g[column].astype(float)
+            rows.append({"hparam": k, "value": json.loads(value), "label": _value_label(json.loads(value)),
+                         "is_default": has_default[k] and value == reference[k], "dataset": ds, "noise": noise,
+                         "rate": rate, "setting": setting, "mean": acc.mean(), "std": acc.std(ddof=1),
+                         "n": int(acc.count())})
+    return pd.DataFrame(rows)
+
+
+def _value_label(value: Any) -> str:
+    return f"{value:g}" if _is_number(value) else str(value)
+
+
+@_styled
+def grid_figure(data: pd.DataFrame, method: str = "", stat: str = "last", metric: str = "acc") -> Figure:
+    """One panel per grid hyper-parameter: accuracy vs its value, a line (mean, ±std bars) per noise setting.
+
+    Noise settings with a single value of a hyper-parameter are left out of its
+    panel unless no setting has more. The default value is marked by a dotted line.
+    Each panel's axes has ``gid`` = the hyper-parameter, each line ``gid`` = its setting.
+    """
+    hparams = list(dict.fromkeys(data["hparam"]))
+    multi_dataset = data["dataset"].nunique() > 1
+    data = data.assign(line=[f"{d} · {s}" if multi_dataset else s for d, s in zip(data["dataset"], data["setting"])])
+    order = sorted(dict.fromkeys(zip(data["noise"], data["rate"], data["line"])),
+                   key=lambda t: _setting_order(t[0], t[1], t[2]))
+    line_names = list(dict.fromkeys(t[2] for t in order))
+    colors = _palette(line_names)
+    cols = min(len(hparams), 3)
+    nrows = math.ceil(len(hparams) / cols)
+    fig = _new_figure(3.5 * cols + 0.4, 2.9 * nrows + 0.8)
+    axes = np.atleast_1d(fig.subplots(nrows, cols, sharey=True, squeeze=False)).ravel()
+    for ax in axes[len(hparams):]:
+        ax.set_visible(False)
+    handles: dict[str, Any] = {}
+    ns: dict[str, list[int]] = {}
+    n_varies = data["n"].nunique() > 1
+    for ax, k in zip(axes, hparams):
+        ax.set_gid(k)
+        part = data[data["hparam"] == k]
+        counts = part.groupby("line")["label"].nunique()
+        shown = [ln for ln in line_names if counts.get(ln, 0) > 1] or [ln for ln in line_names if ln in counts]
+        numeric = all(_is_number(v) for v in part["value"])
+        if numeric:
+            xs_all = sorted({float(v) for v in part["value"]})
+            position = {_value_label(v): float(v) for v in part["value"]}
+            if min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 20:
+                ax.set_xscale("log")
+        else:
+            cats = sorted(set(part["label"]))
+            position = {c: float(i) for i, c in enumerate(cats)}
+        for ln in shown:
+            d = part[part["line"] == ln].assign(x=lambda f: [position[lbl] for lbl in f["label"]]).sort_values("x")
+            yerr = np.nan_to_num(d["std"].to_numpy(float))
+            cont = ax.errorbar(d["x"], d["mean"], yerr=yerr, marker="o", capsize=3, color=colors[ln])
+            cont.lines[0].set_gid(ln)
+            handles.setdefault(ln, cont.lines[0])
+            ns.setdefault(ln, []).extend(d["n"].tolist())
+            if n_varies:
+                for x, y, n in zip(d["x"], d["mean"], d["n"]):
+                    ax.annotate(f"n={n}", (x, y), xytext=(4, 3), textcoords="offset points", fontsize=6.5,
+                                color=colors[ln])
+        ticks = sorted(set(position.values()))
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([next(lbl for lbl, p in position.items() if p == t) for t in ticks])
+        ax.minorticks_off()
+        if ax.get_xscale() == "log":
+            lo, hi = math.log10(min(ticks)), math.log10(max(ticks))
+            ax.set_xlim(10 ** (lo - 0.12 * (hi - lo)), 10 ** (hi + 0.12 * (hi - lo)))
+        else:
+            span = max(ticks) - min(ticks) if len(ticks) > 1 else 1.0
+            ax.set_xlim(min(ticks) - 0.12 * span, max(ticks) + 0.12 * span)
+        for lbl in part[part["is_default"]]["label"].unique():
+            ax.axvline(position[lbl], color="0.5", linestyle=":", linewidth=1.0, zorder=0)
+            ax.annotate("default", (position[lbl], 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(0, 1), textcoords="offset points", ha="center", va="bottom", fontsize=7,
+                        color="0.4")
+        ax.set_xlabel(k)
+    for ax in axes[::cols]:
+        ax.set_ylabel(METRIC_TEXT[metric])
+    labels = [f"{ln} ({_n_text(ns[ln])})" for ln in handles]
+    fig.legend(list(handles.values()), labels, loc="outside lower center", ncols=min(len(labels), 4),
+               title=f"mean ± std over training seeds (n = seeds) · {STAT_TEXT[stat]}", frameon=False)
+    fig.suptitle(f"{method + ': ' if method else ''}grid search" +
+                 (f" on {data['dataset'].iloc[0]}" if not multi_dataset else ""))
+    return fig
+
+
+# --- gallery --------------------------------------------------------------------------
+
+@dataclass
+class GalleryData:
+    """The chosen training images of one run and the three label views of each.
+
+    ``labels`` are the run's training labels (``train_labels.txt``), ``clean`` the
+    dataset's clean labels, ``human`` the normalised votes (or the true
+    distributions when the dataset has no votes; None if neither), ``learned``
+    the rows of the run's ``label_distributions.csv`` (None when the run has none).
+    """
+
+    run_dir: Path
+    title: str
+    class_names: list[str]
+    names: list[str]
+    images: np.ndarray
+    labels: np.ndarray
+    clean: np.ndarray
+    human: Optional[np.ndarray]
+    human_source: str
+    learned: Optional[np.ndarray]
+
+
+AMBIGUOUS_BELOW = 0.7
+DISTRIBUTION_FILE = "label_distributions.csv"
+
+
+def human_distribution(votes: Optional[np.ndarray], distributions: Optional[np.ndarray]
+                       ) -> tuple[Optional[np.ndarray], str]:
+    """Row-normalised annotator votes, else the true distributions; and which one it is."""
+    for table, source in ((votes, "human votes"), (distributions, "true distribution")):
+        if table is None:
+            continue
+        t = np.asarray(table, dtype=np.float64)
+        sums = t.sum(axis=1, keepdims=True)
+        if (sums > 0).all():
+            return t / sums, source
+    return None, "none"
+
+
+def select_images(human: Optional[np.ndarray], n: int, count: int, ambiguous: bool = False) -> np.ndarray:
+    """Indices of ``n`` images spread evenly over the ``count`` training images, in order.
+
+    With ``ambiguous`` only images whose largest vote share is below 0.7 are candidates.
+    """
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    candidates = np.arange(count)
+    if ambiguous:
+        if human is None:
+            raise ValueError("--ambiguous needs the dataset's votes or distributions; this dataset has neither")
+        candidates = np.flatnonzero(human.max(axis=1) < AMBIGUOUS_BELOW)
+        if candidates.size == 0:
+            raise ValueError(f"no training image has a largest vote share below {AMBIGUOUS_BELOW}")
+    if candidates.size <= n:
+        return candidates
+    return candidates[np.unique(np.linspace(0, candidates.size - 1, n).round().astype(int))]
+
+
+def gallery_data(run_dir: Path | str, n: int = 8, root: Optional[str] = None, ambiguous: bool = False,
+                 progress: bool = False) -> GalleryData:
+    """Load a run's dataset (``root``, else the run's recorded root, else the default) and pick ``n`` images."""
+    from ..datasets.votes import read_class_table
+    from ..engine.run import load_dataset
+    from ..noise.files import import_train_labels
+    from ..registry import DATASETS
+
+    run_dir = _require_run(Path(run_dir), "train_labels.txt")
+    config = _read_json(run_dir / "config.json")
+    dataset_cls = DATASETS.get(config["dataset"])
+    where = root or config.get("root")
+    if where is None and hasattr(dataset_cls, "default_root"):
+        where = str(dataset_cls.default_root())
+    if where is not None and not Path(where).is_dir():  # never generate or download data just to draw it
+        raise ValueError(f"{run_dir}: its dataset {config['dataset']} is not at {where}; pass --root")
+    dataset = load_dataset(dataset_cls, where, config.get("data_options", {}), progress)
+    labels, _ = import_train_labels(dataset, run_dir / "train_labels.txt")
+    split = dataset.train
+    human, source = human_distribution(split.votes, split.distributions)
+    idx = select_images(human, n, len(split), ambiguous)
+    learned = None
+    if (run_dir / DISTRIBUTION_FILE).is_file():
+        dist_names, table = read_class_table(run_dir / DISTRIBUTION_FILE, dataset.class_names)
+        row_of = {name: i for i, name in enumerate(dist_names)}
+        missing = [split.names[i] for i in idx if split.names[i] not in row_of]
+        if missing:
+            raise ValueError(f"{run_dir / DISTRIBUTION_FILE} has no row for {missing[0]} "
+                             f"(was the run trained on another dataset?)")
+        learned = table[[row_of[split.names[i]] for i in idx]].astype(np.float64)
+    return GalleryData(
+        run_dir=run_dir, title=run_title(config), class_names=list(dataset.class_names),
+        names=[split.names[i] for i in idx], images=split.images[idx], labels=labels[idx],
+        clean=split.labels[idx], human=None if human is None else human[idx], human_source=source,
+        learned=learned,
+    )
+
+
+@_styled
+def gallery_figure(g: GalleryData) -> Figure:
+    """One row per image: the image, then horizontal bars of the training label, the human votes and
+    LA-Net's label distribution (columns without data are left out and the title says so).
+
+    Bar axes have ``gid`` ``label:<image>``, ``votes:<image>`` and ``distribution:<image>``;
+    a training label that differs from the clean one is drawn in red, its clean class under the image.
+    """
+    columns = [("label", "training label")]
+    if g.human is not None:
+        columns.append(("votes", g.human_source))
+    if g.learned is not None:
+        columns.append(("distribution", "LA-Net label distribution"))
+    c = len(g.class_names)
+    ticks = [name[:3] if len({n[:3] for n in g.class_names}) == c else name for name in g.class_names]
+    rows = len(g.names)
+    groups = min(3, math.ceil(rows / 8))  # side-by-side columns of at most ~8 images each
+    per_group = math.ceil(rows / groups)
+    ncols = groups * (1 + len(columns))
+    fig = _new_figure(groups * (1.45 + 1.55 * len(columns)), 1.22 * per_group + 0.75)
+    widths = ([1.0] + [1.25] * len(columns)) * groups
+    axes = fig.subplots(per_group, ncols, squeeze=False, gridspec_kw={"width_ratios": widths})
+    for i in range(per_group * groups):
+        row, group = i % per_group, i // per_group
+        row_axes = axes[row, group * (1 + len(columns)):(group + 1) * (1 + len(columns))]
+        if i >= rows:
+            for ax in row_axes:
+                ax.set_visible(False)
+            continue
+        name = g.names[i]
+        img_ax = row_axes[0]
+        img_ax.imshow(g.images[i])
+        img_ax.set_xticks([])
+        img_ax.set_yticks([])
+        img_ax.grid(False)
+        for spine in img_ax.spines.values():
+            spine.set_visible(False)
+        noisy = int(g.labels[i]) != int(g.clean[i])
+        img_ax.set_xlabel(f"{name}\nnoisy label (clean: {ticks[int(g.clean[i])]})" if noisy else name,
+                          fontsize=7, labelpad=2, color="#d62728" if noisy else "black")
+        for ax, (kind, header) in zip(row_axes[1:], columns):
+            if kind == "label":
+                values = np.eye(c)[int(g.labels[i])]
+            elif kind == "votes":
+                values = g.human[i]  # type: ignore[index]
+            else:
+                values = g.learned[i]  # type: ignore[index]
+            color = ["#d62728" if kind == "label" and noisy else "#4c72b0"] * c
+            ax.barh(np.arange(c), values, color=color, height=0.7)
+            ax.set_gid(f"{kind}:{name}")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(c - 0.5, -0.5)
+            ax.set_yticks(np.arange(c))
+            ax.set_yticklabels(ticks if ax is row_axes[1] else [], fontsize=7)
+            ax.set_xticks([0, 0.5, 1])
+            ax.set_xticklabels(["0", ".5", "1"] if row == per_group - 1 or i == rows - 1 else [], fontsize=7)
+            ax.tick_params(length=2, pad=1)
+            ax.grid(axis="y", visible=False)
+            if row == 0:
+                ax.set_title(header, fontsize=8.5)
+    note = "" if g.learned is not None else f"\n(no {DISTRIBUTION_FILE} in this run: label distribution bars omitted)"
+    fig.suptitle(f"{g.title}{note}")
+    return fig
+
+
+# --- matrices ----------------------------------------------------------------------------
+
+def confusion_data(run_dir: Path | str) -> tuple[np.ndarray, list[str], str]:
+    """A finished run's last-epoch confusion matrix (rows: true class), its class names and a title."""
+    run_dir = _require_run(Path(run_dir), "result.json")
+    result = _read_json(run_dir / "result.json")
+    if "confusion_last" not in result or "class_names" not in result:
+        raise ValueError(f"{run_dir / 'result.json'} has no confusion_last/class_names")
+    title = run_title(_read_json(run_dir / "config.json"))
+    if "acc_last" in result:
+        title += f"\ntest accuracy (last epoch) {100 * result['acc_last']:.1f}%"
+    return np.asarray(result["confusion_last"], dtype=np.float64), list(result["class_names"]), title
+
+
+def transition_data(run_dir: Path | str) -> Any:
+    """A run's noise record (:class:`~fer_bench.noise.record.NoiseRecord`) from noise.json."""
+    from ..noise.record import NoiseRecord
+
+    run_dir = _require_run(Path(run_dir), "noise.json")
+    try:
+        return NoiseRecord.from_dict(_read_json(run_dir / "noise.json"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{run_dir / 'noise.json'}: {exc}") from None
+
+
+def _heatmap(ax: Any, matrix: np.ndarray, class_names: Sequence[str], fmt: str, vmax: Optional[float],
+             cmap: str) -> Any:
+    c = len(class_names)
+    im = ax.imshow(matrix, cmap=cmap, vmin=0, vmax=vmax if vmax is not None else max(float(matrix.max()), 1e-12),
+                   aspect="equal")
+    ax.grid(False)
+    ax.set_xticks(np.arange(c))
+    ax.set_yticks(np.arange(c))
+    ax.set_xticklabels(class_names, rotation=40, ha="right", rotation_mode="anchor")
+    ax.set_yticklabels(class_names)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    norm, cm = im.norm, im.cmap
+    fontsize = 8 if c <= 8 else 6.5
+    for i, j in np.ndindex(matrix.shape):
+        r, gr, b, _ = cm(norm(matrix[i, j]))
+        dark = 0.299 * r + 0.587 * gr + 0.114 * b < 0.5
+        ax.text(j, i, format(matrix[i, j], fmt), ha="center", va="center", fontsize=fontsize,
+                color="white" if dark else "0.15")
+    return im
+
+
+@_styled
+def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], normalise: bool = False,
+                     title: str = "") -> Figure:
+    """Annotated heatmap of a confusion matrix (rows: true class, columns: predicted).
+
+    With ``normalise`` each row is divided by its total (recall per class on the diagonal).
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    if normalise:
+        sums = m.sum(axis=1, keepdims=True)
+        m = np.divide(m, sums, out=np.zeros_like(m), where=sums > 0)
+    c = len(class_names)
+    side = 1.2 + 0.55 * c
+    fig = _new_figure(side + 1.0, side + 0.5)
+    ax = fig.subplots()
+    im = _heatmap(ax, m, class_names, ".2f" if normalise else ".0f", 1.0 if normalise else None, "Blues")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of the true class" if normalise else "test images")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+@_styled
+def transition_figure(matrix: np.ndarray, class_names: Sequence[str], title: str = "") -> Figure:
+    """Annotated heatmap of a row-stochastic noise transition matrix (rows: true class, columns: noisy label)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    c = len(class_names)
+    side = 1.2 + 0.55 * c
+    fig = _new_figure(side + 1.0, side + 0.5)
+    ax = fig.subplots()
+    im = _heatmap(ax, m, class_names, ".2f", 1.0, "magma_r")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="P(noisy label | true class)")
+    ax.set_xlabel("noisy training label")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def transition_title(record: Any) -> str:
+    """Two lines: the noise model, mode and nominal rate; the realised rate and flip count."""
+    nominal = "unknown" if record.rate is None else f"{record.rate:g}"
+    return (f"{record.model} noise ({record.mode}), nominal rate {nominal}\n"
+            f"realised rate {record.realised_rate:.3f} ({record.n_flipped} of {record.n} labels flipped)")
