@@ -125,3 +125,21 @@ def test_slurm_launcher_through_submitit_local_executor(tiny_synth: Path, tmp_pa
     delayed = RunTask().checkpoint(spec_to_json(specs[0]))
     assert delayed.args == (spec_to_json(specs[0]),)
     assert delayed.result().status == "skipped"
+
+
+def test_two_sweeps_at_once_train_each_run_exactly_once(tiny_synth: Path, tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "fer_bench.cli", "sweep", "--methods", "baseline,scn", "--rates", "0.2",
+            "--seeds", "0", "--clean", "--root", str(tiny_synth), "--out", str(tmp_path / "runs"), "--quiet",
+            *[f"--set={k}={v}" for k, v in TINY_RECIPE.items()]]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    trained = [int(re.search(r"(\d+) trained now", out).group(1)) for out in outputs]
+    assert sum(trained) == 4, outputs
+    logs = list((tmp_path / "runs").rglob("log.txt"))
+    assert len(logs) == 4
+    assert all(log.read_text().count("=== fer-bench sweep worker") == 1 for log in logs)
+    assert len(list((tmp_path / "runs").rglob("result.json"))) == 4
