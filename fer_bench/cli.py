@@ -89,6 +89,7 @@ training_options = _options(
                  help="Backbone weights: a checkpoint FILE, imagenet, or none (same as --set pretrained=...)."),
     click.option("--trust-pickle", is_flag=True, help="Allow reading a pickled (.pkl) checkpoint, which can run code."),
     click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]"),
+    click.option("--compile", is_flag=True, help="torch.compile the backbones (faster steps on a GPU after a warm-up)."),
     click.option("--out", type=click.Path(), help="Runs root (default: results/runs)."),
 )
 

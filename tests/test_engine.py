@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import fer_bench.engine.run as engine
 from fer_bench.noise.files import export_train_labels, generate_train_labels
@@ -114,3 +115,12 @@ def test_rate_zero_of_any_model_is_the_clean_run(tiny_synth: Path, tmp_path: Pat
     same = engine.main(tiny_spec(tiny_synth, tmp_path, noise="sym", rate=0.0))
     assert same.get("already_done") and same["run_dir"] == clean["run_dir"]
     assert clean["noise_record"]["n_flipped"] == 0
+
+
+@pytest.mark.slow
+def test_compiled_backbones_train_and_keep_checkpoint_names(tiny_synth: Path, tmp_path: Path) -> None:
+    plain = engine.main(tiny_spec(tiny_synth, tmp_path / "plain", overrides={"epochs": 1}))
+    compiled = engine.main(tiny_spec(tiny_synth, tmp_path / "compiled", overrides={"epochs": 1}, compile=True))
+    assert compiled["acc_last"] == pytest.approx(plain["acc_last"], abs=0.1)
+    keys = lambda r: set(torch.load(Path(r["run_dir"]) / "checkpoint.pt", weights_only=True)["model"])
+    assert keys(compiled) == keys(plain)

@@ -77,6 +77,7 @@ class RunSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
     trust_pickle: bool = False
     device: str = "auto"
+    compile: bool = False  # torch.compile the backbones; a speed choice, not part of the run's identity
     out: Optional[str] = None
     force: bool = False
     progress: bool = True
@@ -410,6 +411,11 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
     pretrained = load_backbone_weights(method, recipe, spec.trust_pickle)
     if device.type == "cuda":
         method.model.to(memory_format=torch.channels_last)
+    if spec.compile:
+        # The backbones hold nearly all the FLOPs; compiling them in place keeps the state_dict's
+        # names, so checkpoints of compiled and plain runs are interchangeable.
+        for backbone in method.backbones() or [method.model]:
+            backbone.compile()
     optimizer = build_optimizer(method.param_groups(), recipe)
     scheduler = build_scheduler(optimizer, recipe, ctx.steps_per_epoch)
 

@@ -45,7 +45,7 @@ key encoder also runs its own, discarded LDE (quirk 4); that is skipped.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -78,18 +78,23 @@ class MomentumEncoder(nn.Module):
         for p in self.parameters():
             p.requires_grad_(False)
         self.register_buffer("synced", torch.zeros((), dtype=torch.bool))
+        self._synced_on_host: Optional[bool] = None
+        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_synced_on_host", None))
 
     @torch.no_grad()
     def momentum_update(self, encoder: nn.Module, heads: nn.Module, m: float) -> None:
         """``theta_k <- m theta_k + (1 - m) theta_q``; a plain copy at the first step; BN buffers copied."""
         q_params = list(encoder.parameters()) + list(heads.parameters())
         k_params = list(self.encoder.parameters()) + list(self.heads.parameters())
-        if bool(self.synced):
+        if self._synced_on_host is None:  # read the flag from the device once, not at every step
+            self._synced_on_host = bool(self.synced)
+        if self._synced_on_host:
             torch._foreach_mul_(k_params, m)
             torch._foreach_add_(k_params, q_params, alpha=1.0 - m)
         else:
             torch._foreach_copy_(k_params, q_params)
             self.synced.fill_(True)
+            self._synced_on_host = True
         q_bufs = list(encoder.buffers()) + list(heads.buffers())
         k_bufs = list(self.encoder.buffers()) + list(self.heads.buffers())
         torch._foreach_copy_(k_bufs, q_bufs)
