@@ -215,7 +215,7 @@ def build_context(method_cls: type[Method], recipe: dict[str, Any], seed: int, d
                 f"method {method_cls.name or method_cls.__name__} needs landmarks, and dataset "
                 f"{dataset.name} has none; run `fer-bench landmarks extract --dataset {dataset.name}` first"
             )
-        landmarks = torch.from_numpy(np.asarray(dataset.train.landmarks, dtype=np.float32))
+        landmarks = torch.from_numpy(np.asarray(dataset.train.landmarks, dtype=np.float32)).to(device)
     return MethodContext(
         num_classes=dataset.num_classes, class_names=dataset.class_names,
         train_labels=torch.as_tensor(train_labels, dtype=torch.long, device=device).clone(),
@@ -272,9 +272,10 @@ def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, im
     log_sums: dict[str, torch.Tensor] = {}
     start = time.perf_counter()
     for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{ctx.epochs}", leave=False, disable=not progress):
-        idx_dev = idx.to(device, non_blocking=True)
+        # A pinned source is copied by DMA while the host goes on; a pageable one is staged by the host first.
+        idx_dev = idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx
         raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
-        landmarks = ctx.train_landmarks[idx].to(device) if ctx.train_landmarks is not None else None
+        landmarks = ctx.train_landmarks[idx_dev] if ctx.train_landmarks is not None else None
         aug = ctx.augment(raw, gen, landmarks=landmarks)
         batch = Batch(images=aug.images, labels=ctx.train_labels[idx_dev], indices=idx_dev, raw=raw,
                       gen=gen, flipped=aug.flipped, landmarks=aug.landmarks)
