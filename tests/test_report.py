@@ -159,3 +159,12 @@ def test_table_cli_writes_each_format(runs: Path, tmp_path: Path) -> None:
     empty.mkdir()
     res = CliRunner().invoke(cli, ["table", "--results", str(empty)])
     assert res.exit_code == 2 and "no finished runs" in res.output
+
+
+def test_user_study_reuses_its_per_run_cache_without_checkpoints(runs: Path, tmp_path: Path) -> None:
+    first = measure(runs, progress=False)
+    copy = tmp_path / "copied"
+    shutil.copytree(runs, copy, ignore=shutil.ignore_patterns("checkpoint.pt"))
+    again = measure(copy, progress=False)
+    pd.testing.assert_frame_equal(first.sort_values(["setting", "descriptor", "seed"]).reset_index(drop=True),
+                                  again.sort_values(["setting", "descriptor", "seed"]).reset_index(drop=True))

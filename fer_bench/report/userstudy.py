@@ -18,6 +18,7 @@ training images.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..atomic import write_json
 from ..datasets.base import FERDataset
 from ..datasets.synthfer.labels import js_divergence
 from ..datasets.votes import read_class_table
@@ -74,6 +76,45 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(1, keepdims=True)
 
 
+CACHE_FILE = "userstudy.json"
+
+
+def _run_descriptors(run_dir: Path, dataset: FERDataset, idx: np.ndarray, device: str) -> dict[str, np.ndarray]:
+    """A run's label descriptors on the reference images: noisy one-hot, predictions, LA-Net's memory."""
+    C = dataset.num_classes
+    noisy, _ = import_train_labels(dataset, run_dir / "train_labels.txt")
+    trained = load_trained(run_dir, device_name=device, progress=False, dataset=dataset)
+    logits = trained.logits(dataset.train.images[idx]).numpy().astype(np.float64)
+    out = {"noisy": _one_hot(noisy[idx], C), "predictions": _softmax(logits)}
+    if (run_dir / DISTRIBUTION_FILE).is_file():
+        names, dists = read_class_table(run_dir / DISTRIBUTION_FILE, dataset.class_names)
+        order = {n: i for i, n in enumerate(names)}
+        picked = dists[[order[dataset.train.names[i]] for i in idx]].astype(np.float64)
+        out["distributions"] = picked / picked.sum(1, keepdims=True)
+    return out
+
+
+def _run_divergences(run_dir: Path, dataset: FERDataset, idx: np.ndarray, ref: np.ndarray,
+                     ambiguous: np.ndarray, device: str) -> dict[str, list[float]]:
+    """``{descriptor kind: [JS over all, JS over ambiguous]}``, cached in the run directory.
+
+    The cache is keyed by the reference (images and distributions), so a run
+    whose checkpoint is gone (results copied without them) still takes part.
+    """
+    key = hashlib.sha256(idx.tobytes() + np.round(ref, 6).tobytes()).hexdigest()[:16]
+    cache = run_dir / CACHE_FILE
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("reference") == key:
+            return cached["js"]
+    js = {}
+    for kind, dist in _run_descriptors(run_dir, dataset, idx, device).items():
+        d = js_divergence(dist, ref)
+        js[kind] = [float(d.mean()), float(d[ambiguous].mean()) if ambiguous.any() else float("nan")]
+    write_json(cache, {"reference": key, "js": js})
+    return js
+
+
 def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[str] = None,
             votes_csv: Optional[Path] = None, device: str = "auto", progress: bool = True) -> pd.DataFrame:
     """One row per (descriptor, run): mean JS over all reference images and over the ambiguous ones."""
@@ -85,39 +126,31 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
     names = sorted(runs["dataset"].unique())
     if len(names) > 1:
         raise ValueError(f"runs of several datasets under {results} ({', '.join(names)}); choose one with --dataset")
-    first = runs.iloc[0]
-    config = json.loads((Path(first["run_dir"]) / "config.json").read_text())
+    config = json.loads((Path(runs.iloc[0]["run_dir"]) / "config.json").read_text())
     dataset = load_dataset(DATASETS.get(config["dataset"]), root or config.get("root"),
                            config.get("data_options", {}), progress)
     idx, ref, source = reference(dataset, votes_csv)
     ambiguous = ref.max(1) < AMBIGUOUS_BELOW
-    C = dataset.num_classes
 
-    def row(setting: str, descriptor: str, seed: Optional[int], dist: np.ndarray) -> dict:
-        js = js_divergence(dist, ref)
-        return {"setting": setting, "descriptor": descriptor, "seed": seed, "js_all": float(js.mean()),
-                "js_ambiguous": float(js[ambiguous].mean()) if ambiguous.any() else float("nan")}
+    def row(setting: str, descriptor: str, seed: Optional[int], js: list[float]) -> dict:
+        return {"setting": setting, "descriptor": descriptor, "seed": seed, "js_all": js[0], "js_ambiguous": js[1]}
 
-    rows = [row("clean", CLEAN, None, _one_hot(dataset.train.labels[idx], C))]
+    clean = js_divergence(_one_hot(dataset.train.labels[idx], dataset.num_classes), ref)
+    rows = [row("clean", CLEAN, None, [float(clean.mean()), float(clean[ambiguous].mean())
+                                       if ambiguous.any() else float("nan")])]
     seen_noise = set()
     order = {v: i for i, v in enumerate(variant_order(list(runs["variant"].unique())))}
     runs = runs.sort_values(["seed"]).sort_values(["variant"], key=lambda v: v.map(order), kind="stable")
     for r in tqdm(list(runs.itertuples(index=False)), desc="user study", unit="run", disable=not progress):
-        run_dir = Path(r.run_dir)
-        if r.setting != "clean" and (r.setting, r.noise_seed) not in seen_noise:
+        js = _run_divergences(Path(r.run_dir), dataset, idx, ref, ambiguous, device)
+        if r.setting != "clean" and (r.setting, r.noise_seed) not in seen_noise:  # shared by the setting's methods
             seen_noise.add((r.setting, r.noise_seed))
-            noisy, _ = import_train_labels(dataset, run_dir / "train_labels.txt")
-            rows.append(row(r.setting, NOISY, r.seed, _one_hot(noisy[idx], C)))
-        trained = load_trained(run_dir, device_name=device, progress=False, dataset=dataset)
-        logits = trained.logits(dataset.train.images[idx]).numpy().astype(np.float64)
-        title = METHOD_TITLES.get(r.method, r.method) + r.variant[len(r.method):]
-        rows.append(row(r.setting, f"{title} predictions", r.seed, _softmax(logits)))
-        if (run_dir / DISTRIBUTION_FILE).is_file():
-            dist_names, dists = read_class_table(run_dir / DISTRIBUTION_FILE, dataset.class_names)
-            order = {n: i for i, n in enumerate(dist_names)}
-            picked = dists[[order[dataset.train.names[i]] for i in idx]].astype(np.float64)
-            label = LANET_DIST + r.variant[len(r.method):]
-            rows.append(row(r.setting, label, r.seed, picked / picked.sum(1, keepdims=True)))
+            rows.append(row(r.setting, NOISY, r.seed, js["noisy"]))
+        suffix = r.variant[len(r.method):]
+        rows.append(row(r.setting, f"{METHOD_TITLES.get(r.method, r.method)}{suffix} predictions", r.seed,
+                        js["predictions"]))
+        if "distributions" in js:
+            rows.append(row(r.setting, LANET_DIST + suffix, r.seed, js["distributions"]))
     out = pd.DataFrame(rows)
     out.attrs.update(source=source, n_images=int(len(idx)), n_ambiguous=int(ambiguous.sum()), dataset=dataset.name)
     return out
