@@ -222,15 +222,15 @@ def _own_variants(runs: pd.DataFrame) -> list[str]:
 
 @_styled
 
-def _panel_grid(n: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
-    """Up to three panels a row, sharing the y axis; unused cells hidden."""
+def _panel_grid(n: int, width: float, height: float) -> tuple[Figure, np.ndarray, int]:
+    """Up to three panels a row, sharing the y axis; unused cells hidden. Returns the column count too."""
     cols = min(n, 3)
     rows = math.ceil(n / cols)
     fig = _new_figure(width * cols + 0.4, height * rows + 0.75)
     axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
-    return fig, axes
+    return fig, axes, cols
 
 def curves_figure(data: pd.DataFrame, stat: str = "last", metric: str = "acc") -> Figure:
     """Accuracy vs noise rate, one panel per (dataset, noise type), a mean line and ±std band per line.
@@ -241,7 +241,7 @@ def curves_figure(data: pd.DataFrame, stat: str = "last", metric: str = "acc") -
     multi_dataset = data["dataset"].nunique() > 1
     lines = sorted(data["line"].unique())
     colors = _palette(lines)
-    fig, axes = _panel_grid(len(panels), 3.6, 3.0)
+    fig, axes, cols = _panel_grid(len(panels), 3.6, 3.0)
     handles: dict[str, Any] = {}
     for ax, (ds, panel) in zip(axes, panels):
         ax.set_gid(f"{ds}/{panel}")
@@ -359,7 +359,7 @@ def grid_figure(data: pd.DataFrame, method: str = "", stat: str = "last", metric
                    key=lambda t: _setting_order(t[0], t[1], t[2]))
     line_names = list(dict.fromkeys(t[2] for t in order))
     colors = _palette(line_names)
-    fig, axes = _panel_grid(len(hparams), 3.5, 2.9)
+    fig, axes, cols = _panel_grid(len(hparams), 3.5, 2.9)
     handles: dict[str, Any] = {}
     ns: dict[str, list[int]] = {}
     n_varies = data["n"].nunique() > 1
