@@ -271,7 +271,8 @@ results_option = click.option("--results", type=click.Path(), help="Runs root to
               help="Per run: last epoch, best epoch (optimistic), or mean of the last 5.")
 @click.option("--metric", default="acc", show_default=True, type=click.Choice(["acc", "mean_class_acc"]))
 @format_option
-@click.option("--methods", callback=_csv(str), default="", help="Only these methods or variants (comma-separated).")
+@click.option("--methods", callback=_csv(str), default="",
+              help="Only these run variants, comma-separated (lanet = its default runs, lanet+beta=0.2 a variant).")
 @click.option("--compare-paper", is_flag=True, help="Put LA-Net's published numbers and the difference beside ours.")
 @click.option("--out", type=click.Path(), help="Write here instead of printing.")
 def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tuple[str, ...],

@@ -100,14 +100,14 @@ class BatchAugment:
         mean = torch.tensor(cfg.mean, dtype=torch.float64)
         std = torch.tensor(cfg.std, dtype=torch.float64)
         # Normalisation of 0..255 values: x -> x * scale - shift, i.e. (x / 255 - mean) / std.
-        self._inv_std = 1.0 / std
         self._scale = 1.0 / (255.0 * std)
         self._shift = mean / std
+        self._inv_std = 1.0 / std
         # [0, 1] in normalised units, per channel: clamping there is clamping to [0, 1] before normalising.
         self._bounds = [(float(-m / s), float((1 - m) / s)) for m, s in zip(mean.tolist(), std.tolist())]
-        self._consts: dict = {}
+        self._consts: dict[str, tuple[torch.Tensor, ...]] = {}
 
-    def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         """(scale, shift, 1/std, grey weights) as float32 on ``device``, cached (no copy per batch)."""
         key = str(device)
         if key not in self._consts:
@@ -120,7 +120,7 @@ class BatchAugment:
         return raw.permute(0, 3, 1, 2).float().div_(255.0)
 
     def eval(self, raw: torch.Tensor) -> torch.Tensor:
-        """The test transform: resize to the input size and normalise (as training does, without jitter)."""
+        """The test transform: resize to the input size and normalise, with training's normalisation."""
         scale, shift, _, _ = self._on(raw.device)
         size = self.cfg.image_size
         if raw.shape[1] != size or raw.shape[2] != size:
@@ -149,6 +149,9 @@ class BatchAugment:
         """
         cfg = self.cfg
         b, h_in, w_in = raw.shape[0], raw.shape[1], raw.shape[2]
+        dev, size = raw.device, cfg.image_size
+        # Every random number is drawn first, on the CPU generator, in a fixed order:
+        # flip, crop, jitter factors, erasing boxes.
         if flip is None:
             flip = torch.rand(b, generator=gen) < cfg.flip
         flip = flip.cpu()
@@ -158,8 +161,37 @@ class BatchAugment:
         theta = torch.zeros(b, 2, 3, dtype=torch.float64)
         theta[:, 0, 0], theta[:, 0, 2] = sx, 2 * cx - 1
         theta[:, 1, 1], theta[:, 1, 2] = h, 2 * cy - 1
-        size = cfg.image_size
-        x = _resample(raw, theta, size)  # (B, 3, S, S) float32, still on the 0..255 scale
+        colour = self._colour_params(b, gen)
+        box = None
+        if cfg.erase > 0:
+            box = _erase_boxes(b, size, size, gen, cfg.erase, cfg.erase_scale, cfg.erase_ratio)
+
+        # The few per-sample numbers go to the device in two small copies.
+        y0, y1, wy = _axis_taps(theta[:, 1, 1], theta[:, 1, 2], size, h_in)
+        x0, x1, wx = _axis_taps(theta[:, 0, 0], theta[:, 0, 2], size, w_in)
+        ints = [y0, y1, x0, x1] + ([box] if box is not None else [])
+        ints = torch.cat([t.reshape(-1) for t in ints]).to(dev)
+        floats = [wy, wx] + ([colour[0].reshape(-1), colour[1]] if colour is not None else [])
+        floats = torch.cat([t.reshape(-1) for t in floats]).to(dev, torch.float32)
+        n = b * size
+        y0, y1, x0, x1 = (ints[k * n:(k + 1) * n].view(b, size) for k in range(4))
+        wy, wx = floats[:n].view(b, size), floats[n:2 * n].view(b, size)
+        box_dev = ints[4 * n:].view(4, b) if box is not None else None
+        mat = floats[2 * n:2 * n + 9 * b].view(b, 3, 3) if colour is not None else None
+        k_contrast = floats[2 * n + 9 * b:] if colour is not None else None
+
+        out = torch.empty(b, 3, size, size, device=dev)
+        step = b if dev.type != "cpu" else max(1, _CHUNK_ELEMENTS // (3 * size * size))
+        for lo in range(0, b, step):
+            hi = min(b, lo + step)
+            x = _resample(raw[lo:hi], y0[lo:hi], y1[lo:hi], wy[lo:hi], x0[lo:hi], x1[lo:hi], wx[lo:hi])
+            self._colour(x, out[lo:hi], None if mat is None else mat[lo:hi],
+                         None if k_contrast is None or k_contrast.numel() == 0 else k_contrast[lo:hi])
+            if box_dev is not None:
+                # Multiplying by the kept-pixel mask (1/0) is one cheap pass; erased pixels become 0
+                # (-0.0 where the normalised value was negative, which compares and computes as 0).
+                keep = _box_mask(box_dev[:, lo:hi], size, size).logical_not_()
+                out[lo:hi].mul_(keep.to(out.dtype))
 
         out_landmarks = None
         if landmarks is not None:
@@ -168,64 +200,67 @@ class BatchAugment:
             norm_y = (2 * landmarks[..., 1].double().cpu() + 1) / h_in - 1
             ux = (norm_x - theta[:, 0, 2:3]) / theta[:, 0, 0:1]
             uy = (norm_y - theta[:, 1, 2:3]) / theta[:, 1, 1:2]
-            out = torch.stack([((ux + 1) * size - 1) / 2, ((uy + 1) * size - 1) / 2], dim=-1)
-            out_landmarks = out.to(landmarks.device, torch.float32)
+            pts = torch.stack([((ux + 1) * size - 1) / 2, ((uy + 1) * size - 1) / 2], dim=-1)
+            out_landmarks = pts.to(landmarks.device, torch.float32)
+        return AugmentedBatch(out, out_landmarks, flip, theta)
 
-        x = self._colour(x, gen)
-        if cfg.erase > 0:
-            box = _erase_boxes(b, size, size, gen, cfg.erase, cfg.erase_scale, cfg.erase_ratio)
-            if box is not None:
-                # multiplying by the kept-pixel mask (1/0) is one cheap pass; erased pixels become 0
-                # (-0.0 where the normalised value was negative, which compares and computes as 0)
-                x.mul_(_box_mask(box, size, size, x.device).logical_not_().to(x.dtype))
-        return AugmentedBatch(x, out_landmarks, flip, theta)
-
-    def _colour(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Colour jitter (brightness, contrast, saturation, in that order) and normalisation of 0..255 input.
+    def _colour_params(self, b: int, gen: torch.Generator) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """Colour jitter (brightness, contrast, saturation, in that order) and normalisation as one affine map.
 
         Each jitter op is affine in RGB per sample: brightness scales by f_b;
-        contrast blends with the mean grey of the image, c·x + (1 - c)·grey_mean
-        (the mean grey of an affine image is the same map of the original's, so
-        it comes from the per-sample channel means of the input); saturation
-        blends with the per-pixel grey, s·x + (1 - s)·1 wᵀx, a 3x3 matrix. With
-        the normalisation they compose into one matrix and offset per sample,
-        applied in a single batched matmul, then one clamp to [0, 1] (in
-        normalised units). torchvision clamps to [0, 1] after each op; the
-        intermediate clamps are dropped here because they would need a pass
-        over the batch each and they only matter for pixels pushed out of range
-        by an earlier op (bright pixels under brightness > 1) before contrast or
-        saturation pull them back; the final clamp keeps the output range, and
-        tests/test_perf.py checks that the factors and the combined result still
-        follow torchvision's ColorJitter.
+        contrast blends with the image's mean grey g, f_c·x + (1 - f_c)·g (the
+        mean grey of an affine image is the same map of the original's, so g
+        comes from the per-sample channel means of the resampled input);
+        saturation blends with the per-pixel grey, f_s·x + (1 - f_s)·1 wᵀx, a
+        3x3 matrix S that keeps grey as it is (S·1 = 1: w sums to 1). Brightness
+        then contrast give f_b·f_c·x + (1 - f_c)·f_b·g, so with the normalisation
+        the whole chain is ``out = M x + (k·g - mean) / std`` with one matrix
+        ``M = f_b·f_c·S / (255·std)`` (rows per output channel, x on the 0..255
+        scale) and ``k = (1 - f_c)·f_b / 255`` per sample.
+
+        torchvision clamps to [0, 1] after each op; here only the result is
+        clamped. An intermediate clamp would cost a pass over the batch per op
+        and only matters for pixels that an earlier op pushed out of range
+        (bright pixels under f_b > 1) before contrast or saturation pull them
+        back; tests/test_perf.py checks that the factors and the combined
+        result still follow torchvision's ColorJitter.
+
+        Returns ``(M (B, 3, 3), k (B,) or empty)`` in float64, or None without jitter.
         """
-        cfg, b = self.cfg, x.shape[0]
-        scale, shift, inv_std, grey = self._on(x.device)
-
-        def factors(strength: float) -> torch.Tensor:
-            return _uniform(b, max(0.0, 1 - strength), 1 + strength, gen)
-
-        ones = torch.ones(b, dtype=torch.float64)
-        fb = factors(cfg.brightness) if cfg.brightness > 0 else ones
-        fc = factors(cfg.contrast) if cfg.contrast > 0 else ones
-        fs = factors(cfg.saturation) if cfg.saturation > 0 else ones
-        flat = x.view(b, 3, -1)
+        cfg = self.cfg
         if not (cfg.brightness > 0 or cfg.contrast > 0 or cfg.saturation > 0):
-            # no jitter: a per-channel scale and shift, and bilinear values stay in range (no clamp)
-            return flat.mul_(scale.view(1, 3, 1)).sub_(shift.view(1, 3, 1)).view_as(x)
-        # After brightness and contrast the image is fb·fc·x + (1 - fc)·fb·g (g its mean grey);
-        # saturation S = fs·I + (1 - fs)·1 wᵀ keeps the grey constant (S·1 = 1, w sums to 1).
+            return None
+        ones = torch.ones(b, dtype=torch.float64)
+        fb = _uniform(b, max(0.0, 1 - cfg.brightness), 1 + cfg.brightness, gen) if cfg.brightness > 0 else ones
+        fc = _uniform(b, max(0.0, 1 - cfg.contrast), 1 + cfg.contrast, gen) if cfg.contrast > 0 else ones
+        fs = _uniform(b, max(0.0, 1 - cfg.saturation), 1 + cfg.saturation, gen) if cfg.saturation > 0 else ones
         eye = torch.eye(3, dtype=torch.float64)
         sat = fs.view(b, 1, 1) * eye + (1 - fs).view(b, 1, 1) * torch.ones(3, 1, dtype=torch.float64) * _GRAY
-        mat = (fb * fc).view(b, 1, 1) * sat * self._scale.view(1, 3, 1)  # rows: output channels
+        mat = (fb * fc).view(b, 1, 1) * sat * self._scale.view(1, 3, 1)
+        k = (1 - fc) * fb / 255.0 if cfg.contrast > 0 else torch.zeros(0, dtype=torch.float64)
+        return mat, k
+
+    def _colour(self, x: torch.Tensor, out: torch.Tensor, mat: Optional[torch.Tensor],
+                k: Optional[torch.Tensor]) -> None:
+        """Writes the colour-mapped, normalised, clamped ``x`` (0..255 scale) into ``out``."""
+        scale, shift, inv_std, grey = self._on(x.device)
+        b = x.shape[0]
+        flat, dst = x.view(b, 3, -1), out.view(b, 3, -1)
+        if mat is None:  # no jitter: scale and shift; bilinear values stay in range, so no clamp
+            torch.addcmul(shift.neg().view(1, 3, 1), flat, scale.view(1, 3, 1), out=dst)
+            return
         offset = shift.neg().view(1, 3, 1).expand(b, 3, 1)
-        if cfg.contrast > 0:
-            g = flat.mean(dim=2) @ grey  # (B,) mean grey of the input, 0..255
-            k = ((1 - fc) * fb / 255.0).to(x.device, torch.float32)
+        if k is not None:
+            g = flat.mean(dim=2) @ grey  # (b,) mean grey of the input
             offset = torch.addcmul(offset, (k * g).view(b, 1, 1), inv_std.view(1, 3, 1))
-        out = torch.baddbmm(offset, mat.to(x.device, torch.float32), flat).view_as(x)
+        torch.baddbmm(offset, mat, flat, out=dst)
         for c, (low, high) in enumerate(self._bounds):
             out[:, c].clamp_(low, high)
-        return out
+
+
+# On the CPU the batch is processed in chunks of about this many float32 values per
+# intermediate tensor, so that each step's output is still in cache for the next.
+_CHUNK_ELEMENTS = 1 << 19
 
 
 def _axis_taps(scale: torch.Tensor, shift: torch.Tensor, n_out: int, n_in: int
@@ -246,28 +281,46 @@ def _axis_taps(scale: torch.Tensor, shift: torch.Tensor, n_out: int, n_in: int
     return first.long(), (first + 1).clamp(max=n_in - 1).long(), pos - first
 
 
-def _resample(raw: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear resampling of uint8 ``(B, H, W, 3)`` under axis-aligned ``theta`` to float ``(B, 3, S, S)``.
+def _resample(raw: torch.Tensor, y0: torch.Tensor, y1: torch.Tensor, wy: torch.Tensor,
+              x0: torch.Tensor, x1: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
+    """Separable bilinear resampling of uint8 ``(B, H, W, 3)`` to float ``(B, 3, S, S)`` (0..255 scale).
 
-    Equal (up to float rounding) to ``grid_sample(raw, affine_grid(theta))`` with
-    border padding, done separably: rows first, gathered as whole uint8 rows,
-    then columns, each a linear blend of two taps. Values stay on the 0..255 scale.
+    Output row i blends input rows ``y0[:, i]`` and ``y1[:, i]`` with weight
+    ``wy[:, i]`` on the second, and columns likewise: for an axis-aligned
+    affine map this is ``grid_sample``'s bilinear interpolation exactly (up to
+    float rounding), at two taps per axis instead of four per pixel.
     """
     b, h_in, w_in = raw.shape[0], raw.shape[1], raw.shape[2]
-    dev = raw.device
-    y0, y1, wy = _axis_taps(theta[:, 1, 1], theta[:, 1, 2], size, h_in)
-    x0, x1, wx = _axis_taps(theta[:, 0, 0], theta[:, 0, 2], size, w_in)
-    # rows: one index_select of whole rows of the channels-first uint8 batch
-    planar = raw.permute(0, 3, 1, 2).contiguous()  # (B, 3, H, W) uint8
-    base = (torch.arange(b * 3, dtype=torch.int64) * h_in).view(b, 3, 1)
-    rows = torch.cat([(base + y0.view(b, 1, size)).flatten(), (base + y1.view(b, 1, size)).flatten()])
-    taps = planar.view(b * 3 * h_in, w_in).index_select(0, rows.to(dev)).view(2, b, 3, size, w_in).float()
-    x = taps[0].lerp_(taps[1], wy.to(dev, torch.float32).view(b, 1, size, 1))  # (B, 3, S, W)
-    # columns: gather along the last axis, the same columns for every row and channel of a sample
+    size = y0.shape[1]
+    if _MODE == "grid":
+        u = (2 * torch.arange(size, dtype=torch.float32, device=raw.device) + 1) / size - 1
+        gx = ((x0 + wx) * 2 + 1) / w_in - 1
+        gy = ((y0 + wy) * 2 + 1) / h_in - 1
+        grid = torch.empty(b, size, size, 2, device=raw.device)
+        grid[..., 0] = gx.view(b, 1, size)
+        grid[..., 1] = gy.view(b, size, 1)
+        return F.grid_sample(raw.permute(0, 3, 1, 2).float(), grid, mode="bilinear", padding_mode="border",
+                             align_corners=False)
+    if _MODE == "cl":
+        base = (torch.arange(b, device=raw.device) * h_in).view(b, 1)
+        rows = torch.stack([base + y0, base + y1])  # (2, b, S)
+        taps = raw.reshape(b * h_in, w_in * 3).index_select(0, rows.view(-1)).view(2, b, size, w_in, 3)
+        tf = torch.empty(2, b, 3, size, w_in, device=raw.device).copy_(taps.permute(0, 1, 4, 2, 3))
+    else:
+        planar = raw.permute(0, 3, 1, 2).contiguous()  # (b, 3, H, W) uint8
+        base = (torch.arange(b * 3, device=raw.device) * h_in).view(b, 3, 1)
+        rows = torch.stack([base + y0.view(b, 1, size), base + y1.view(b, 1, size)])  # (2, b, 3, S)
+        tf = planar.view(b * 3 * h_in, w_in).index_select(0, rows.view(-1)).view(2, b, 3, size, w_in).float()
+    x = tf[0].lerp_(tf[1], wy.view(b, 1, size, 1))  # (b, 3, S, W)
     shape = (b, 3, size, size)
-    c0 = torch.gather(x, 3, x0.to(dev).view(b, 1, 1, size).expand(shape))
-    c1 = torch.gather(x, 3, x1.to(dev).view(b, 1, 1, size).expand(shape))
-    return c0.lerp_(c1, wx.to(dev, torch.float32).view(b, 1, 1, size))
+    c0 = torch.gather(x, 3, x0.view(b, 1, 1, size).expand(shape))
+    c1 = torch.gather(x, 3, x1.view(b, 1, 1, size).expand(shape))
+    return c0.lerp_(c1, wx.view(b, 1, 1, size))
+
+
+import os
+_MODE = os.environ.get("AUG_MODE", "planar")
+_CHUNK_ELEMENTS = int(os.environ.get("AUG_CHUNK", 1 << 19))
 
 
 def _erase_boxes(b: int, hh: int, ww: int, gen: torch.Generator, p: float,
@@ -289,11 +342,10 @@ def _erase_boxes(b: int, hh: int, ww: int, gen: torch.Generator, p: float,
     return torch.stack([top, top + eh, left, left + ew])
 
 
-def _box_mask(box: torch.Tensor, hh: int, ww: int, device: torch.device) -> torch.Tensor:
-    """Bool ``(B, 1, H, W)`` mask of the boxes, built on ``device`` from the few box numbers."""
-    box = box.to(device)
-    rows = torch.arange(hh, device=device)
-    cols = torch.arange(ww, device=device)
+def _box_mask(box: torch.Tensor, hh: int, ww: int) -> torch.Tensor:
+    """Bool ``(B, 1, H, W)`` mask of the boxes ``(4, B)``, built on the boxes' device."""
+    rows = torch.arange(hh, device=box.device)
+    cols = torch.arange(ww, device=box.device)
     in_rows = (rows >= box[0].view(-1, 1)) & (rows < box[1].view(-1, 1))
     in_cols = (cols >= box[2].view(-1, 1)) & (cols < box[3].view(-1, 1))
     return (in_rows.unsqueeze(2) & in_cols.unsqueeze(1)).unsqueeze(1)
@@ -313,4 +365,4 @@ def random_erase(x: torch.Tensor, gen: torch.Generator, p: float,
     box = _erase_boxes(b, hh, ww, gen, p, scale, ratio)
     if box is None:
         return x.clone()
-    return x.masked_fill(_box_mask(box, hh, ww, x.device), 0.0)
+    return x.masked_fill(_box_mask(box.to(x.device), hh, ww), 0.0)

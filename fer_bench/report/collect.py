@@ -69,8 +69,8 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
         raise ValueError(f"--stat must be one of {', '.join(STATS)} and --metric one of {', '.join(METRICS)}")
     if runs.empty:
         raise ValueError("no finished runs (no result.json) found")
-    if methods:
-        runs = runs[runs["variant"].isin(methods) | runs["method"].isin(methods)]
+    if methods:  # a method's default runs carry its plain name; a variant is named in full
+        runs = runs[runs["variant"].isin(methods)]
     column = f"{metric}_{stat}"
     grouped = runs.groupby(GROUP, sort=False)
     out = grouped[column].agg(mean="mean", std="std", n="count").reset_index()

@@ -127,7 +127,7 @@ def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool =
 def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> str:
     ns = sorted(set(agg["n"].astype(int)))
     seeds = f"{ns[0]} seeds" if len(ns) == 1 else f"{ns[0]}-{ns[-1]} seeds (n per cell)"
-    varied = agg.loc[agg["noise"] != "none", "noise_seeds_varied"]
+    varied = agg.loc[(agg["noise"] != "none") & (agg["n"] > 1), "noise_seeds_varied"]
     noise_seeds = ("" if varied.empty
                    else "; the noise seed followed the training seed, so the noisy labels differ between seeds"
                    if varied.all() else "; the noisy labels were the same for every seed" if not varied.any()
