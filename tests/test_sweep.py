@@ -143,3 +143,21 @@ def test_two_sweeps_at_once_train_each_run_exactly_once(tiny_synth: Path, tmp_pa
     assert len(logs) == 4
     assert all(log.read_text().count("=== fer-bench sweep worker") == 1 for log in logs)
     assert len(list((tmp_path / "runs").rglob("result.json"))) == 4
+
+
+def test_runs_per_gpu_packs_slots_onto_each_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from fer_bench.sweep import local
+
+    assert local.slots("cpu", 3, 4) == [None, None, None]
+    if not torch.cuda.is_available():
+        assert local.slots("auto", None, 2) == [None]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert local.slots("auto", None, 3) == ["0", "0", "0", "1", "1", "1"]
+    assert local.slots("cuda", 4, 3) == ["0", "0", "0", "1"]
+    assert local.slots("cuda:1", None, 2) == ["1", "1"]
+    env = local._child_env("1", 8, ("my_plugin",))
+    assert env["CUDA_VISIBLE_DEVICES"] == "1" and env["OMP_NUM_THREADS"] == "8"
+    assert env["FER_BENCH_PLUGINS"].endswith("my_plugin")

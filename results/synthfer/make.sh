@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The synthfer reference benchmark: every run, then every table and figure in this folder.
+# Run from the repository root. The runs go to $FER_BENCH_RESULTS/runs (default results/runs);
+# a finished run is skipped, so running this again only redraws the tables and figures.
+set -euo pipefail
+RUNS="${FER_BENCH_RESULTS:-results}/runs"
+OUT=results/synthfer
+METHODS=baseline,scn,rul,eac,lanet
+
+fer-bench sweep --methods "$METHODS" --datasets synthfer --noise sym,asym --rates 0.1,0.2,0.3 \
+    --seeds 0,1,2 --clean --jobs 2 --quiet || echo "some runs failed; the tables use the finished ones"
+
+for stat in last best last5; do
+    for fmt in markdown:md latex:tex csv:csv; do
+        fer-bench table --results "$RUNS/synthfer" --methods "$METHODS" --stat "$stat" \
+            --format "${fmt%%:*}" --out "$OUT/table-$stat.${fmt##*:}"
+    done
+done
+for fmt in markdown:md latex:tex csv:csv; do
+    fer-bench userstudy --results "$RUNS/synthfer" --format "${fmt%%:*}" --out "$OUT/userstudy.${fmt##*:}"
+done
+
+mkdir -p "$OUT/figures"
+fer-bench plot curves --results "$RUNS/synthfer" --out "$OUT/figures/accuracy-vs-noise"
+fer-bench plot grid --results "$RUNS/synthfer" --method lanet --out "$OUT/figures/lanet-grid"
+fer-bench plot gallery "$RUNS/synthfer/sym-0.3/lanet/seed0" --ambiguous --out "$OUT/figures/gallery-lanet-sym-0.3"
+fer-bench plot confusion "$RUNS/synthfer/sym-0.3/lanet/seed0" --normalise --out "$OUT/figures/confusion-lanet-sym-0.3"
+fer-bench plot transition "$RUNS/synthfer/asym-0.3/lanet/seed0" --out "$OUT/figures/transition-asym-0.3"
+
+# The run records (no checkpoints, no label files): enough to redraw the tables and the user study.
+mkdir -p "$OUT/runs"
+dest="$(cd "$OUT/runs" && pwd)"
+(cd "$RUNS/synthfer" && find . -type f \( -name config.json -o -name result.json -o -name metrics.csv \
+    -o -name noise.json -o -name env.json -o -name userstudy.json -o -name log.txt \) \
+    -exec cp --parents {} "$dest/" \;)
