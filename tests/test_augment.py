@@ -94,3 +94,58 @@ def test_crop_distribution_matches_torchvision_random_resized_crop() -> None:
     for q in (0.1, 0.5, 0.9):
         assert np.quantile(ours_area, q) == pytest.approx(np.quantile(tv_area, q), abs=0.03)
         assert np.quantile(ours_aspect, q) == pytest.approx(np.quantile(tv_aspect, q), abs=0.04)
+
+
+def test_training_without_augmentation_is_the_eval_transform() -> None:
+    """Both paths share one normalisation: an identity crop and no jitter give the eval tensor exactly."""
+    cfg = AugmentConfig(image_size=24, flip=0.0, erase=0.0)
+    raw = torch.randint(0, 256, (5, 24, 24, 3), dtype=torch.uint8)
+    aug = BatchAugment(cfg)
+    assert torch.equal(aug(raw, torch.Generator().manual_seed(0)).images, aug.eval(raw))
+
+
+def test_resampling_is_grid_sample_on_the_returned_theta() -> None:
+    """The separable resampling equals grid_sample's bilinear/border sampling of the same map,
+    also when the input is not square and not the output size."""
+    import torch.nn.functional as F
+
+    cfg = AugmentConfig(image_size=20, flip=0.5, crop_scale=(0.3, 1.0), erase=0.0,
+                        mean=(0, 0, 0), std=(1, 1, 1))
+    raw = torch.randint(0, 256, (16, 27, 35, 3), dtype=torch.uint8)
+    out = BatchAugment(cfg)(raw, torch.Generator().manual_seed(4))
+    grid = F.affine_grid(out.theta, [16, 3, 20, 20], align_corners=False)
+    expected = F.grid_sample(raw.permute(0, 3, 1, 2).double() / 255, grid, mode="bilinear",
+                             padding_mode="border", align_corners=False)
+    assert torch.allclose(out.images.double(), expected, atol=1e-5)
+
+
+def test_colour_jitter_is_clamped_to_the_normalised_unit_range() -> None:
+    cfg = AugmentConfig(image_size=16, brightness=0.9, contrast=0.9, saturation=0.9, erase=0.0)
+    raw = torch.randint(0, 256, (64, 16, 16, 3), dtype=torch.uint8)
+    x = BatchAugment(cfg)(raw, torch.Generator().manual_seed(2)).images
+    pixels = x * torch.tensor(cfg.std).view(1, 3, 1, 1) + torch.tensor(cfg.mean).view(1, 3, 1, 1)
+    assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+    assert (pixels <= 1e-5).any() and (pixels >= 1 - 1e-5).any()  # the clamp was needed
+
+
+def test_the_result_does_not_depend_on_the_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the CPU the batch is cut into chunks that worker threads share; chunks, threads and
+    where the cuts fall must not change a pixel."""
+    from fer_bench.engine import augment
+
+    cfg = AugmentConfig(image_size=32, crop_scale=(0.5, 1.0), brightness=0.4, contrast=0.4, saturation=0.4,
+                        erase=0.5)
+    raw = torch.randint(0, 256, (400, 32, 32, 3), dtype=torch.uint8)  # several chunks
+    assert 400 > augment._CHUNK_ELEMENTS // (3 * 32 * 32) > 1
+    aug, before = BatchAugment(cfg), torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = aug(raw, torch.Generator().manual_seed(9)).images
+        torch.set_num_threads(2)
+        two = aug(raw, torch.Generator().manual_seed(9)).images
+        assert torch.get_num_threads() == 2  # the worker pool leaves the caller's setting alone
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
+    monkeypatch.setattr(augment, "_CHUNK_ELEMENTS", 1 << 40)  # the whole batch as one chunk
+    assert torch.equal(one, aug(raw, torch.Generator().manual_seed(9)).images)

@@ -4,21 +4,39 @@ The peers augment one PIL image at a time in DataLoader workers; here a whole
 uint8 batch is augmented at once with tensor operations on the training device.
 Flip, random-resized crop and the resize to the model's input are one affine
 map per sample; the same map moves landmarks, so they stay on the face through
-every geometric step. The map only scales, shifts and mirrors each axis, so its
-bilinear resampling (``grid_sample``'s, border padding) is done one axis at a
-time from gathered rows and columns. Colour jitter and normalisation are then
-one per-sample 3x3 colour matrix and offset, applied with a single batched
-matmul, and random erasing follows on the normalised tensor, as in
-torchvision's order.
+every geometric step. Colour jitter and random erasing follow, on the
+normalised tensor as in torchvision's order.
+
+How it is made fast (see :meth:`BatchAugment.__call__`):
+
+* the affine map only scales, shifts and mirrors each axis, so its bilinear
+  resampling (``grid_sample``'s, with border padding) is separable: whole
+  uint8 rows are gathered, blended, then columns, two taps per axis;
+* brightness, contrast, saturation and the normalisation are all affine in
+  RGB per sample, so they compose into one 3x3 matrix and offset per sample,
+  applied in one batched matmul and clamped once (the uint8 -> [0, 1]
+  scaling is folded in as well);
+* the erasing mask is built on the device from a few box numbers;
+* on the CPU the batch goes through in chunks of a few samples, so each
+  step's intermediate is still in cache for the next, and with more than one
+  torch thread the chunks are shared among that many worker threads that each
+  run single-threaded (no OpenMP barrier per op, which stalls badly when
+  another process keeps a core busy). Every chunk is computed the same way
+  whichever thread runs it, so the result does not depend on the thread count.
 
 Randomness comes only from the ``torch.Generator`` passed in (on the CPU), so a
-batch's augmentation is reproducible from the run's seed, epoch and step.
+batch's augmentation is reproducible from the run's seed, epoch and step. All of
+a batch's random numbers are drawn first, in a fixed order (flip, crop, jitter
+factors, erasing boxes).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -26,7 +44,12 @@ import torch.nn.functional as F
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_GRAY = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)  # luma weights (sum to 1), as torchvision
+# ITU-R 601 luma weights as in the previous implementation (torchvision rounds red to 0.2989);
+# they sum to 1, which the colour composition below relies on.
+_GRAY = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)
+# On the CPU, about this many float32 values per intermediate tensor of a chunk (1 MiB: 6 samples
+# at 112 px), small enough to stay in cache from one step to the next.
+_CHUNK_ELEMENTS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -66,6 +89,26 @@ class AugmentedBatch:
     theta: torch.Tensor
 
 
+@dataclass
+class _Plan:
+    """One batch's per-sample parameters, on the device (flip, theta and landmarks as returned)."""
+
+    flip: torch.Tensor
+    theta: torch.Tensor
+    landmarks: Optional[torch.Tensor]
+    step: int                        # samples per chunk
+    rows: torch.Tensor               # (2, B, 3, S) int64: the two row taps, in a chunk's uint8 rows
+    x0: torch.Tensor                 # (B, S) int64: the two column taps
+    x1: torch.Tensor
+    wy: torch.Tensor                 # (B, 1, S, 1) float32: weight of the second row tap
+    wx: torch.Tensor                 # (B, 1, 1, S) float32: weight of the second column tap
+    mat: Optional[torch.Tensor] = None         # (B, 3, 3) colour matrix (None: no jitter)
+    k_contrast: Optional[torch.Tensor] = None  # (B,) weight of the mean grey in the offset
+    erased_rows: Optional[torch.Tensor] = None  # (B, S) float 1/0
+    erased_cols: Optional[torch.Tensor] = None
+    erased_any: list = field(default_factory=list)
+
+
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
     return low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64)
 
@@ -99,37 +142,42 @@ class BatchAugment:
         self.cfg = cfg
         mean = torch.tensor(cfg.mean, dtype=torch.float64)
         std = torch.tensor(cfg.std, dtype=torch.float64)
-        # Normalisation of 0..255 values: x -> x * scale - shift, i.e. (x / 255 - mean) / std.
+        # The normalisation of 0..255 values: x * scale - shift = (x / 255 - mean) / std.
         self._scale = 1.0 / (255.0 * std)
         self._shift = mean / std
         self._inv_std = 1.0 / std
-        # [0, 1] in normalised units, per channel: clamping there is clamping to [0, 1] before normalising.
-        self._bounds = [(float(-m / s), float((1 - m) / s)) for m, s in zip(mean.tolist(), std.tolist())]
+        # [0, 1] before normalising is [-mean/std, (1 - mean)/std] after it, per channel.
+        self._bounds = [(float(-m / s), float((1 - m) / s)) for m, s in zip(cfg.mean, cfg.std)]
         self._consts: dict[str, tuple[torch.Tensor, ...]] = {}
 
     def _on(self, device: torch.device) -> tuple[torch.Tensor, ...]:
-        """(scale, shift, 1/std, grey weights) as float32 on ``device``, cached (no copy per batch)."""
+        """(scale, shift, 1/std, grey weights) as float32 on ``device``, copied there once."""
         key = str(device)
         if key not in self._consts:
             self._consts[key] = tuple(
                 t.to(device, torch.float32) for t in (self._scale, self._shift, self._inv_std, _GRAY))
         return self._consts[key]
 
-    @staticmethod
-    def to_float(raw: torch.Tensor) -> torch.Tensor:
-        return raw.permute(0, 3, 1, 2).float().div_(255.0)
-
     def eval(self, raw: torch.Tensor) -> torch.Tensor:
-        """The test transform: resize to the input size and normalise, with training's normalisation."""
-        scale, shift, _, _ = self._on(raw.device)
+        """The test transform: resize to the input size and normalise, exactly as training normalises."""
         size = self.cfg.image_size
         if raw.shape[1] != size or raw.shape[2] != size:
             x = raw.permute(0, 3, 1, 2).float()
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
             x = x.contiguous()
-        else:  # uint8 -> float and channels-first in one copy
+        else:  # uint8 -> float32 and channels-first in one copy
             x = torch.empty(raw.shape[0], 3, size, size, device=raw.device).copy_(raw.permute(0, 3, 1, 2))
-        return x.mul_(scale.view(1, 3, 1, 1)).sub_(shift.view(1, 3, 1, 1))  # (x / 255 - mean) / std
+        flat = x.view(x.shape[0], 3, -1)
+        return self._normalise(flat, flat).view_as(x)
+
+    def _normalise(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``(x / 255 - mean) / std`` of ``(b, 3, P)`` 0..255 values into ``out`` (may be ``x``).
+
+        The one normalisation of both paths: eval, and training without colour
+        jitter, so the same pixels give the same bits in both.
+        """
+        scale, shift, _, _ = self._on(x.device)
+        return torch.addcmul(shift.neg().view(1, 3, 1), x, scale.view(1, 3, 1), out=out)
 
     def __call__(
         self,
@@ -147,11 +195,31 @@ class BatchAugment:
             flip: optional bool ``(B,)`` forcing which samples are mirrored
                 (EAC's second view); drawn with probability ``cfg.flip`` otherwise.
         """
+        dev = raw.device
+        threads = torch.get_num_threads() if dev.type == "cpu" else 1
+        pool = _pool(threads) if threads > 1 else None
+        # The per-batch CPU work is many tiny ops, a few of which (exp, sqrt, round, floor)
+        # open an OpenMP region even on small tensors; in a single-threaded worker they do not.
+        plan = pool.submit(self._plan, raw, gen, landmarks, flip).result() if pool else \
+            self._plan(raw, gen, landmarks, flip)
+        b, size = raw.shape[0], self.cfg.image_size
+        out = torch.empty(b, 3, size, size, device=dev)
+        spans = [(lo, min(b, lo + plan.step)) for lo in range(0, b, plan.step)]
+        if pool is None:
+            for lo, hi in spans:
+                self._chunk(raw, out, plan, lo, hi)
+        else:
+            for future in [pool.submit(self._chunk, raw, out, plan, lo, hi) for lo, hi in spans]:
+                future.result()
+        return AugmentedBatch(out, plan.landmarks, plan.flip, plan.theta)
+
+    def _plan(self, raw: torch.Tensor, gen: torch.Generator, landmarks: Optional[torch.Tensor],
+              flip: Optional[torch.Tensor]) -> _Plan:
+        """Draws the batch's random numbers (flip, crop, jitter, erasing, in that order) and derives
+        every per-sample parameter from them on the CPU; they reach the device in two small copies."""
         cfg = self.cfg
         b, h_in, w_in = raw.shape[0], raw.shape[1], raw.shape[2]
         dev, size = raw.device, cfg.image_size
-        # Every random number is drawn first, on the CPU generator, in a fixed order:
-        # flip, crop, jitter factors, erasing boxes.
         if flip is None:
             flip = torch.rand(b, generator=gen) < cfg.flip
         flip = flip.cpu()
@@ -166,33 +234,6 @@ class BatchAugment:
         if cfg.erase > 0:
             box = _erase_boxes(b, size, size, gen, cfg.erase, cfg.erase_scale, cfg.erase_ratio)
 
-        # The few per-sample numbers go to the device in two small copies.
-        y0, y1, wy = _axis_taps(theta[:, 1, 1], theta[:, 1, 2], size, h_in)
-        x0, x1, wx = _axis_taps(theta[:, 0, 0], theta[:, 0, 2], size, w_in)
-        ints = [y0, y1, x0, x1] + ([box] if box is not None else [])
-        ints = torch.cat([t.reshape(-1) for t in ints]).to(dev)
-        floats = [wy, wx] + ([colour[0].reshape(-1), colour[1]] if colour is not None else [])
-        floats = torch.cat([t.reshape(-1) for t in floats]).to(dev, torch.float32)
-        n = b * size
-        y0, y1, x0, x1 = (ints[k * n:(k + 1) * n].view(b, size) for k in range(4))
-        wy, wx = floats[:n].view(b, size), floats[n:2 * n].view(b, size)
-        box_dev = ints[4 * n:].view(4, b) if box is not None else None
-        mat = floats[2 * n:2 * n + 9 * b].view(b, 3, 3) if colour is not None else None
-        k_contrast = floats[2 * n + 9 * b:] if colour is not None else None
-
-        out = torch.empty(b, 3, size, size, device=dev)
-        step = b if dev.type != "cpu" else max(1, _CHUNK_ELEMENTS // (3 * size * size))
-        for lo in range(0, b, step):
-            hi = min(b, lo + step)
-            x = _resample(raw[lo:hi], y0[lo:hi], y1[lo:hi], wy[lo:hi], x0[lo:hi], x1[lo:hi], wx[lo:hi])
-            self._colour(x, out[lo:hi], None if mat is None else mat[lo:hi],
-                         None if k_contrast is None or k_contrast.numel() == 0 else k_contrast[lo:hi])
-            if box_dev is not None:
-                # Multiplying by the kept-pixel mask (1/0) is one cheap pass; erased pixels become 0
-                # (-0.0 where the normalised value was negative, which compares and computes as 0).
-                keep = _box_mask(box_dev[:, lo:hi], size, size).logical_not_()
-                out[lo:hi].mul_(keep.to(out.dtype))
-
         out_landmarks = None
         if landmarks is not None:
             # Pixel centre convention of align_corners=False: p -> (2p + 1)/W - 1.
@@ -202,75 +243,121 @@ class BatchAugment:
             uy = (norm_y - theta[:, 1, 2:3]) / theta[:, 1, 1:2]
             pts = torch.stack([((ux + 1) * size - 1) / 2, ((uy + 1) * size - 1) / 2], dim=-1)
             out_landmarks = pts.to(landmarks.device, torch.float32)
-        return AugmentedBatch(out, out_landmarks, flip, theta)
+
+        step = max(1, _CHUNK_ELEMENTS // (3 * size * size)) if dev.type == "cpu" else b
+        y0, y1, wy = _axis_taps(theta[:, 1, 1], theta[:, 1, 2], size, h_in)
+        x0, x1, wx = _axis_taps(theta[:, 0, 0], theta[:, 0, 2], size, w_in)
+        # rows of a chunk's channels-first (b, 3, H, W) uint8 view, numbered within the chunk
+        plane = ((torch.arange(b) % step).view(b, 1) * 3 + torch.arange(3)).view(b, 3, 1) * h_in
+        rows = torch.stack([plane + y0.view(b, 1, size), plane + y1.view(b, 1, size)])  # (2, B, 3, S)
+        ints = [rows, x0, x1] + ([box] if box is not None else [])
+        ints = torch.cat([t.reshape(-1) for t in ints]).to(dev, non_blocking=True)
+        floats = [wy, wx] + (list(colour) if colour is not None else [])
+        floats = torch.cat([t.reshape(-1) for t in floats]).to(dev, torch.float32, non_blocking=True)
+        n = b * size
+        plan = _Plan(
+            flip=flip, theta=theta, landmarks=out_landmarks, step=step,
+            rows=ints[:6 * n].view(2, b, 3, size),
+            x0=ints[6 * n:7 * n].view(b, size), x1=ints[7 * n:8 * n].view(b, size),
+            wy=floats[:n].view(b, 1, size, 1), wx=floats[n:2 * n].view(b, 1, 1, size),
+        )
+        if colour is not None:
+            plan.mat = floats[2 * n:2 * n + 9 * b].view(b, 3, 3)
+            plan.k_contrast = floats[2 * n + 9 * b:] if colour[1].numel() else None
+        if box is not None:
+            # the boxes as (B, S) row and column indicators, built on the device from the box numbers
+            box_dev = ints[8 * n:].view(4, b)
+            ar = torch.arange(size, device=dev)
+            plan.erased_rows = ((ar >= box_dev[0].view(b, 1)) & (ar < box_dev[1].view(b, 1))).float()
+            plan.erased_cols = ((ar >= box_dev[2].view(b, 1)) & (ar < box_dev[3].view(b, 1))).float()
+            plan.erased_any = (box[1] > box[0]).tolist()
+        return plan
+
+    def _chunk(self, raw: torch.Tensor, out: torch.Tensor, plan: _Plan, lo: int, hi: int) -> None:
+        """Samples ``lo:hi``: resample, colour and normalise, erase, into ``out[lo:hi]``."""
+        x = _resample(raw[lo:hi], plan.rows[:, lo:hi], plan.wy[lo:hi], plan.x0[lo:hi], plan.x1[lo:hi],
+                      plan.wx[lo:hi])
+        dst = out[lo:hi]
+        self._colour(x, dst, None if plan.mat is None else plan.mat[lo:hi],
+                     None if plan.k_contrast is None else plan.k_contrast[lo:hi])
+        if plan.erased_rows is not None and any(plan.erased_any[lo:hi]):
+            # Multiplying by the kept-pixel indicator is the cheapest pass; an erased pixel
+            # becomes 0 (-0.0 where its normalised value was negative, equal to 0 in every use).
+            keep = torch.addcmul(torch.ones((), device=out.device), plan.erased_rows[lo:hi].unsqueeze(2),
+                                 plan.erased_cols[lo:hi].unsqueeze(1), value=-1)
+            dst.mul_(keep.unsqueeze(1))
 
     def _colour_params(self, b: int, gen: torch.Generator) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
-        """Colour jitter (brightness, contrast, saturation, in that order) and normalisation as one affine map.
+        """Colour jitter (brightness, contrast, saturation, in this fixed order) with the normalisation.
 
-        Each jitter op is affine in RGB per sample: brightness scales by f_b;
-        contrast blends with the image's mean grey g, f_c·x + (1 - f_c)·g (the
-        mean grey of an affine image is the same map of the original's, so g
-        comes from the per-sample channel means of the resampled input);
-        saturation blends with the per-pixel grey, f_s·x + (1 - f_s)·1 wᵀx, a
-        3x3 matrix S that keeps grey as it is (S·1 = 1: w sums to 1). Brightness
-        then contrast give f_b·f_c·x + (1 - f_c)·f_b·g, so with the normalisation
-        the whole chain is ``out = M x + (k·g - mean) / std`` with one matrix
-        ``M = f_b·f_c·S / (255·std)`` (rows per output channel, x on the 0..255
-        scale) and ``k = (1 - f_c)·f_b / 255`` per sample.
+        Each op is affine in RGB per sample: brightness scales by f_b; contrast
+        blends with the image's mean grey g, f_c·x + (1 - f_c)·g (the mean grey
+        of an affine image is the same map of the original's, so g is taken
+        once, from the channel means of the resampled input); saturation blends
+        with each pixel's grey, f_s·x + (1 - f_s)·1 wᵀx, a 3x3 matrix S that
+        leaves grey alone (S·1 = 1, as w sums to 1). Brightness then contrast
+        give f_b·f_c·x + (1 - f_c)·f_b·g, so with saturation and the
+        normalisation the whole chain is, for x on the 0..255 scale,
 
-        torchvision clamps to [0, 1] after each op; here only the result is
-        clamped. An intermediate clamp would cost a pass over the batch per op
-        and only matters for pixels that an earlier op pushed out of range
-        (bright pixels under f_b > 1) before contrast or saturation pull them
-        back; tests/test_perf.py checks that the factors and the combined
-        result still follow torchvision's ColorJitter.
+            out = M x + (k·g - mean) / std,   M = f_b·f_c·S / (255·std),   k = (1 - f_c)·f_b / 255,
 
-        Returns ``(M (B, 3, 3), k (B,) or empty)`` in float64, or None without jitter.
+        one matrix per sample (rows are output channels) and a per-sample
+        offset, applied in one batched matmul and clamped once, to [0, 1] in
+        normalised units.
+
+        torchvision clamps to [0, 1] after every op; the intermediate clamps
+        are dropped: each would cost a pass over the batch, and they only
+        matter for pixels that an earlier op pushed out of range (bright pixels
+        under f_b > 1, or the mean used by contrast, now that of the unclamped
+        brightened image) before a later op pulls them back in.
+        tests/test_perf.py checks that the factors, and the result of all
+        three, still follow torchvision's ColorJitter.
+
+        Returns ``(M (B, 3, 3), k (B,) or empty when contrast is off)`` in
+        float64, or None when no jitter is configured.
         """
         cfg = self.cfg
         if not (cfg.brightness > 0 or cfg.contrast > 0 or cfg.saturation > 0):
             return None
-        ones = torch.ones(b, dtype=torch.float64)
-        fb = _uniform(b, max(0.0, 1 - cfg.brightness), 1 + cfg.brightness, gen) if cfg.brightness > 0 else ones
-        fc = _uniform(b, max(0.0, 1 - cfg.contrast), 1 + cfg.contrast, gen) if cfg.contrast > 0 else ones
-        fs = _uniform(b, max(0.0, 1 - cfg.saturation), 1 + cfg.saturation, gen) if cfg.saturation > 0 else ones
+
+        def factors(strength: float) -> torch.Tensor:
+            if strength <= 0:
+                return torch.ones(b, dtype=torch.float64)
+            return _uniform(b, max(0.0, 1 - strength), 1 + strength, gen)
+
+        fb, fc, fs = factors(cfg.brightness), factors(cfg.contrast), factors(cfg.saturation)
         eye = torch.eye(3, dtype=torch.float64)
-        sat = fs.view(b, 1, 1) * eye + (1 - fs).view(b, 1, 1) * torch.ones(3, 1, dtype=torch.float64) * _GRAY
+        sat = fs.view(b, 1, 1) * eye + (1 - fs).view(b, 1, 1) * _GRAY.view(1, 1, 3)
         mat = (fb * fc).view(b, 1, 1) * sat * self._scale.view(1, 3, 1)
         k = (1 - fc) * fb / 255.0 if cfg.contrast > 0 else torch.zeros(0, dtype=torch.float64)
         return mat, k
 
     def _colour(self, x: torch.Tensor, out: torch.Tensor, mat: Optional[torch.Tensor],
                 k: Optional[torch.Tensor]) -> None:
-        """Writes the colour-mapped, normalised, clamped ``x`` (0..255 scale) into ``out``."""
+        """Writes ``x`` (0..255 scale) colour-jittered, normalised and clamped into ``out``."""
         scale, shift, inv_std, grey = self._on(x.device)
         b = x.shape[0]
         flat, dst = x.view(b, 3, -1), out.view(b, 3, -1)
-        if mat is None:  # no jitter: scale and shift; bilinear values stay in range, so no clamp
-            torch.addcmul(shift.neg().view(1, 3, 1), flat, scale.view(1, 3, 1), out=dst)
+        if mat is None:  # no jitter: scale and shift; bilinear values never leave [0, 255], no clamp
+            self._normalise(flat, dst)
             return
         offset = shift.neg().view(1, 3, 1).expand(b, 3, 1)
         if k is not None:
-            g = flat.mean(dim=2) @ grey  # (b,) mean grey of the input
+            g = flat.mean(dim=2) @ grey  # (b,) mean grey of each image
             offset = torch.addcmul(offset, (k * g).view(b, 1, 1), inv_std.view(1, 3, 1))
         torch.baddbmm(offset, mat, flat, out=dst)
         for c, (low, high) in enumerate(self._bounds):
             out[:, c].clamp_(low, high)
 
 
-# On the CPU the batch is processed in chunks of about this many float32 values per
-# intermediate tensor, so that each step's output is still in cache for the next.
-_CHUNK_ELEMENTS = 1 << 19
-
-
 def _axis_taps(scale: torch.Tensor, shift: torch.Tensor, n_out: int, n_in: int
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """1-D bilinear taps of ``grid_sample`` (align_corners=False, border padding) along one axis.
+    """``grid_sample``'s bilinear taps along one axis (align_corners=False, border padding).
 
     Output pixel j (normalised centre u_j) samples the input at normalised
     ``scale·u_j + shift``, per sample. Returns the two input indices ``(B, n_out)``
-    and the weight of the second (float64). Positions within 1e-6 px of a pixel
-    centre snap to it, so identity maps and mirrors copy pixels exactly.
+    and the weight of the second (float64). A position within 1e-6 px of a
+    pixel centre snaps to it, so identity maps and mirrors copy pixels exactly.
     """
     u = (2 * torch.arange(n_out, dtype=torch.float64) + 1) / n_out - 1
     pos = ((scale.view(-1, 1) * u + shift.view(-1, 1) + 1) * n_in - 1) / 2
@@ -281,46 +368,71 @@ def _axis_taps(scale: torch.Tensor, shift: torch.Tensor, n_out: int, n_in: int
     return first.long(), (first + 1).clamp(max=n_in - 1).long(), pos - first
 
 
-def _resample(raw: torch.Tensor, y0: torch.Tensor, y1: torch.Tensor, wy: torch.Tensor,
-              x0: torch.Tensor, x1: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
-    """Separable bilinear resampling of uint8 ``(B, H, W, 3)`` to float ``(B, 3, S, S)`` (0..255 scale).
+def _resample(raw: torch.Tensor, rows: torch.Tensor, wy: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor,
+              wx: torch.Tensor) -> torch.Tensor:
+    """Separable bilinear resampling of uint8 ``(b, H, W, 3)`` to float32 ``(b, 3, S, S)``, 0..255 scale.
 
-    Output row i blends input rows ``y0[:, i]`` and ``y1[:, i]`` with weight
-    ``wy[:, i]`` on the second, and columns likewise: for an axis-aligned
-    affine map this is ``grid_sample``'s bilinear interpolation exactly (up to
-    float rounding), at two taps per axis instead of four per pixel.
+    For a map that only scales, shifts and mirrors each axis, ``grid_sample``'s
+    bilinear weights factor into a row weight times a column weight, so this is
+    the same interpolation (up to float rounding): output row i blends the
+    input rows ``rows[:, :, :, i]`` (two taps, indices into the chunk's
+    channels-first uint8 rows) with weight ``wy`` on the second, then output
+    column j blends columns ``x0``/``x1`` with weight ``wx``.
     """
     b, h_in, w_in = raw.shape[0], raw.shape[1], raw.shape[2]
-    size = y0.shape[1]
-    if _MODE == "grid":
-        u = (2 * torch.arange(size, dtype=torch.float32, device=raw.device) + 1) / size - 1
-        gx = ((x0 + wx) * 2 + 1) / w_in - 1
-        gy = ((y0 + wy) * 2 + 1) / h_in - 1
-        grid = torch.empty(b, size, size, 2, device=raw.device)
-        grid[..., 0] = gx.view(b, 1, size)
-        grid[..., 1] = gy.view(b, size, 1)
-        return F.grid_sample(raw.permute(0, 3, 1, 2).float(), grid, mode="bilinear", padding_mode="border",
-                             align_corners=False)
-    if _MODE == "cl":
-        base = (torch.arange(b, device=raw.device) * h_in).view(b, 1)
-        rows = torch.stack([base + y0, base + y1])  # (2, b, S)
-        taps = raw.reshape(b * h_in, w_in * 3).index_select(0, rows.view(-1)).view(2, b, size, w_in, 3)
-        tf = torch.empty(2, b, 3, size, w_in, device=raw.device).copy_(taps.permute(0, 1, 4, 2, 3))
-    else:
-        planar = raw.permute(0, 3, 1, 2).contiguous()  # (b, 3, H, W) uint8
-        base = (torch.arange(b * 3, device=raw.device) * h_in).view(b, 3, 1)
-        rows = torch.stack([base + y0.view(b, 1, size), base + y1.view(b, 1, size)])  # (2, b, 3, S)
-        tf = planar.view(b * 3 * h_in, w_in).index_select(0, rows.view(-1)).view(2, b, 3, size, w_in).float()
-    x = tf[0].lerp_(tf[1], wy.view(b, 1, size, 1))  # (b, 3, S, W)
+    size = x0.shape[1]
+    planar = raw.permute(0, 3, 1, 2).contiguous().view(b * 3 * h_in, w_in)  # uint8, small to copy
+    taps = planar.index_select(0, rows.reshape(-1)).view(2, b, 3, size, w_in).float()
+    x = taps[0].lerp_(taps[1], wy)  # (b, 3, S, W)
     shape = (b, 3, size, size)
-    c0 = torch.gather(x, 3, x0.view(b, 1, 1, size).expand(shape))
-    c1 = torch.gather(x, 3, x1.view(b, 1, 1, size).expand(shape))
-    return c0.lerp_(c1, wx.view(b, 1, 1, size))
+    left = torch.gather(x, 3, x0.view(b, 1, 1, size).expand(shape))
+    right = torch.gather(x, 3, x1.view(b, 1, 1, size).expand(shape))
+    return left.lerp_(right, wx)
 
 
-import os
-_MODE = os.environ.get("AUG_MODE", "planar")
-_CHUNK_ELEMENTS = int(os.environ.get("AUG_CHUNK", 1 << 19))
+# --- running the chunks ---------------------------------------------------------
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _drop_pools() -> None:  # a forked child has none of the parent's threads (nor their lock)
+    global _POOLS_LOCK
+    _POOLS.clear()
+    _POOLS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_pools)
+
+
+def _single_threaded() -> None:
+    """Worker set-up: this thread's torch ops run on one thread (no OpenMP team of its own)."""
+    torch.get_num_threads()  # torch's lazy per-thread set-up first, so it cannot undo the next line later
+    torch.set_num_threads(1)
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of ``threads`` worker threads whose torch ops each run on one thread.
+
+    ``torch.set_num_threads(1)`` in a worker sets that thread's own OpenMP and MKL
+    thread counts, but also torch's process-wide default; every worker is made
+    to start (and set itself up) before the pool is first used, and then the
+    calling thread's count is put back, so nothing else sees the change.
+    """
+    with _POOLS_LOCK:
+        pool = _POOLS.get(threads)
+        if pool is None:
+            before = torch.get_num_threads()
+            ready = threading.Barrier(threads + 1)
+            pool = ThreadPoolExecutor(threads, thread_name_prefix="fer-bench-augment",
+                                      initializer=_single_threaded)
+            for _ in range(threads):
+                pool.submit(ready.wait)
+            ready.wait()
+            torch.set_num_threads(before)
+            _POOLS[threads] = pool
+        return pool
 
 
 def _erase_boxes(b: int, hh: int, ww: int, gen: torch.Generator, p: float,

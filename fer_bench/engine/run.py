@@ -377,35 +377,58 @@ def prepare(run: ResolvedRun, progress: bool) -> tuple[FERDataset, np.ndarray, A
 def main(spec: RunSpec) -> dict[str, Any]:
     """Run (or resume, or skip if finished) one training run and return its result record.
 
+    Everything that can be checked is checked before the run directory is
+    touched; the directory's lock is taken just before the first write.
     Raises :class:`~fer_bench.engine.lock.RunBusy` if another process is running it.
     """
     run = resolve(spec)
-    prepared = prepare(run, spec.progress)  # bad data fails here, before anything is written
+    dataset, train_labels, record, config = prepare(run, spec.progress)
+    config["config_hash"] = config_hash(config)
+    done = finished_result(run.run_dir, config, spec.force)
+    if done:
+        return done
+    setup = build_training(run, dataset, train_labels)
     with run_lock(run.run_dir):
-        return _train(run, *prepared)
+        # another process may have finished it while this one was getting ready
+        return finished_result(run.run_dir, config, spec.force) or _train(run, dataset, train_labels, record,
+                                                                          config, setup)
 
 
-def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, record: Any,
-           config: dict[str, Any]) -> dict[str, Any]:
-    spec = run.spec
+def finished_result(run_dir: Path, config: dict[str, Any], force: bool) -> Optional[dict[str, Any]]:
+    """The result of a finished run with this config, None if there is none (or ``force``).
+
+    A directory that holds a different config is an error, not something to overwrite.
+    """
+    config_file, result_file = run_dir / "config.json", run_dir / "result.json"
+    if force or not config_file.is_file():
+        return None
+    old = json.loads(config_file.read_text())
+    if old.get("config_hash") != config["config_hash"]:
+        diff = "; ".join(_differences(old, config)[:4])
+        raise RunError(f"{run_dir} holds a run with a different config ({diff}); "
+                       f"use --force to replace it or --out for another results root")
+    if not result_file.is_file():
+        return None
+    result = json.loads(result_file.read_text())
+    result["already_done"] = True
+    return result
+
+
+@dataclass
+class Training:
+    """What a run trains with, built before anything is written."""
+
+    device: torch.device
+    ctx: MethodContext
+    method: Method
+    optimizer: Any
+    scheduler: Any
+    pretrained: list[dict[str, Any]]
+
+
+def build_training(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray) -> Training:
+    spec, recipe = run.spec, run.recipe
     device = select_device(spec.device)
-    run_dir = run.run_dir
-    chash = config_hash(config)
-    config["config_hash"] = chash
-
-    result_file, ckpt_file, config_file = run_dir / "result.json", run_dir / "checkpoint.pt", run_dir / "config.json"
-    if config_file.is_file() and not spec.force:
-        old = json.loads(config_file.read_text())
-        if old.get("config_hash") != chash:
-            diff = "; ".join(_differences(old, config)[:4])
-            raise RunError(f"{run_dir} holds a run with a different config ({diff}); "
-                           f"use --force to replace it or --out for another results root")
-        if result_file.is_file():
-            result = json.loads(result_file.read_text())
-            result["already_done"] = True
-            return result
-    recipe = run.recipe
-    amp = device.type == "cuda"
     torch.manual_seed(spec.seed)
     ctx = build_context(run.method_cls, recipe, spec.seed, dataset, train_labels, device)
     method = run.method_cls(ctx, run.hparams)
@@ -419,6 +442,16 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
             backbone.compile()
     optimizer = build_optimizer(method.param_groups(), recipe)
     scheduler = build_scheduler(optimizer, recipe, ctx.steps_per_epoch)
+    return Training(device, ctx, method, optimizer, scheduler, pretrained)
+
+
+def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, record: Any,
+           config: dict[str, Any], setup: Training) -> dict[str, Any]:
+    spec, recipe, run_dir = run.spec, run.recipe, run.run_dir
+    device, ctx, method, optimizer, scheduler = setup.device, setup.ctx, setup.method, setup.optimizer, setup.scheduler
+    amp = device.type == "cuda"
+    chash = config["config_hash"]
+    result_file, ckpt_file, config_file = run_dir / "result.json", run_dir / "checkpoint.pt", run_dir / "config.json"
 
     if spec.force:
         for f in (result_file, ckpt_file, run_dir / "metrics.csv"):
@@ -472,7 +505,7 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
     result.update(
         confusion_last=rows[-1]["confusion"], epochs=len(rows), train_seconds=train_time,
         wall_seconds=elapsed, images_per_second=sum(r["images_per_s"] * r["train_seconds"] for r in rows) / train_time,
-        device=str(device), pretrained=pretrained, noise_record=record.to_dict(), run_dir=str(run_dir),
+        device=str(device), pretrained=setup.pretrained, noise_record=record.to_dict(), run_dir=str(run_dir),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     final_labels = ctx.train_labels.cpu().numpy()
