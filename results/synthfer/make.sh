@@ -2,13 +2,16 @@
 # The synthfer reference benchmark: every run, then every table and figure in this folder.
 # Run from the repository root. The runs go to $FER_BENCH_RESULTS/runs (default results/runs);
 # a finished run is skipped, so running this again only redraws the tables and figures.
+# SWEEP=0 skips the sweep (e.g. while another process is running it).
 set -euo pipefail
 RUNS="${FER_BENCH_RESULTS:-results}/runs"
 OUT=results/synthfer
 METHODS=baseline,scn,rul,eac,lanet
 
-fer-bench sweep --methods "$METHODS" --datasets synthfer --noise sym,asym --rates 0.1,0.2,0.3 \
-    --seeds 0,1,2 --clean --jobs 2 --quiet || echo "some runs failed; the tables use the finished ones"
+if [ "${SWEEP:-1}" != 0 ]; then
+    fer-bench sweep --methods "$METHODS" --datasets synthfer --noise sym,asym --rates 0.1,0.2,0.3 \
+        --seeds 0,1,2 --clean --jobs 2 --quiet || echo "some runs failed; the tables use the finished ones"
+fi
 
 for stat in last best last5; do
     for fmt in markdown:md latex:tex csv:csv; do
