@@ -106,6 +106,9 @@ def test_compare_paper_puts_published_numbers_and_differences_beside_ours() -> N
     assert "| 74.00 ± 0.50 (3) | 75.50 | -1.50 |" in md
     assert "| **86.00 ± 0.50** (3) | 85.33 ± 0.18 | +0.67 |" in md
     rows = list(csv.DictReader(io.StringIO(to_csv(table))))
+    assert "No published numbers" not in md
+    synth = build_table(agg.assign(dataset="synthfer"), "last", "acc", compare_paper=True)
+    assert not synth.compared and "No published numbers to compare with" in synth.caption
     assert float(rows[1]["paper"]) == 85.33 and float(rows[1]["diff"]) == pytest.approx(0.67)
 
 

@@ -119,7 +119,10 @@ def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool =
                                         if r.dataset in compared else None)
             block.rows.append((variant, cells))
         blocks.append(block)
-    table = Table(blocks, datasets, compared, _caption(agg, stat, metric, compared))
+    caption = _caption(agg, stat, metric, compared)
+    if compare_paper and not compared:
+        caption += " No published numbers to compare with: the paper reports RAF-DB, FERPlus and AffectNet only."
+    table = Table(blocks, datasets, compared, caption)
     table.mark_best(higher=True)
     return table
 
