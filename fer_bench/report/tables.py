@@ -59,6 +59,7 @@ class Table:
     digits: int = 2
     row_header: str = "Method"
     column_name: str = "dataset"  # what a column is, for the CSV
+    label: str = "tab:fer-bench"  # LaTeX \label
 
     def mark_best(self, higher: bool = True) -> None:
         """Bold the best mean of each block and column (ties too), where a block has a choice."""
@@ -210,7 +211,7 @@ def _tex(text: str) -> str:
     return "".join(TEX_ESCAPES.get(ch, ch) for ch in text)
 
 
-def to_latex(table: Table, label: str = "tab:fer-bench") -> str:
+def to_latex(table: Table) -> str:
     """A ``table`` float with booktabs rules; needs only ``\\usepackage{booktabs}``."""
     def cell(c: Cell) -> str:
         text = _tex(_mean_std(c, "±", table.digits))
@@ -218,7 +219,7 @@ def to_latex(table: Table, label: str = "tab:fer-bench") -> str:
 
     header = _header(table)
     lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex(table.caption)}}}",
-             rf"\label{{{label}}}", r"\begin{tabular}{ll" + "c" * (len(header) - 2) + "}", r"\toprule",
+             rf"\label{{{table.label}}}", r"\begin{tabular}{ll" + "c" * (len(header) - 2) + "}", r"\toprule",
              " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
     for i, rows in enumerate(_body(table, cell, "±", _tex)):
         if i:

@@ -177,6 +177,7 @@ def build_table(measured: pd.DataFrame) -> Table:
                f"{paper.USER_STUDY['one-hot labels']:.4f}, LA-Net label distributions "
                f"{paper.USER_STUDY['LA-Net label distributions']:.4f}.")
     table = Table(blocks, ["all", "ambiguous"], [], caption, titles={"all": "all images",
-                  "ambiguous": "ambiguous images"}, digits=4, row_header="Descriptor", column_name="images")
+                  "ambiguous": "ambiguous images"}, digits=4, row_header="Descriptor", column_name="images",
+                  label="tab:fer-bench-userstudy")
     table.mark_best(higher=False)
     return table
