@@ -171,3 +171,22 @@ def test_user_study_reuses_its_per_run_cache_without_checkpoints(runs: Path, tmp
     again = measure(copy, progress=False)
     pd.testing.assert_frame_equal(first.sort_values(["setting", "descriptor", "seed"]).reset_index(drop=True),
                                   again.sort_values(["setting", "descriptor", "seed"]).reset_index(drop=True))
+
+
+def test_user_study_reference_is_ferplus_votes_or_a_votes_file(tmp_path: Path) -> None:
+    from fer_bench.datasets.ferplus import FERPlus
+    from fer_bench.report.userstudy import reference
+
+    from .fixtures_real import make_ferplus_folders
+
+    make_ferplus_folders(tmp_path / "ferplus")
+    ds = FERPlus.load(tmp_path / "ferplus", progress=False)
+    idx, ref, source = reference(ds)
+    votes = np.asarray(ds.train.votes, dtype=float)
+    assert "votes" in source and len(idx) == len(ds.train.names)
+    np.testing.assert_allclose(ref, votes / votes.sum(1, keepdims=True))
+    one = tmp_path / "votes.csv"
+    one.write_text(",".join(["image", *ds.class_names]) + "\n"
+                   + f"{ds.train.names[2]}," + ",".join(["0"] * (ds.num_classes - 1) + ["4"]) + "\n")
+    idx, ref, source = reference(ds, one)
+    assert idx.tolist() == [2] and ref[0, -1] == 1.0 and str(one) in source
