@@ -161,3 +161,27 @@ def test_runs_per_gpu_packs_slots_onto_each_gpu(monkeypatch: pytest.MonkeyPatch)
     env = local._child_env("1", 8, ("my_plugin",))
     assert env["CUDA_VISIBLE_DEVICES"] == "1" and env["OMP_NUM_THREADS"] == "8"
     assert env["FER_BENCH_PLUGINS"].endswith("my_plugin")
+
+
+def test_ctrl_c_stops_the_sweep_and_starts_no_more_runs(tiny_synth: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "runs"
+    args = [sys.executable, "-m", "fer_bench.cli", "sweep", "--methods", "baseline", "--rates", "0.1,0.2,0.3",
+            "--seeds", "0,1,2", "--root", str(tiny_synth), "--out", str(out), "--quiet",
+            *[f"--set={k}={v}" for k, v in TINY_RECIPE.items()]]
+    proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 120
+    while not list(out.rglob("result.json")) and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    started = len(list(out.rglob("config.json")))
+    time.sleep(2)
+    assert len(list(out.rglob("config.json"))) == started < 9

@@ -94,13 +94,18 @@ def run_local(specs: Sequence[RunSpec], device: str = "auto", jobs: Optional[int
     with ThreadPoolExecutor(max_workers=len(pool)) as ex, \
             tqdm(total=len(specs), desc="sweep", unit="run", disable=not progress) as bar:
         futures = [ex.submit(task, s) for s in specs]
-        for fut in as_completed(futures):
-            out = fut.result()
-            outcomes.append(out)
-            counts[out.status] += 1
-            bar.set_postfix(counts, refresh=False)
-            bar.update()
-            if out.status == "failed":
-                bar.write(f"failed: {out.run_dir} ({out.error}); log: {out.log or '-'}")
+        try:
+            for fut in as_completed(futures):
+                out = fut.result()
+                outcomes.append(out)
+                counts[out.status] += 1
+                bar.set_postfix(counts, refresh=False)
+                bar.update()
+                if out.status == "failed":
+                    bar.write(f"failed: {out.run_dir} ({out.error}); log: {out.log or '-'}")
+        except KeyboardInterrupt:  # Ctrl-C reached the running children too; start no more
+            for fut in futures:
+                fut.cancel()
+            raise
     order = {id(s): i for i, s in enumerate(specs)}
     return sorted(outcomes, key=lambda o: order[id(o.spec)])
