@@ -190,3 +190,10 @@ def test_user_study_reference_is_ferplus_votes_or_a_votes_file(tmp_path: Path) -
                    + f"{ds.train.names[2]}," + ",".join(["0"] * (ds.num_classes - 1) + ["4"]) + "\n")
     idx, ref, source = reference(ds, one)
     assert idx.tolist() == [2] and ref[0, -1] == 1.0 and str(one) in source
+
+
+def test_readme_shows_the_committed_reference_table() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    readme = (repo / "README.md").read_text()
+    shown = readme.split("<!-- reference-table:start -->")[1].split("<!-- reference-table:end -->")[0]
+    assert shown.strip() == (repo / "results" / "synthfer" / "table-last.md").read_text().strip()

@@ -89,7 +89,9 @@ def save(fig: Figure, out_stem: Path | str) -> list[Path]:
         path = stem.parent / f"{stem.name}.{fmt}"
         tmp = stem.parent / f".{stem.name}.{fmt}.tmp{os.getpid()}"
         try:
-            fig.savefig(tmp, format=fmt, bbox_inches="tight", pad_inches=0.05)
+            # no creation date, so that redrawing the same data gives the same file
+            metadata = {"CreationDate": None} if fmt == "pdf" else {}
+            fig.savefig(tmp, format=fmt, bbox_inches="tight", pad_inches=0.05, metadata=metadata)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -30,9 +30,14 @@ fer-bench plot gallery "$RUNS/synthfer/sym-0.3/lanet/seed0" --ambiguous --out "$
 fer-bench plot confusion "$RUNS/synthfer/sym-0.3/lanet/seed0" --normalise --out "$OUT/figures/confusion-lanet-sym-0.3"
 fer-bench plot transition "$RUNS/synthfer/asym-0.3/lanet/seed0" --out "$OUT/figures/transition-asym-0.3"
 
-# The run records (no checkpoints, no label files): enough to redraw the tables and the user study.
-mkdir -p "$OUT/runs"
+# The records of the finished runs (no checkpoints, no label files): enough to redraw the tables and
+# the user study.
+rm -rf "$OUT/runs" && mkdir -p "$OUT/runs"
 dest="$(cd "$OUT/runs" && pwd)"
-(cd "$RUNS/synthfer" && find . -type f \( -name config.json -o -name result.json -o -name metrics.csv \
-    -o -name noise.json -o -name env.json -o -name userstudy.json -o -name log.txt \) \
-    -exec cp --parents {} "$dest/" \;)
+(cd "$RUNS/synthfer" && find . -name result.json | sort | while read -r done_marker; do
+    run="$(dirname "$done_marker")"
+    mkdir -p "$dest/$run"
+    for f in config.json result.json metrics.csv noise.json env.json userstudy.json log.txt; do
+        if [ -f "$run/$f" ]; then cp "$run/$f" "$dest/$run/"; fi
+    done
+done)
