@@ -1,8 +1,9 @@
 """One sweep run in a child process: ``python -m fer_bench.sweep.worker SPEC_JSON``.
 
 The child takes the run directory's lock *before* it opens the run's log, so a
-second sweep that reaches the same run while it trains exits with ``BUSY``
-and leaves the log alone. Its exit status tells the parent what happened.
+second sweep that reaches the same run while it trains exits with ``BUSY``,
+and one that reaches it just after it finished exits with ``SKIPPED``; either
+leaves the log alone. Its exit status tells the parent what happened.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Optional
 from ..engine.lock import RunBusy, run_lock
 from ..engine.run import RunSpec, format_summary, main, resolve
 from ..registry import load_env_plugins
-from .plan import spec_from_json
+from .plan import run_state, spec_from_json
 
 DONE, SKIPPED, BUSY, FAILED = 0, 10, 11, 1
 STATUS = {DONE: "done", SKIPPED: "skipped", BUSY: "busy"}
@@ -51,6 +52,8 @@ def execute(spec: RunSpec, log_to_run_dir: bool = True) -> int:
     run_dir = resolve(spec).run_dir
     try:
         with run_lock(run_dir):
+            if run_state(spec) == "finished":  # finished by another sweep since the parent looked
+                return SKIPPED
             if log_to_run_dir:
                 _redirect_output(run_dir / LOG_NAME)
                 print(f"=== fer-bench sweep worker, pid {os.getpid()}: {run_dir}", flush=True)
