@@ -592,6 +592,9 @@ def landmarks_extract(dataset: str, root: Optional[str], data_opts: tuple[str, .
               help="Training images of the synthetic RAF-DB-shaped set (generated once, then reused).")
 @click.option("--profile", default="paper", show_default=True, help="paper (ResNet-18) | cpu (reduced width).")
 @click.option("--pipeline-only", is_flag=True, help="Only compare the input pipelines (no model).")
+@click.option("--trace", is_flag=True,
+              help="Profile one more epoch of each training measurement (torch.profiler) and report the "
+                   "operators that take the most time.")
 @click.option("--out", type=click.Path(), help="JSON file (default: results/bench/bench-<device>-<size>[-pipeline].json).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def bench(methods: Optional[str], quiet: bool, **kw: Any) -> None:

@@ -166,7 +166,7 @@ def test_bench_command_writes_its_record(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     res = CliRunner().invoke(main, [
         "bench", "--n-train", "64", "--size", "32", "--batch", "16", "--steps", "2", "--warmup", "1",
-        "--methods", "baseline", "--workers", "0", "--device", "cpu", "--out", str(out), "--quiet"])
+        "--methods", "baseline", "--workers", "0", "--device", "cpu", "--out", str(out), "--quiet", "--trace"])
     assert res.exit_code == 0, res.output
     record = json.loads(out.read_text())
     keys = {"device", "environment", "dataset", "settings", "pipeline_augment", "rows", "notes", "speedup"}
@@ -182,6 +182,18 @@ def test_bench_command_writes_its_record(tmp_path: Path) -> None:
         assert row["ratio_to_reference"] > 0
     assert [r["ratio_to_reference"] for r in record["rows"] if r["pipeline"] == "reference"] == [1.0, 1.0]
     assert "images/s" in res.output and "vs reference" in res.output and "RSS" in res.output
+
+    # --trace: every training row says where its time went, measured in an extra, untimed epoch
+    for row in record["rows"]:
+        if row["part"] == "pipeline":
+            assert "trace" not in row
+            continue
+        ops = row["trace"]["operators"]
+        assert row["trace"]["clock"] == "self CPU time" and 0 < len(ops) <= 15
+        assert [op["self_ms"] for op in ops] == sorted((op["self_ms"] for op in ops), reverse=True)
+        assert 0 < sum(op["share"] for op in ops) <= 1 + 1e-9
+        assert any("conv" in op["name"] for op in ops)
+    assert res.output.count("where the time goes") == 2
 
 
 def test_bench_rejects_an_unknown_method_and_a_tiny_size(tmp_path: Path) -> None:

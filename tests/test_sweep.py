@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,18 @@ def test_bad_sweeps_fail_before_anything_runs(tiny_synth: Path, tmp_path: Path) 
 def test_grid_values_may_be_lists() -> None:
     assert split_list("[0.8,1],[1,1]") == ["[0.8,1]", "[1,1]"]
     assert parse_grid(["aug_crop_scale=[0.8,1],[1,1]"]) == (("aug_crop_scale", ([0.8, 1], [1, 1])),)
+
+
+def test_a_value_names_one_run_however_it_is_typed(tiny_synth: Path, tmp_path: Path) -> None:
+    """`--set alpha=0` and `--grid alpha=0.0` are one experiment: one directory, one config."""
+    base = tiny_spec(tiny_synth, tmp_path / "runs")
+    specs = expand(Axes(methods=("lanet",), rates=(0.3,), seeds=(0,), grid=parse_grid(["alpha=0,0.0,2"])), base)
+    dirs = [resolve(s).run_dir.parent.name for s in specs]
+    assert len(dirs) == 2 and all(d.startswith("lanet+") for d in dirs)
+    assert "alpha=0.0" in dirs[0] and "alpha=2.0" in dirs[1]
+    typed_int = resolve(replace(base, method="lanet", noise="sym", rate=0.3, overrides={**base.overrides, "alpha": 0}))
+    assert typed_int.run_dir == resolve(specs[0]).run_dir
+    assert typed_int.spec.overrides["alpha"] == 0.0 and isinstance(typed_int.spec.overrides["alpha"], float)
 
 
 def test_local_sweep_runs_skips_and_survives_a_failing_run(tiny_synth: Path, tmp_path: Path) -> None:

@@ -132,6 +132,8 @@ def resolve(spec: RunSpec) -> ResolvedRun:
         spec = replace(spec, noise="none", exact=False)  # every rate-0 model yields the clean labels
     profile = spec.profile or getattr(dataset_cls, "default_profile", "paper")
     recipe, hparams = recipes.resolve(method_cls.recipe, method_cls.hparams, spec.protocol, profile, spec.overrides)
+    # The checked values, so that `--set alpha=0` and `--grid alpha=0.0` name one run directory and one config.
+    spec = replace(spec, overrides={k: recipe[k] if k in recipe else hparams[k] for k in spec.overrides})
     if recipe["sampler"] not in SAMPLERS:
         raise RunError(f"unknown sampler {recipe['sampler']!r}; known: {', '.join(SAMPLERS)}")
     noise_seed = spec.seed if spec.noise_seed is None else spec.noise_seed

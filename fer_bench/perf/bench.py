@@ -28,6 +28,13 @@ workers are not included) rose above its size at the start of the
 measurement, with the high-water mark reset first where Linux allows it
 (see :class:`_PeakMemory`). It is labelled as RSS wherever it is shown.
 
+With ``--trace``, each training measurement runs one more epoch of the same
+steps under ``torch.profiler`` (after the timed one, so the throughput is not
+measured under the profiler's overhead) and records the operators with the
+most self time (device time on a GPU, CPU time otherwise): where the time goes
+when a target is missed. In the reference pipeline's rows the main process's
+wait for the DataLoader shows up as its ``__next__``.
+
 Resolved settings, every row and the environment go to a JSON file, by default
 ``<results root>/bench/bench-<device>-<size>.json`` (``-pipeline`` added for
 ``--pipeline-only``), written atomically.
@@ -275,6 +282,31 @@ def measure_reference_pipeline(dataset: FERDataset, cfg: AugmentConfig, device: 
 
 # --- training -----------------------------------------------------------------------
 
+TRACE_TOP = 15  # operators kept per traced measurement
+TRACE_PRINTED = 6
+
+
+def _top_operators(prof: Any, device: torch.device) -> dict[str, Any]:
+    """The operators with the most self time in a finished ``torch.profiler`` run, with their shares."""
+    gpu = device.type == "cuda"
+    timed = [(e.self_device_time_total if gpu else e.self_cpu_time_total, e) for e in prof.key_averages()]
+    timed = sorted(((us, e) for us, e in timed if us > 0), key=lambda t: t[0], reverse=True)
+    total = sum(us for us, _ in timed)
+    return {"clock": "self device time" if gpu else "self CPU time", "total_ms": total / 1e3,
+            "operators": [{"name": e.key, "calls": e.count, "self_ms": us / 1e3, "share": us / total}
+                          for us, e in timed[:TRACE_TOP]]}
+
+
+@contextlib.contextmanager
+def _profiled(device: torch.device, into: dict[str, Any]) -> Iterator[None]:
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        yield
+    into.update(_top_operators(prof, device))
+
+
 def _subset(dataset: FERDataset, n: int) -> FERDataset:
     """The first ``n`` training images (repeated when the set is smaller) as a dataset's train split."""
     train, take = dataset.train, np.arange(n) % len(dataset.train)
@@ -308,11 +340,12 @@ class _LoaderFeed:
 
 
 def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device, steps: int, warmup: int,
-                     workers: Optional[int], progress: bool) -> dict[str, Any]:
+                     workers: Optional[int], progress: bool, trace: bool = False) -> dict[str, Any]:
     """Images/s of ``steps`` training steps through ``train_one_epoch`` after ``warmup`` untimed ones.
 
     ``workers=None`` feeds the engine's batched pipeline; a number feeds the
-    reference pipeline with that many DataLoader workers.
+    reference pipeline with that many DataLoader workers. ``trace`` profiles
+    one more epoch of the same steps after the timed one.
     """
     batch = run.recipe["batch_size"]
     n_sub = max(steps, warmup, 1) * batch
@@ -332,6 +365,8 @@ def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device
     # method that rewrites labels rewrites the real ones). Epoch 1 is timed.
     epochs = [(0, all_labels[:warmup * batch])] if warmup > 0 else []
     epochs.append((1, all_labels))
+    if trace:
+        epochs.append((2, all_labels))
 
     feed = None
     if workers is None:
@@ -350,21 +385,28 @@ def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device
         feed = _LoaderFeed(loader, device)
         ctx.augment = feed  # type: ignore[assignment]
 
-    rows = []
+    rows = {}
+    profiled: dict[str, Any] = {}
     for epoch, labels in epochs:
         ctx.train_labels = labels
+        watch = _profiled(device, profiled) if epoch == 2 else contextlib.nullcontext()
         try:
-            rows.append(train_one_epoch(method, ctx, optimizer, scheduler, images, epoch, amp,
-                                        progress=progress and epoch == 1))
+            with watch:
+                rows[epoch] = train_one_epoch(method, ctx, optimizer, scheduler, images, epoch, amp,
+                                              progress=progress and epoch == 1)
         finally:
             ctx.train_labels = all_labels
+        if epoch == 1:
+            peak = memory.read()  # before a traced epoch, whose profiler holds memory of its own
     if feed is not None and bool(feed.mismatch):
         raise RuntimeError("the reference loader's batches drifted from the engine's; the comparison is void")
-    timed = rows[-1]
+    timed = rows[1]
     n_images = round(timed["images_per_s"] * timed["train_seconds"])
-    extra = {"workers": workers} if workers is not None else {}
+    extra: dict[str, Any] = {"workers": workers} if workers is not None else {}
+    if profiled:
+        extra["trace"] = profiled
     result = _row("training", run.spec.method.lower(), "batched" if workers is None else "reference",
-                  n_images, timed["train_seconds"], batch, memory.read(), **extra)
+                  n_images, timed["train_seconds"], batch, peak, **extra)
     del method, optimizer, scheduler, ctx, images, feed
     return result
 
@@ -421,6 +463,7 @@ def run_bench(
     out: Optional[str | Path] = None,
     profile: str = "paper",
     pipeline_only: bool = False,
+    trace: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Measure, print nothing, write the JSON record to ``out`` and return it (see the module docstring)."""
@@ -445,10 +488,10 @@ def run_bench(
     ]
     if runs:
         tasks.append((f"training: {REFERENCE_METHOD} on reference", lambda: measure_training(
-            runs[0], dataset, dev, steps, warmup, workers, progress)))
+            runs[0], dataset, dev, steps, warmup, workers, progress, trace)))
         for run in runs[1:]:
             tasks.append((f"training: {run.spec.method}", lambda run=run: measure_training(
-                run, dataset, dev, steps, warmup, None, progress)))
+                run, dataset, dev, steps, warmup, None, progress, trace)))
 
     rows = []
     with tqdm(tasks, desc="bench", unit="measurement", disable=not progress) as bar:
@@ -464,7 +507,8 @@ def run_bench(
         "dataset": {"name": "synthfer (RAF-DB-shaped)", "root": str(dataset.root), "n_train": len(dataset.train),
                     "n_test": len(dataset.test), "image_size": size, "files": "RAF-DB layout JPEG"},
         "settings": {"methods": [] if pipeline_only else methods, "size": size, "batch": batch, "steps": steps,
-                     "warmup": warmup, "workers": workers, "profile": profile, "pipeline_only": pipeline_only},
+                     "warmup": warmup, "workers": workers, "profile": profile, "pipeline_only": pipeline_only,
+                     "trace": trace},
         "pipeline_augment": asdict(pipe_cfg),
         "training_augment_baseline": None if pipeline_only else asdict(augment_config(runs[0].recipe)),
         "notes": NOTES,
@@ -514,6 +558,12 @@ def format_table(result: dict[str, Any]) -> str:
     if speedup:
         lines.append("speed-up of the batched pipeline over the reference: " + ", ".join(
             f"{k.replace('_', ' ')} {v:.2f}x" for k, v in speedup.items()))
+    for row in result["rows"]:
+        if "trace" in row:
+            t = row["trace"]
+            lines.append(f"where the time goes, {row['method']} on {row['pipeline']} ({t['clock']}, one profiled "
+                         f"epoch, {t['total_ms']:.0f} ms): " + ", ".join(
+                             f"{op['name']} {100 * op['share']:.0f}%" for op in t["operators"][:TRACE_PRINTED]))
     if mem_kind != "cuda_max_allocated":
         lines.append("(+peak RSS: how far the main process's resident set peaked above its size at the start "
                      "of the measurement (getrusage); DataLoader workers not included)")

@@ -40,7 +40,7 @@ from .collect import collect_runs
 from .tables import METHOD_TITLES, Block, Cell, Table, block_title, setting_order, variant_order
 
 AMBIGUOUS_BELOW = 0.7
-CLEAN, NOISY, LANET_DIST = "one-hot clean labels", "one-hot noisy labels", "LA-Net label distributions"
+CLEAN, NOISY = "one-hot clean labels", "one-hot noisy labels"
 
 
 def reference(dataset: FERDataset, votes_csv: Optional[Path] = None) -> tuple[np.ndarray, np.ndarray, str]:
@@ -146,11 +146,10 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
         if r.setting != "clean" and (r.setting, r.noise_seed) not in seen_noise:  # shared by the setting's methods
             seen_noise.add((r.setting, r.noise_seed))
             rows.append(row(r.setting, NOISY, r.seed, js["noisy"]))
-        suffix = r.variant[len(r.method):]
-        rows.append(row(r.setting, f"{METHOD_TITLES.get(r.method, r.method)}{suffix} predictions", r.seed,
-                        js["predictions"]))
+        name = METHOD_TITLES.get(r.method, r.method) + r.variant[len(r.method):]  # e.g. "LA-Net+alpha=0.0"
+        rows.append(row(r.setting, f"{name} predictions", r.seed, js["predictions"]))
         if "distributions" in js:
-            rows.append(row(r.setting, LANET_DIST + suffix, r.seed, js["distributions"]))
+            rows.append(row(r.setting, f"{name} label distributions", r.seed, js["distributions"]))
     out = pd.DataFrame(rows)
     out.attrs.update(source=source, n_images=int(len(idx)), n_ambiguous=int(ambiguous.sum()), dataset=dataset.name)
     return out

@@ -11,6 +11,11 @@ METHODS=baseline,scn,rul,eac,lanet
 if [ "${SWEEP:-1}" != 0 ]; then
     fer-bench sweep --methods "$METHODS" --datasets synthfer --noise sym,asym --rates 0.1,0.2,0.3 \
         --seeds 0,1,2 --clean --jobs 2 --quiet || echo "some runs failed; the tables use the finished ones"
+    # LA-Net's grid search (one hyper-parameter at a time, as in its supplementary Fig. 1), sym 30%, seed 0
+    for grid in alpha=0,0.5,2 beta=0,0.05,0.2; do
+        fer-bench sweep --methods lanet --datasets synthfer --noise sym --rates 0.3 --seeds 0 --grid "$grid" \
+            --jobs 2 --quiet || echo "some grid runs failed"
+    done
 fi
 
 for stat in last best last5; do
