@@ -110,8 +110,8 @@ def test_memory_starts_one_hot_and_updates_as_the_spec_ema() -> None:
     q2 = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
     assert torch.allclose(mem.target(idx, q2), omega * expected + (1 - omega) * q2)
     # A sample twice in a batch: the later occurrence's target is kept.
-    mem.update_(torch.tensor([0, 0]), torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
-    assert mem.table[0].tolist() == [0.0, 1.0, 0.0]
+    mem.update_(torch.tensor([0, 2, 0]), torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.0, 1.0, 0.0]]))
+    assert mem.table[0].tolist() == [0.0, 1.0, 0.0] and mem.table[2].tolist() == [0.5, 0.5, 0.0]
 
 
 # --- section 5: expression-landmark contrastive loss ------------------------------------

@@ -236,13 +236,14 @@ class BatchAugment:
 
         out_landmarks = None
         if landmarks is not None:
+            # Moved where the landmarks live: copying them to the host would wait for the GPU.
             # Pixel centre convention of align_corners=False: p -> (2p + 1)/W - 1.
-            norm_x = (2 * landmarks[..., 0].double().cpu() + 1) / w_in - 1
-            norm_y = (2 * landmarks[..., 1].double().cpu() + 1) / h_in - 1
-            ux = (norm_x - theta[:, 0, 2:3]) / theta[:, 0, 0:1]
-            uy = (norm_y - theta[:, 1, 2:3]) / theta[:, 1, 1:2]
-            pts = torch.stack([((ux + 1) * size - 1) / 2, ((uy + 1) * size - 1) / 2], dim=-1)
-            out_landmarks = pts.to(landmarks.device, torch.float32)
+            th = theta.to(landmarks.device, non_blocking=True)
+            norm_x = (2 * landmarks[..., 0].double() + 1) / w_in - 1
+            norm_y = (2 * landmarks[..., 1].double() + 1) / h_in - 1
+            ux = (norm_x - th[:, 0, 2:3]) / th[:, 0, 0:1]
+            uy = (norm_y - th[:, 1, 2:3]) / th[:, 1, 1:2]
+            out_landmarks = torch.stack([((ux + 1) * size - 1) / 2, ((uy + 1) * size - 1) / 2], dim=-1).float()
 
         step = max(1, _CHUNK_ELEMENTS // (3 * size * size)) if dev.type == "cpu" else b
         y0, y1, wy = _axis_taps(theta[:, 1, 1], theta[:, 1, 2], size, h_in)

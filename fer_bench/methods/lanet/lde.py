@@ -131,8 +131,12 @@ class LabelDistributionMemory:
         return self.omega * self.table[indices] + (1 - self.omega) * estimate
 
     def update_(self, indices: torch.Tensor, target: torch.Tensor) -> None:
-        """``D[indices] <- stopgrad(target)``; for a repeated index the last occurrence wins."""
-        unique, inverse = torch.unique(indices, return_inverse=True)
+        """``D[indices] <- stopgrad(target)``; for a repeated index the last occurrence wins.
+
+        Every occurrence of an index writes its last occurrence's row, so the order in which a
+        scatter with repeated indices lands cannot matter; unlike ``torch.unique`` this needs no
+        synchronisation with the device."""
         positions = torch.arange(indices.numel(), device=indices.device)
-        last = torch.full_like(unique, -1).scatter_reduce_(0, inverse, positions, reduce="amax")
-        self.table[unique] = target.detach().float()[last]
+        last = torch.full((self.table.shape[0],), -1, dtype=torch.long, device=indices.device)
+        last.scatter_reduce_(0, indices, positions, reduce="amax")
+        self.table[indices] = target.detach().float()[last[indices]]
