@@ -263,6 +263,9 @@ def _runs_root(results: Optional[str]) -> Path:
 format_option = click.option("--format", "fmt", default="markdown", show_default=True,
                              type=click.Choice(["latex", "markdown", "csv"]))
 results_option = click.option("--results", type=click.Path(), help="Runs root to read (default: results/runs).")
+methods_option = click.option(
+    "--methods", callback=_csv(str), default="",
+    help="Only these run variants, comma-separated (lanet = its default runs, lanet+beta=0.2 a variant).")
 
 
 @main.command()
@@ -271,8 +274,7 @@ results_option = click.option("--results", type=click.Path(), help="Runs root to
               help="Per run: last epoch, best epoch (optimistic), or mean of the last 5.")
 @click.option("--metric", default="acc", show_default=True, type=click.Choice(["acc", "mean_class_acc"]))
 @format_option
-@click.option("--methods", callback=_csv(str), default="",
-              help="Only these run variants, comma-separated (lanet = its default runs, lanet+beta=0.2 a variant).")
+@methods_option
 @click.option("--compare-paper", is_flag=True, help="Put LA-Net's published numbers and the difference beside ours.")
 @click.option("--out", type=click.Path(), help="Write here instead of printing.")
 def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tuple[str, ...],
@@ -293,14 +295,16 @@ def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tup
 @click.option("--votes", type=click.Path(), help="Votes CSV (image,<class>,... counts) to use as the reference.")
 @click.option("--device", default="auto", show_default=True)
 @format_option
+@methods_option
 @click.option("--out", type=click.Path(), help="Write here instead of printing.")
 def userstudy(results: Optional[str], dataset: Optional[str], root: Optional[str], votes: Optional[str],
-              device: str, fmt: str, out: Optional[str]) -> None:
+              device: str, fmt: str, methods: tuple[str, ...], out: Optional[str]) -> None:
     """JS divergence of label descriptors (one-hot, predictions, LA-Net's distributions) to human votes."""
     from .report.tables import FORMATS
     from .report.userstudy import build_table, measure
 
-    measured = measure(_runs_root(results), dataset, root, Path(votes) if votes else None, device)
+    measured = measure(_runs_root(results), dataset, root, Path(votes) if votes else None, device,
+                       methods=methods)
     _emit(FORMATS[fmt](build_table(measured)), out)
 
 

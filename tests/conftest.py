@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from fer_bench.datasets.synthfer.generate import generate
-from fer_bench.engine.run import RunSpec
+import fer_bench.engine.run as engine
+from fer_bench.engine.run import RunSpec, resolve
 
 # Small enough that one epoch of any method takes about a second on two cores.
 TINY = {"n_train": 96, "n_test": 40, "size": 32, "seed": 3}
@@ -33,3 +34,22 @@ def tiny_spec(root: Path, out: Path, **kw: Any) -> RunSpec:
     overrides = dict(TINY_RECIPE)
     overrides.update(kw.pop("overrides", {}))
     return RunSpec(dataset="synthfer", root=str(root), out=str(out), progress=False, overrides=overrides, **kw)
+
+
+def interrupt_then_resume(spec: RunSpec, monkeypatch: pytest.MonkeyPatch, epoch: int = 1) -> dict[str, Any]:
+    """Stop ``spec`` at the start of ``epoch`` as Ctrl-C would, check it left a checkpoint and no
+    result, then run it again (it resumes) and return the finished run's result."""
+    real_epoch = engine.train_one_epoch
+
+    def crash(*args: Any, **kwargs: Any) -> dict[str, float]:
+        if args[5] == epoch:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(engine, "train_one_epoch", crash)
+        with pytest.raises(KeyboardInterrupt):
+            engine.main(spec)
+    run_dir = resolve(spec).run_dir
+    assert (run_dir / "checkpoint.pt").is_file() and not (run_dir / "result.json").exists()
+    return engine.main(spec)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import sys
 from importlib.metadata import EntryPoint
 from pathlib import Path
 

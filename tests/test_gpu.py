@@ -20,7 +20,7 @@ from fer_bench.engine.run import resolve
 from fer_bench.registry import list_methods
 from fer_bench.sweep.local import run_local
 
-from .conftest import tiny_spec
+from .conftest import interrupt_then_resume, tiny_spec
 
 pytestmark = [
     pytest.mark.gpu,
@@ -41,19 +41,8 @@ def test_trains_resumes_and_evaluates_on_cuda(method: str, tiny_synth: Path, tmp
     assert full["device"].startswith("cuda")
     assert json.loads((run_dir / "env.json").read_text())["device"].startswith("cuda")
 
-    real_epoch = engine.train_one_epoch
-
-    def crash_in_second_epoch(*args, **kwargs):
-        if args[5] == 1:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "train_one_epoch", crash_in_second_epoch)
-    spec_b = tiny_spec(tiny_synth, tmp_path / "b", method=method, noise="sym", rate=0.3, device="cuda")
-    with pytest.raises(KeyboardInterrupt):
-        engine.main(spec_b)
-    monkeypatch.setattr(engine, "train_one_epoch", real_epoch)
-    resumed = engine.main(spec_b)
+    resumed = interrupt_then_resume(
+        tiny_spec(tiny_synth, tmp_path / "b", method=method, noise="sym", rate=0.3, device="cuda"), monkeypatch)
     assert resumed["epochs"] == 2
     # GPU kernels (atomics in grid_sample's backward, cuDNN's algorithm choice) are not
     # bit-reproducible, but the seeded first epoch must be the same computation.

@@ -17,7 +17,7 @@ import pytest
 import fer_bench.engine.run as engine
 from fer_bench.registry import list_methods
 
-from .conftest import tiny_spec
+from .conftest import interrupt_then_resume, tiny_spec
 
 
 def _metrics(run_dir: Path) -> list[dict[str, str]]:
@@ -39,21 +39,9 @@ def test_trains_evaluates_saves_and_resumes(method: str, tiny_synth: Path, tmp_p
     assert json.loads((run_dir / "result.json").read_text())["acc_last"] == full["acc_last"]
 
     # Interrupt the same run after its first epoch, then run it again: it resumes.
-    real_epoch = engine.train_one_epoch
-
-    def crash_in_second_epoch(*args, **kwargs):
-        if args[5] == 1:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "train_one_epoch", crash_in_second_epoch)
     spec_b = tiny_spec(tiny_synth, tmp_path / "b", method=method, noise="sym", rate=0.3)
-    with pytest.raises(KeyboardInterrupt):
-        engine.main(spec_b)
-    run_b = Path(str(run_dir).replace(str(tmp_path / "a"), str(tmp_path / "b")))
-    assert (run_b / "checkpoint.pt").is_file() and not (run_b / "result.json").exists()
-    monkeypatch.setattr(engine, "train_one_epoch", real_epoch)
-    resumed = engine.main(spec_b)
+    resumed = interrupt_then_resume(spec_b, monkeypatch)
+    run_b = Path(resumed["run_dir"])
 
     assert resumed["confusion_last"] == full["confusion_last"]
     assert [r["train_loss"] for r in _metrics(run_b)] == [r["train_loss"] for r in _metrics(run_dir)]

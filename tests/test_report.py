@@ -129,6 +129,16 @@ def test_user_study_measures_each_descriptor_against_the_true_distributions(runs
     assert (noisy > clean["js_all"].item()).all()  # flipped labels are further from the truth
 
 
+def test_user_study_keeps_only_the_chosen_run_variants(runs: Path) -> None:
+    lanet = [v for v in collect_runs(runs)["variant"].unique() if v.startswith("lanet")]
+    m = measure(runs, progress=False, methods=lanet)
+    assert not m["descriptor"].str.startswith("Baseline").any()
+    assert m["descriptor"].str.startswith("LA-Net").sum() == 8  # predictions and distributions of 4 runs
+    assert len(m[m["descriptor"] == NOISY]) == 2
+    with pytest.raises(ValueError, match="nosuch"):
+        measure(runs, progress=False, methods=["nosuch"])
+
+
 def test_user_study_cli_with_a_votes_file(runs: Path, tmp_path: Path) -> None:
     names = [l.split()[0] for l in (Path(json.loads(next(runs.rglob("config.json")).read_text())["root"])
                                     / "EmoLabel" / "list_patition_label.txt").read_text().split("\n")

@@ -24,7 +24,7 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
-from .base import DatasetError, Problems
+from .base import Problems
 from .cache import ImageSet, load_image_set, pixel_box
 
 SPLITS: tuple[str, ...] = ("train", "test")

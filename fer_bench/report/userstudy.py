@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -116,13 +116,20 @@ def _run_divergences(run_dir: Path, dataset: FERDataset, idx: np.ndarray, ref: n
 
 
 def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[str] = None,
-            votes_csv: Optional[Path] = None, device: str = "auto", progress: bool = True) -> pd.DataFrame:
-    """One row per (descriptor, run): mean JS over all reference images and over the ambiguous ones."""
+            votes_csv: Optional[Path] = None, device: str = "auto", progress: bool = True,
+            methods: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per (descriptor, run): mean JS over all reference images and over the ambiguous ones.
+
+    ``methods`` keeps only these run variants (``lanet`` is its default runs, ``lanet+beta=0.2`` a variant).
+    """
     runs = collect_runs(results)
     if dataset_name:
         runs = runs[runs["dataset"] == dataset_name]
+    if methods:
+        runs = runs[runs["variant"].isin(methods)]
     if runs.empty:
-        raise ValueError(f"no finished runs{' of ' + dataset_name if dataset_name else ''} under {results}")
+        what = " of ".join(filter(None, [",".join(methods), dataset_name]))
+        raise ValueError(f"no finished runs{' of ' + what if what else ''} under {results}")
     names = sorted(runs["dataset"].unique())
     if len(names) > 1:
         raise ValueError(f"runs of several datasets under {results} ({', '.join(names)}); choose one with --dataset")

@@ -25,7 +25,7 @@ for stat in last best last5; do
     done
 done
 for fmt in markdown:md latex:tex csv:csv; do
-    fer-bench userstudy --results "$RUNS/synthfer" --format "${fmt%%:*}" --out "$OUT/userstudy.${fmt##*:}"
+    fer-bench userstudy --results "$RUNS/synthfer" --methods "$METHODS" --format "${fmt%%:*}" --out "$OUT/userstudy.${fmt##*:}"
 done
 
 mkdir -p "$OUT/figures"
