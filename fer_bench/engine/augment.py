@@ -236,7 +236,7 @@ class BatchAugment:
 
         out_landmarks = None
         if landmarks is not None:
-            # Moved where the landmarks live: copying them to the host would wait for the GPU.
+            # Computed on the landmarks' device: copying them to the host would wait for the GPU.
             # Pixel centre convention of align_corners=False: p -> (2p + 1)/W - 1.
             th = theta.to(landmarks.device, non_blocking=True)
             norm_x = (2 * landmarks[..., 0].double() + 1) / w_in - 1

@@ -128,8 +128,9 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
     if methods:
         runs = runs[runs["variant"].isin(methods)]
     if runs.empty:
-        what = " of ".join(filter(None, [",".join(methods), dataset_name]))
-        raise ValueError(f"no finished runs{' of ' + what if what else ''} under {results}")
+        chosen = f" of {','.join(methods)}" if methods else ""
+        on = f" on {dataset_name}" if dataset_name else ""
+        raise ValueError(f"no finished runs{chosen}{on} under {results}")
     names = sorted(runs["dataset"].unique())
     if len(names) > 1:
         raise ValueError(f"runs of several datasets under {results} ({', '.join(names)}); choose one with --dataset")
