@@ -125,6 +125,8 @@ class LabelDistributionMemory:
     def __init__(self, labels: torch.Tensor, num_classes: int, omega: float) -> None:
         self.omega = omega
         self.table = F.one_hot(labels.long(), num_classes).float()
+        # Scratch for update_: entries are only read where the current batch wrote them.
+        self._last_position = torch.empty(len(labels), dtype=torch.long, device=labels.device)
 
     def target(self, indices: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
         """``t = omega D[indices] + (1 - omega) q`` (keeps q's gradient)."""
@@ -137,6 +139,5 @@ class LabelDistributionMemory:
         scatter with repeated indices lands cannot matter; unlike ``torch.unique`` this needs no
         synchronisation with the device."""
         positions = torch.arange(indices.numel(), device=indices.device)
-        last = torch.full((self.table.shape[0],), -1, dtype=torch.long, device=indices.device)
-        last.scatter_reduce_(0, indices, positions, reduce="amax")
+        last = self._last_position.scatter_reduce_(0, indices, positions, reduce="amax", include_self=False)
         self.table[indices] = target.detach().float()[last[indices]]
