@@ -105,6 +105,8 @@ class RUL(Method):
     recipe = {
         "optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-4, "schedule": "exponential",
         "gamma": 0.9, "epochs": 60, "batch_size": 64,
+        # src/dataset.py: with p 0.5 one of (flip, Gaussian noise of variance 30), each equally likely
+        "aug_flip": 0.25, "aug_noise": 0.25, "aug_flip_or_noise": True, "normalize": "imagenet",
     }
 
     def __init__(self, ctx, hparams) -> None:

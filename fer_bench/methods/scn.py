@@ -89,6 +89,8 @@ class SCN(Method):
     recipe = {
         "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "schedule": "exponential",
         "gamma": 0.9, "epochs": 70, "batch_size": 64,
+        # src/train.py RafDataSet: with p 0.5 one of (flip, Gaussian noise of variance 30), each equally likely
+        "aug_flip": 0.25, "aug_noise": 0.25, "aug_flip_or_noise": True, "normalize": "imagenet",
     }
 
     def __init__(self, ctx, hparams) -> None:
