@@ -155,3 +155,47 @@ def test_eac_with_the_vggface2_pickle_builds_the_caffe_network(vggface2_pickle, 
     assert (recipe["arch"], recipe["width"], recipe["stem"]) == ("resnet50_caffe", 64, "imagenet")
     assert (recipe["pretrained_kind"], recipe["normalize"]) == ("vggface2", "imagenet")
     assert json.loads((run_dir / "result.json").read_text())["pretrained"][0]["matched"] == 318
+
+
+@pytest.mark.parametrize("method, source, overrides, kind, normalize", [
+    ("lanet", "none", {}, "none", "imagenet"),
+    ("lanet", "imagenet", {}, "imagenet", "imagenet"),
+    ("lanet", "/w/resnet18-f37072fd.pth", {}, "imagenet", "imagenet"),
+    ("lanet", "/w/resnet18_msceleb.pth", {}, "msceleb", "msceleb"),       # LA-Net's MS-Celeb statistics
+    ("lanet", "/w/resnet18_msceleb.pth", {"normalize": "imagenet"}, "msceleb", "imagenet"),
+    ("lanet", "/w/mine.pth", {"pretrained_kind": "imagenet"}, "imagenet", "imagenet"),
+    ("scn", "/w/ijba_res18_naive.pth.tar", {}, "msceleb", "imagenet"),    # SCN's code uses ImageNet's
+    ("baseline", "/w/resnet18_msceleb.pth", {}, "msceleb", "msceleb"),
+])
+def test_normalisation_follows_the_checkpoint_kind(method: str, source: str, overrides: dict, kind: str,
+                                                   normalize: str) -> None:
+    from fer_bench.engine import recipe as recipes
+    from fer_bench.registry import METHODS
+
+    cls = METHODS.get(method)
+    r, _ = recipes.resolve(cls.recipe, cls.hparams, "official", "paper", {"pretrained": source, **overrides})
+    assert (r["pretrained_kind"], r["normalize"]) == (kind, normalize)
+
+
+def test_bad_kind_or_statistics_name_is_an_error() -> None:
+    from fer_bench.engine import recipe as recipes
+
+    with pytest.raises(recipes.RecipeError, match="normalize='coco': known: auto, imagenet, msceleb"):
+        recipes.resolve({}, {}, "official", "paper", {"normalize": "coco"})
+    with pytest.raises(recipes.RecipeError, match="pretrained_kind='clip'"):
+        recipes.resolve({}, {}, "official", "paper", {"pretrained_kind": "clip"})
+
+
+def test_run_normalises_with_the_recorded_statistics(tiny_synth: Path, tmp_path: Path) -> None:
+    import json
+
+    from fer_bench.engine.run import load_trained
+    from fer_bench.models.pretrained import NORMALISATIONS
+
+    torch.save(create_backbone("resnet18", width=16, stem="small").state_dict(), tmp_path / "resnet18_msceleb.pth")
+    res = main(tiny_spec(tiny_synth, tmp_path / "runs", overrides={"pretrained": str(tmp_path / "resnet18_msceleb.pth"),
+                                                                   "epochs": 1}))
+    recipe = json.loads((Path(res["run_dir"]) / "config.json").read_text())["recipe"]
+    assert (recipe["pretrained_kind"], recipe["normalize"]) == ("msceleb", "msceleb")
+    trained = load_trained(Path(res["run_dir"]), progress=False)
+    assert (trained.ctx.augment.cfg.mean, trained.ctx.augment.cfg.std) == NORMALISATIONS["msceleb"]
