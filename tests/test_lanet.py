@@ -390,9 +390,9 @@ def test_official_recipe_uses_two_shards_and_the_official_heatmap_peaks() -> Non
 
     for profile in ("paper", "cpu"):
         _, hp = resolve(LANet.recipe, LANet.hparams, "official", profile, {})
-        assert (hp["shards"], hp["heatmap_peak"]) == (2, "official")
+        assert (hp["shards"], hp["heatmap_peak"], hp["swap_flipped_landmarks"]) == (2, "official", False)
     _, hp = resolve(LANet.recipe, LANet.hparams, "unified", "paper", {})
-    assert (hp["shards"], hp["heatmap_peak"]) == (1, "centre")
+    assert (hp["shards"], hp["heatmap_peak"], hp["swap_flipped_landmarks"]) == (1, "centre", True)
     _, hp = resolve(LANet.recipe, LANet.hparams, "official", "paper", {"shards": 1})
     assert hp["shards"] == 1
     with pytest.raises(ValueError, match="shards must be a whole divisor"):

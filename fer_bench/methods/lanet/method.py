@@ -26,9 +26,10 @@ confidence; 0.5 in the first official commit), ``alpha`` = 1 and ``beta`` = 0.1
 
 Code-vs-paper choices, besides those in the section modules:
 
-* ``swap_flipped_landmarks=true`` (default) re-indexes the landmark channels of
-  mirrored images so each channel keeps its image-side meaning; the official
-  code does not swap (``--set swap_flipped_landmarks=false``).
+* ``swap_flipped_landmarks=true`` (default; the unified protocol) re-indexes the
+  landmark channels of mirrored images so each channel keeps its image-side
+  meaning; the official code does not swap, and neither does the official
+  recipe (``swap_flipped_landmarks=false``).
 * Pseudo-label singletons are ``-(index + 1)``, fixing the official ``-index``
   collision of sample 0 with class 0.
 * The official recipe (``--protocol official`` on real data): Adam 1e-3,
@@ -55,6 +56,14 @@ Code-vs-paper choices, besides those in the section modules:
   The suite's pixel-centre convention is the one its augmentation's landmark
   coordinates are in; the official rounding puts most peaks one heatmap pixel
   elsewhere.
+
+What still differs from the official code under the official recipe: the
+singleton pseudo-labels above; landmarks are 68 points mapped to 19 (the code
+ships HRNet's 19 for RAF-DB only) and keep their sub-pixel positions through the
+crop (the code truncates them to integers); each image is resampled once from
+the cache to the crop (the code first resizes to 224 with PIL, then crops); the
+jitter ops run in a fixed order (torchvision's are shuffled); the key encoder's
+own discarded LDE pass is skipped (it changes nothing).
 
 At the end of a run the memory, LA-Net's estimate of each training image's
 label distribution, is written to ``label_distributions.csv`` (``image,<class
@@ -129,7 +138,7 @@ class LANet(Method):
         "aug_brightness": 0.4, "aug_contrast": 0.4, "aug_saturation": 0.4,
         "aug_erase": 0.2, "aug_erase_scale": [0.02, 0.2],
         # the official code's choices where the suite's defaults differ (hyper-parameters, see above)
-        "shards": 2, "heatmap_peak": "official",
+        "shards": 2, "heatmap_peak": "official", "swap_flipped_landmarks": False,
     }
 
     def __init__(self, ctx: MethodContext, hparams: dict[str, Any]) -> None:
