@@ -20,8 +20,9 @@ formats the peers use all carry torchvision ResNet names once unwrapped:
   Its names are torchvision's, but its network is the Caffe-style ResNet-50
   (``resnet50_caffe``, see :mod:`.resnet`): in torchvision's layout every tensor fits and
   the network computes something else, so this format loads only into ``resnet50_caffe``
-  and ``resnet50_caffe`` takes only this format. Being a Caffe conversion it has no
-  batch-norm ``num_batches_tracked`` counters; they are not weights and start at 0;
+  and ``resnet50_caffe`` takes only this format. A checkpoint without batch-norm
+  ``num_batches_tracked`` counters (a Caffe conversion need not have them) loads: they are
+  not weights, and keep the backbone's own values;
 * a plain torchvision state dict.
 
 **Checkpoint kinds.** What a source is follows from how it is named, before anything is
