@@ -149,3 +149,48 @@ def test_the_result_does_not_depend_on_the_thread_count(monkeypatch: pytest.Monk
     assert torch.equal(one, two)
     monkeypatch.setattr(augment, "_CHUNK_ELEMENTS", 1 << 40)  # the whole batch as one chunk
     assert torch.equal(one, aug(raw, torch.Generator().manual_seed(9)).images)
+
+
+def _peers_gaussian_noise(image: np.ndarray, rng: np.random.Generator, var: float = 30.0) -> np.ndarray:
+    """The per-image original (SCN src/image_utils.py, RUL/EAC src/utils.py): clip, then cast to uint8."""
+    return np.clip(image + rng.normal(0.0, var ** 0.5, image.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("value", [100, 3, 252])  # mid-range, and near both clipping bounds
+def test_gaussian_noise_has_the_per_image_originals_distribution(value: int) -> None:
+    cfg = AugmentConfig(image_size=16, flip=0.0, noise=1.0, mean=(0, 0, 0), std=(1, 1, 1))
+    raw = torch.full((200, 16, 16, 3), value, dtype=torch.uint8)
+    out = BatchAugment(cfg)(raw, torch.Generator().manual_seed(0))
+    assert out.noisy.all()
+    ours = torch.round(out.images * 255).to(torch.int64).flatten().numpy()
+    theirs = _peers_gaussian_noise(raw.numpy(), np.random.default_rng(0)).astype(np.int64).flatten()
+    assert ours.mean() == pytest.approx(theirs.mean(), abs=0.05)
+    assert ours.var() == pytest.approx(theirs.var(), rel=0.02)
+    hist = [np.bincount(v, minlength=256) / v.size for v in (ours, theirs)]
+    assert 0.5 * np.abs(hist[0] - hist[1]).sum() < 0.01  # total variation distance
+
+
+def test_flip_or_noise_picks_one_of_them_with_the_peers_rates() -> None:
+    cfg = AugmentConfig(image_size=8, flip=0.25, noise=0.25, flip_or_noise=True)
+    raw = torch.full((4000, 8, 8, 3), 100, dtype=torch.uint8)
+    out = BatchAugment(cfg)(raw, torch.Generator().manual_seed(1))
+    flipped, noisy = out.flipped, out.noisy
+    assert not (flipped & noisy).any()
+    assert flipped.float().mean().item() == pytest.approx(0.25, abs=0.03)
+    assert noisy.float().mean().item() == pytest.approx(0.25, abs=0.03)
+    changed = (out.images != BatchAugment(cfg).eval(raw)).flatten(1).any(1)
+    assert torch.equal(changed, noisy)  # a flat image changes only where noise was added
+
+
+def test_independent_noise_and_the_noiseless_twin() -> None:
+    cfg = AugmentConfig(image_size=24, flip=0.5, crop_scale=(0.5, 1.0), erase=0.5, noise=0.5)
+    raw = torch.randint(0, 256, (400, 32, 32, 3), dtype=torch.uint8)
+    out = BatchAugment(cfg)(raw, torch.Generator().manual_seed(2), noiseless=True)
+    both = (out.flipped & out.noisy).float().mean().item()
+    assert out.noisy.float().mean().item() == pytest.approx(0.5, abs=0.08) and both == pytest.approx(0.25, abs=0.06)
+    # the twin has the same geometry and erasing, and differs exactly on the noisy samples
+    differs = (out.images != out.noiseless).flatten(1).any(1)
+    assert torch.equal(differs, out.noisy)
+    plain = BatchAugment(AugmentConfig(image_size=24, flip=0.5, crop_scale=(0.5, 1.0), erase=0.5))
+    draws_before_noise = plain(raw, torch.Generator().manual_seed(2)).images  # noise is drawn last
+    assert torch.equal(out.noiseless, draws_before_noise)

@@ -316,3 +316,122 @@ def test_hyperparameters_have_the_official_defaults_and_are_checked() -> None:
     m68 = make_method(num_landmarks=68)
     out = m68.training_step(make_batch(m68, b=8))
     assert torch.isfinite(out.loss)
+
+
+# --- the published two-GPU launch on one device (shards) ----------------------------------
+
+def _two_ranks(b: int, shards: int) -> list[torch.Tensor]:
+    """What each rank of the official sampler gets of a global batch (indices[rank::world])."""
+    return [torch.arange(r, b, shards) for r in range(shards)]
+
+
+def test_sharded_lde_gives_each_shard_gradients_only_into_its_own_samples() -> None:
+    """Oracle: two 'processes', each with its own samples live and the other's gathered without
+    gradient (rank-major, as all_gather lists them), LDE on the gathered batch, its own rows'
+    KL; DDP averages the gradients."""
+    from fer_bench.methods.lanet.lde import LabelDistributionEstimator
+
+    torch.manual_seed(0)
+    b, c = 16, 7
+    lde = LabelDistributionEstimator(12, 6, k=3)
+    u, v, z = torch.randn(b, 12), torch.randn(b, 6), torch.randn(b, c)
+    memory = torch.softmax(torch.randn(b, c), 1)
+
+    def kl(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return F.kl_div(F.log_softmax(logits, 1), 0.9 * memory_rows + 0.1 * target, reduction="batchmean")
+
+    leaves = [t.clone().requires_grad_() for t in (u, v, z)]
+    memory_rows = memory
+    kl(lde(*leaves, shards=2), leaves[2]).backward()
+    ours = [t.grad for t in leaves] + [p.grad.clone() for p in lde.parameters()]
+
+    lde.zero_grad()
+    grads = [torch.zeros_like(t) for t in (u, v, z)]
+    order = torch.cat(_two_ranks(b, 2))
+    for rank, own in enumerate(_two_ranks(b, 2)):
+        live = [t[own].clone().requires_grad_() for t in (u, v, z)]
+        gathered = [torch.cat([l if r == rank else t[o] for r, o in enumerate(_two_ranks(b, 2))])
+                    for l, t in zip(live, (u, v, z))]
+        target = lde(*gathered)[rank * (b // 2):(rank + 1) * (b // 2)]
+        memory_rows = memory[own]
+        (kl(target, live[2]) / 2).backward()  # DDP: the mean of the ranks' gradients
+        for g, l in zip(grads, live):
+            g[own] += l.grad
+    assert torch.equal(order.sort().values, torch.arange(b))
+    want = grads + [p.grad for p in lde.parameters()]
+    for got, expected in zip(ours, want):
+        assert torch.allclose(got, expected, atol=1e-6)
+
+    leaves = [t.clone().requires_grad_() for t in (u, v, z)]
+    memory_rows = memory
+    kl(lde(*leaves), leaves[2]).backward()  # one device, one batch: another objective
+    for got, sharded in zip(leaves[:2], ours[:2]):  # the features: reached only through the LDE
+        assert (got.grad - sharded).norm() > 0.05 * sharded.norm()
+
+
+def test_sharded_contrastive_loss_is_the_mean_of_the_ranks_losses_and_enqueues_rank_major() -> None:
+    g = torch.Generator().manual_seed(1)
+    unit = lambda *s: F.normalize(torch.randn(*s, generator=g), dim=-1)  # noqa: E731
+    b = 8
+    qu, qv, ku, kv = unit(b, 4), unit(b, 4), unit(b, 4), unit(b, 4)
+    labels = torch.tensor([0, 0, 1, 0, 1, 1, -3, 0])
+    queue = KeyQueue(16, 4, torch.device("cpu"))
+    queue.labels = torch.tensor([0, 1, 2] * 5 + [EMPTY_LABEL])
+    per_rank = [queue.loss(qu[o], qv[o], ku[o], kv[o], labels[o], 0.1) for o in _two_ranks(b, 2)]
+    sharded = queue.loss(qu, qv, ku, kv, labels, 0.1, shards=2)
+    assert torch.allclose(sharded, sum(per_rank) / 2, atol=1e-6)
+    assert not torch.allclose(sharded, queue.loss(qu, qv, ku, kv, labels, 0.1), atol=1e-4)
+    queue.enqueue(ku, kv, labels, shards=2)
+    assert queue.labels[:b].tolist() == labels[torch.cat(_two_ranks(b, 2))].tolist()
+
+
+def test_official_recipe_uses_two_shards_and_the_official_heatmap_peaks() -> None:
+    from fer_bench.engine.recipe import resolve
+
+    for profile in ("paper", "cpu"):
+        _, hp = resolve(LANet.recipe, LANet.hparams, "official", profile, {})
+        assert (hp["shards"], hp["heatmap_peak"], hp["swap_flipped_landmarks"]) == (2, "official", False)
+    _, hp = resolve(LANet.recipe, LANet.hparams, "unified", "paper", {})
+    assert (hp["shards"], hp["heatmap_peak"], hp["swap_flipped_landmarks"]) == (1, "centre", True)
+    _, hp = resolve(LANet.recipe, LANet.hparams, "official", "paper", {"shards": 1})
+    assert hp["shards"] == 1
+    with pytest.raises(ValueError, match="shards must be a whole divisor"):
+        make_method(shards=3)  # batch 1 in make_method's recipe: any shard count above 1 is refused
+    with pytest.raises(ValueError, match="heatmap_peak"):
+        make_method(heatmap_peak="corner")
+    method = make_method()
+    method.ctx.recipe["batch_size"] = 16
+    method.hp.shards, method.hp.heatmap_peak = 2, "official"
+    assert torch.isfinite(method.training_step(make_batch(method, b=16)).loss)
+
+
+def _generate_target_loop(x: float, y: float, size: int, sigma: float = 1.5) -> torch.Tensor:
+    """A per-point re-creation of the official target: peak int(p / 4 + 0.5), the (2*3sigma+1)-wide
+    patch from int(peak - 3 sigma) to int(peak + 3 sigma + 1), clipped to the map."""
+    out = torch.zeros(size, size)
+    px, py = int(x / 4 + 0.5), int(y / 4 + 0.5)
+    tmp = 3 * sigma
+    ux, uy, bx, by = int(px - tmp), int(py - tmp), int(px + tmp + 1), int(py + tmp + 1)
+    if ux >= size or uy >= size or bx < 0 or by < 0:
+        return out
+    mid = (2 * tmp + 1) // 2
+    for row in range(max(0, uy), min(by, size)):
+        for col in range(max(0, ux), min(bx, size)):
+            out[row, col] = np.exp(-((col - ux - mid) ** 2 + (row - uy - mid) ** 2) / (2 * sigma ** 2))
+    return out
+
+
+def test_official_heatmap_peaks_and_patch_match_the_official_target() -> None:
+    coords = [(0.0, 0.0), (3.9, 13.0), (17.2, 2.0), (101.6, 150.1), (222.0, 223.9), (-9.0, 40.0),
+              (230.0, 100.0), (14.0, 250.0), (1.0, 18.5)]
+    pts = torch.tensor([coords])
+    heat, weight = heatmap_targets(pts, 224, 56, sigma=1.5, convention="official")
+    for k, (x, y) in enumerate(coords):
+        assert torch.allclose(heat[0, k], _generate_target_loop(x, y, 56), atol=1e-6), (x, y)
+    row = heat[0, 3, int(150.1 / 4 + 0.5)]
+    peak = int(101.6 / 4 + 0.5)
+    assert (row[peak - 5:peak + 5] > 0).all() and row[peak + 5] == 0 and row[peak - 6] == 0  # offsets -5..+4
+    centre, _ = heatmap_targets(pts, 224, 56, sigma=1.5)
+    assert not torch.equal(centre[0, 3], heat[0, 3])  # the suite's convention puts this peak elsewhere
+    assert (weight[0, 7] == 1).all() and heat[0, 7].abs().sum() == 0  # cropped away
+    assert heat[0, 6].max() < 1 and heat[0, 6].sum() > 0  # a peak off the map still reaches into it

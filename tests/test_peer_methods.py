@@ -154,3 +154,53 @@ def test_different_class_partners() -> None:
     assert (labels[partner] != labels).all()
     alone = different_class_partners(torch.tensor([3, 3, 3]))
     assert alone.tolist() == [0, 1, 2]  # no other class in the batch: paired with itself
+
+
+# --- the peers' input augmentation in their official recipes -------------------------
+
+
+def _record_batches(monkeypatch: pytest.MonkeyPatch, method_cls: type) -> list:
+    seen = []
+    real = method_cls.training_step
+
+    def recording(self, batch):
+        seen.append(batch)
+        return real(self, batch)
+
+    monkeypatch.setattr(method_cls, "training_step", recording)
+    return seen
+
+
+def test_eac_first_view_is_never_flipped_and_its_mirror_has_no_noise(tiny_synth: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from fer_bench.methods.eac import EAC
+
+    seen = _record_batches(monkeypatch, EAC)
+    mirrored = []
+    real_erase = EAC._erase
+    monkeypatch.setattr(EAC, "_erase", lambda self, x, gen: mirrored.append(x) or real_erase(self, x, gen))
+    main(tiny_spec(tiny_synth, tmp_path / "runs", method="eac"))
+    assert seen and not any(bool(b.flipped.any()) for b in seen)  # official: the mirror is the second view
+    noisy = torch.cat([(b.images != b.noiseless).flatten(1).any(1) for b in seen]).float().mean().item()
+    assert 0.3 < noisy < 0.7  # Gaussian noise on the first view with p 0.5
+    # the erased inputs alternate view, mirror; each mirror is the noiseless image flipped
+    for b, mirror in zip(seen, mirrored[1::2]):
+        assert torch.equal(mirror, torch.flip(b.noiseless, dims=[-1]))
+
+    seen.clear()
+    main(tiny_spec(tiny_synth, tmp_path / "unified", method="eac", protocol="unified"))
+    assert any(bool(b.flipped.any()) for b in seen) and all(b.noiseless is b.images for b in seen)
+
+
+@pytest.mark.parametrize("method", ["scn", "rul"])
+def test_scn_and_rul_flip_or_add_noise_each_with_p_quarter(method: str) -> None:
+    from fer_bench.engine.recipe import resolve
+    from fer_bench.engine.run import augment_config
+    from fer_bench.registry import METHODS
+
+    cls = METHODS.get(method)
+    for profile in ("paper", "cpu"):
+        cfg = augment_config(resolve(cls.recipe, cls.hparams, "official", profile, {})[0])
+        assert (cfg.flip, cfg.noise, cfg.noise_var, cfg.flip_or_noise) == (0.25, 0.25, 30.0, True)
+    cfg = augment_config(resolve(cls.recipe, cls.hparams, "unified", "paper", {})[0])
+    assert (cfg.flip, cfg.noise) == (0.5, 0.0)

@@ -162,6 +162,24 @@ def test_reference_without_augmentation_equals_the_batched_pipeline(tiny_synth: 
 
 # --- fer-bench bench ----------------------------------------------------------------
 
+def test_reference_pipeline_flips_or_adds_noise_at_the_batched_rates() -> None:
+    """The per-image reference applies the peers' flip-or-noise rule with the rates the batched op draws."""
+    from PIL import Image
+
+    cfg = AugmentConfig(image_size=8, flip=0.25, noise=0.25, flip_or_noise=True, mean=(0, 0, 0), std=(1, 1, 1))
+    image = np.zeros((8, 8, 3), np.uint8)
+    image[:, :4] = 100  # left half bright: a flip shows
+    transform, pil = build_transform(cfg), Image.fromarray(image)
+    torch.manual_seed(0)
+    outs = torch.stack([transform(pil) for _ in range(1000)]) * 255
+    values = outs.round()
+    noisy = ~((values == 0) | (values == 100)).flatten(1).all(1)
+    flipped = outs[:, :, :, 4:].mean(dim=(1, 2, 3)) > 50
+    assert not (flipped & noisy).any()
+    assert flipped.float().mean().item() == pytest.approx(0.25, abs=0.04)
+    assert noisy.float().mean().item() == pytest.approx(0.25, abs=0.04)
+
+
 def test_bench_command_writes_its_record(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     res = CliRunner().invoke(main, [

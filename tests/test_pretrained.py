@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -82,17 +83,119 @@ def test_msceleb_resnet18_format(tmp_path: Path) -> None:
     assert torch.equal(backbone.layer4[1].bn2.running_var, tensors["layer4.1.bn2.running_var"])
 
 
-def test_vggface2_pickle_needs_trust(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def vggface2_pickle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A file in the format of EAC's resnet50_ft_weight.pkl: a pickled dict of numpy arrays with
+    torchvision's key names and shapes, converted from Caffe (so no num_batches_tracked counters)."""
     import pickle
 
-    tensors = _fake_backbone_tensors("resnet50")
+    tensors = {k: v for k, v in _fake_backbone_tensors("resnet50").items() if not k.endswith("num_batches_tracked")}
     arrays = {k: v.numpy() for k, v in tensors.items()}
-    arrays["fc.weight"] = arrays["fc.weight"][:, :8]  # VGGFace2's 8,631-way head does not match: ignored
-    with open(tmp_path / "resnet50_ft_weight.pkl", "wb") as f:
+    arrays["fc.weight"] = arrays["fc.weight"][:8]  # the real head is 8631 x 2048; not part of the backbone
+    arrays["fc.bias"] = arrays["fc.bias"][:8]
+    path = tmp_path_factory.mktemp("vggface2") / "resnet50_ft_weight.pkl"
+    with open(path, "wb") as f:
         pickle.dump(arrays, f)
-    backbone = create_backbone("resnet50")
+    return path, tensors
+
+
+def test_vggface2_pickle_loads_only_into_the_caffe_resnet50(vggface2_pickle) -> None:
+    path, tensors = vggface2_pickle
+    with pytest.raises(PretrainedError, match="Caffe layout.*use --set arch=resnet50_caffe"):
+        load_pretrained(create_backbone("resnet50"), str(path), "resnet50", trust_pickle=True)
+    backbone = create_backbone("resnet50_caffe")
     with pytest.raises(PretrainedError, match="pickle, which can run code.*--trust-pickle"):
-        load_pretrained(backbone, str(tmp_path / "resnet50_ft_weight.pkl"), "resnet50")
-    info = load_pretrained(backbone, str(tmp_path / "resnet50_ft_weight.pkl"), "resnet50", trust_pickle=True)
-    assert info["matched"] == info["total"]
+        load_pretrained(backbone, str(path), "resnet50_caffe")
+    info = load_pretrained(backbone, str(path), "resnet50_caffe", trust_pickle=True)
+    assert info["matched"] == info["total"] == 318
     assert torch.equal(backbone.layer3[5].conv3.weight, tensors["layer3.5.conv3.weight"])
+
+
+def test_caffe_resnet50_layout() -> None:
+    caffe, v15 = create_backbone("resnet50_caffe"), create_backbone("resnet50")
+    assert [k for k in caffe.state_dict()] == [k for k in v15.state_dict()]  # same names: why the check is needed
+    for layer in (caffe.layer2, caffe.layer3, caffe.layer4):
+        assert layer[0].conv1.stride == (2, 2) and layer[0].conv2.stride == (1, 1)
+    assert v15.layer2[0].conv1.stride == (1, 1) and v15.layer2[0].conv2.stride == (2, 2)
+    assert caffe.maxpool.padding == 0 and caffe.maxpool.ceil_mode
+    # 225 px: conv1 gives 113; Caffe's pool rounds (113 - 3) / 2 up to 56 (+1), torchvision's pads to 57.
+    x = torch.randn(1, 3, 225, 225)
+    assert caffe.stem_forward(x).shape[-1] == 56 and v15.stem_forward(x).shape[-1] == 57
+    v15.load_state_dict(caffe.state_dict())
+    caffe.eval(), v15.eval()
+    with torch.no_grad():  # the same weights compute something else in the other layout
+        assert not torch.allclose(caffe(x[..., :224, :224]), v15(x[..., :224, :224]), atol=1e-3)
+
+
+def test_a_torchvision_checkpoint_is_refused_by_the_caffe_resnet50(tmp_path: Path) -> None:
+    torch.save(_fake_backbone_tensors("resnet50"), tmp_path / "r50.pth")
+    with pytest.raises(PretrainedError, match="torchvision's layout: use --set arch=resnet50"):
+        load_pretrained(create_backbone("resnet50_caffe"), str(tmp_path / "r50.pth"), "resnet50_caffe")
+
+
+def test_eac_with_the_vggface2_pickle_builds_the_caffe_network(vggface2_pickle, tiny_synth: Path,
+                                                               tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from fer_bench.cli import main as cli
+
+    path, _ = vggface2_pickle
+    base = ["run", "--method", "eac", "--root", str(tiny_synth), "--out", str(tmp_path / "runs"), "--quiet",
+            "--pretrained", str(path), "--trust-pickle", "--set", "epochs=1", "--set", "image_size=32",
+            "--set", "batch_size=32"]
+    refused = CliRunner().invoke(cli, base + ["--set", "arch=resnet50"])
+    assert refused.exit_code == 2 and "use --set arch=resnet50_caffe" in refused.output
+    assert not (tmp_path / "runs").exists()
+    res = CliRunner().invoke(cli, base)
+    assert res.exit_code == 0, res.output
+    run_dir = Path(re.search(r"run directory: (\S+)", res.output).group(1))
+    recipe = json.loads((run_dir / "config.json").read_text())["recipe"]
+    assert (recipe["arch"], recipe["width"], recipe["stem"]) == ("resnet50_caffe", 64, "imagenet")
+    assert (recipe["pretrained_kind"], recipe["normalize"]) == ("vggface2", "imagenet")
+    assert json.loads((run_dir / "result.json").read_text())["pretrained"][0]["matched"] == 318
+
+
+@pytest.mark.parametrize("method, source, overrides, kind, normalize", [
+    ("lanet", "none", {}, "none", "imagenet"),
+    ("lanet", "imagenet", {}, "imagenet", "imagenet"),
+    ("lanet", "/w/resnet18-f37072fd.pth", {}, "imagenet", "imagenet"),
+    ("lanet", "/w/resnet18_msceleb.pth", {}, "msceleb", "msceleb"),       # LA-Net's MS-Celeb statistics
+    ("lanet", "/w/resnet18_msceleb.pth", {"normalize": "imagenet"}, "msceleb", "imagenet"),
+    ("lanet", "/w/mine.pth", {"pretrained_kind": "imagenet"}, "imagenet", "imagenet"),
+    ("scn", "/w/ijba_res18_naive.pth.tar", {}, "msceleb", "imagenet"),    # SCN's code uses ImageNet's
+    ("baseline", "/w/resnet18_msceleb.pth", {}, "msceleb", "msceleb"),
+])
+def test_normalisation_follows_the_checkpoint_kind(method: str, source: str, overrides: dict, kind: str,
+                                                   normalize: str) -> None:
+    from fer_bench.engine import recipe as recipes
+    from fer_bench.registry import METHODS
+
+    cls = METHODS.get(method)
+    r, _ = recipes.resolve(cls.recipe, cls.hparams, "official", "paper", {"pretrained": source, **overrides})
+    assert (r["pretrained_kind"], r["normalize"]) == (kind, normalize)
+
+
+def test_bad_kind_or_statistics_name_is_an_error() -> None:
+    from fer_bench.engine import recipe as recipes
+
+    with pytest.raises(recipes.RecipeError, match="normalize='coco': known: auto, imagenet, msceleb"):
+        recipes.resolve({}, {}, "official", "paper", {"normalize": "coco"})
+    with pytest.raises(recipes.RecipeError, match="pretrained_kind='clip'"):
+        recipes.resolve({}, {}, "official", "paper", {"pretrained_kind": "clip"})
+
+
+def test_run_normalises_with_the_recorded_statistics(tiny_synth: Path, tmp_path: Path) -> None:
+    import json
+
+    from fer_bench.engine.run import load_trained
+    from fer_bench.models.pretrained import NORMALISATIONS
+
+    torch.save(create_backbone("resnet18", width=16, stem="small").state_dict(), tmp_path / "resnet18_msceleb.pth")
+    res = main(tiny_spec(tiny_synth, tmp_path / "runs", overrides={"pretrained": str(tmp_path / "resnet18_msceleb.pth"),
+                                                                   "epochs": 1}))
+    recipe = json.loads((Path(res["run_dir"]) / "config.json").read_text())["recipe"]
+    assert (recipe["pretrained_kind"], recipe["normalize"]) == ("msceleb", "msceleb")
+    trained = load_trained(Path(res["run_dir"]), progress=False)
+    assert (trained.ctx.augment.cfg.mean, trained.ctx.augment.cfg.std) == NORMALISATIONS["msceleb"]

@@ -24,10 +24,21 @@ How it is made fast (see :meth:`BatchAugment.__call__`):
   another process keeps a core busy). Every chunk is computed the same way
   whichever thread runs it, so the result does not depend on the thread count.
 
+Additive Gaussian noise (SCN's, RUL's and EAC's per-image ``add_gaussian_noise``:
+``clip(x + N(0, var), 0, 255)`` cast back to uint8, var 30 on the 0-255 scale) is applied
+to the chosen samples' uint8 images before anything else, as the peers add it to the
+decoded image before their tensor transform. Flip and noise are drawn independently, or,
+with ``flip_or_noise``, by one uniform draw that picks a flip (probability ``flip``), noise
+(``noise``) or neither, as the peers' ``if rand > 0.5: one of (flip, noise)`` does with
+0.25 each. The per-pixel noise comes from a device generator seeded from the batch's
+generator, so it is reproducible and is drawn where the images are.
+
 Randomness comes only from the ``torch.Generator`` passed in (on the CPU), so a
 batch's augmentation is reproducible from the run's seed, epoch and step. All of
 a batch's random numbers are drawn first, in a fixed order (flip, crop, jitter
-factors, erasing boxes).
+factors, erasing boxes, then the noise: which samples, unless drawn with the flip,
+and the seed of its pixels); with the noise off the draws are those of a pipeline
+without it.
 """
 
 from __future__ import annotations
@@ -58,6 +69,8 @@ class AugmentConfig:
 
     ``crop_scale`` is the area fraction range of RandomResizedCrop; (1, 1) disables it.
     ``erase`` is the probability of RandomErasing, with torchvision's scale/ratio.
+    ``noise`` is the probability of additive Gaussian noise of variance ``noise_var``
+    (0-255 scale); ``flip_or_noise`` makes flip and noise exclusive (see the module docstring).
     """
 
     image_size: int
@@ -70,6 +83,9 @@ class AugmentConfig:
     erase: float = 0.0
     erase_scale: tuple[float, float] = (0.02, 0.25)
     erase_ratio: tuple[float, float] = (0.3, 3.3)
+    noise: float = 0.0
+    noise_var: float = 30.0
+    flip_or_noise: bool = False
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -81,12 +97,16 @@ class AugmentedBatch:
     ``theta`` maps output normalised coordinates to input normalised coordinates
     (``grid_sample``'s convention, align_corners=False); ``flipped`` marks the
     samples that were mirrored, so methods can swap left/right landmark channels.
+    ``noisy`` marks the samples that got Gaussian noise; ``noiseless``, when asked
+    for, is the same batch without it (same geometry, colour and erasing).
     """
 
     images: torch.Tensor
     landmarks: Optional[torch.Tensor]
     flipped: torch.Tensor
     theta: torch.Tensor
+    noisy: Optional[torch.Tensor] = None
+    noiseless: Optional[torch.Tensor] = None
 
 
 @dataclass
@@ -107,6 +127,8 @@ class _Plan:
     erased_rows: Optional[torch.Tensor] = None  # (B, S) float 1/0
     erased_cols: Optional[torch.Tensor] = None
     erased_any: list = field(default_factory=list)
+    noisy: Optional[torch.Tensor] = None        # (B,) bool on the CPU: samples that get Gaussian noise
+    noise_seed: Optional[int] = None            # seed of the noise pixels (None: no sample is noisy)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
@@ -185,6 +207,7 @@ class BatchAugment:
         gen: torch.Generator,
         landmarks: Optional[torch.Tensor] = None,
         flip: Optional[torch.Tensor] = None,
+        noiseless: bool = False,
     ) -> AugmentedBatch:
         """Augment a batch.
 
@@ -194,6 +217,8 @@ class BatchAugment:
             landmarks: optional ``(B, K, 2)`` (x, y) in pixels of ``raw``.
             flip: optional bool ``(B,)`` forcing which samples are mirrored
                 (EAC's second view); drawn with probability ``cfg.flip`` otherwise.
+            noiseless: also return the batch without the Gaussian noise (EAC's
+                mirror view is built from it).
         """
         dev = raw.device
         threads = torch.get_num_threads() if dev.type == "cpu" else 1
@@ -202,8 +227,17 @@ class BatchAugment:
         # open an OpenMP region even on small tensors; in a single-threaded worker they do not.
         plan = pool.submit(self._plan, raw, gen, landmarks, flip).result() if pool else \
             self._plan(raw, gen, landmarks, flip)
+        source = raw if plan.noise_seed is None else gaussian_noise(raw, plan.noisy, plan.noise_seed, self.cfg.noise_var)
+        out = self._apply(source, plan, pool)
+        plain = None
+        if noiseless:
+            plain = out if source is raw else self._apply(raw, plan, pool)
+        return AugmentedBatch(out, plan.landmarks, plan.flip, plan.theta, plan.noisy, plain)
+
+    def _apply(self, raw: torch.Tensor, plan: _Plan, pool: Optional[ThreadPoolExecutor]) -> torch.Tensor:
+        """Runs ``plan`` over ``raw`` chunk by chunk (on the pool's threads when there is one)."""
         b, size = raw.shape[0], self.cfg.image_size
-        out = torch.empty(b, 3, size, size, device=dev)
+        out = torch.empty(b, 3, size, size, device=raw.device)
         spans = [(lo, min(b, lo + plan.step)) for lo in range(0, b, plan.step)]
         if pool is None:
             for lo, hi in spans:
@@ -211,7 +245,7 @@ class BatchAugment:
         else:
             for future in [pool.submit(self._chunk, raw, out, plan, lo, hi) for lo, hi in spans]:
                 future.result()
-        return AugmentedBatch(out, plan.landmarks, plan.flip, plan.theta)
+        return out
 
     def _plan(self, raw: torch.Tensor, gen: torch.Generator, landmarks: Optional[torch.Tensor],
               flip: Optional[torch.Tensor]) -> _Plan:
@@ -220,8 +254,12 @@ class BatchAugment:
         cfg = self.cfg
         b, h_in, w_in = raw.shape[0], raw.shape[1], raw.shape[2]
         dev, size = raw.device, cfg.image_size
+        noisy = None
         if flip is None:
-            flip = torch.rand(b, generator=gen) < cfg.flip
+            draw = torch.rand(b, generator=gen)
+            flip = draw < cfg.flip
+            if cfg.flip_or_noise and cfg.noise > 0:
+                noisy = ~flip & (draw < cfg.flip + cfg.noise)
         flip = flip.cpu()
         cx, cy, w, h = _crop_boxes(b, cfg, gen)
         # Output coordinate u in [-1, 1] maps to input (2cx - 1) + w·u (x mirrored when flipped).
@@ -233,6 +271,11 @@ class BatchAugment:
         box = None
         if cfg.erase > 0:
             box = _erase_boxes(b, size, size, gen, cfg.erase, cfg.erase_scale, cfg.erase_ratio)
+        if cfg.noise > 0 and noisy is None:
+            noisy = torch.rand(b, generator=gen) < cfg.noise
+        noise_seed = None
+        if noisy is not None and bool(noisy.any()):
+            noise_seed = int(torch.randint(0, 2 ** 62, (1,), generator=gen))
 
         out_landmarks = None
         if landmarks is not None:
@@ -257,7 +300,7 @@ class BatchAugment:
         floats = torch.cat([t.reshape(-1) for t in floats]).to(dev, torch.float32, non_blocking=True)
         n = b * size
         plan = _Plan(
-            flip=flip, theta=theta, landmarks=out_landmarks, step=step,
+            flip=flip, theta=theta, landmarks=out_landmarks, step=step, noisy=noisy, noise_seed=noise_seed,
             rows=ints[:6 * n].view(2, b, 3, size),
             x0=ints[6 * n:7 * n].view(b, size), x1=ints[7 * n:8 * n].view(b, size),
             wy=floats[:n].view(b, 1, size, 1), wx=floats[n:2 * n].view(b, 1, 1, size),
@@ -349,6 +392,21 @@ class BatchAugment:
         torch.baddbmm(offset, mat, flat, out=dst)
         for c, (low, high) in enumerate(self._bounds):
             out[:, c].clamp_(low, high)
+
+
+def gaussian_noise(raw: torch.Tensor, chosen: torch.Tensor, seed: int, var: float) -> torch.Tensor:
+    """``raw`` (uint8 ``(B, H, W, 3)``) with ``clip(x + N(0, var), 0, 255)`` on the ``chosen`` samples.
+
+    The peers' ``add_gaussian_noise``: float noise of standard deviation ``sqrt(var)`` per
+    pixel and channel, clipped to 0..255 and cast to uint8, which truncates towards 0.
+    The pixels come from a generator on ``raw``'s device seeded with ``seed``.
+    """
+    idx = chosen.nonzero().squeeze(1).to(raw.device)
+    picked = raw.index_select(0, idx)
+    gen = torch.Generator(device=raw.device).manual_seed(seed)
+    noise = torch.randn(picked.shape, generator=gen, device=raw.device)
+    noisy = noise.mul_(math.sqrt(var)).add_(picked).clamp_(0, 255).to(torch.uint8)
+    return raw.index_copy(0, idx, noisy)
 
 
 def _axis_taps(scale: torch.Tensor, shift: torch.Tensor, n_out: int, n_in: int

@@ -4,12 +4,21 @@ A run's recipe is resolved in layers, later ones winning:
 
 1. :data:`DEFAULTS`, the engine's defaults;
 2. the protocol: ``official`` takes the method's own published recipe
-   (``Method.recipe``), ``unified`` takes :data:`UNIFIED`, the same for every method;
+   (``Method.recipe``), ``unified`` takes :data:`UNIFIED`, the same for every method.
+   An official recipe may also set the method's own hyper-parameters where the
+   official code differs from the suite's default (LA-Net's ``shards`` and
+   ``heatmap_peak``); under ``unified`` those keep the method's defaults;
 3. the profile, by scale: ``paper`` (ResNet-18 at 224 px, the default on real
    datasets) changes nothing, ``cpu`` (the default on the synthetic dataset)
    shrinks network, input and schedule so a run finishes in minutes on two
    cores; method hyper-parameters are untouched;
-4. the user's ``--set key=value`` overrides.
+4. the user's ``--set key=value`` overrides;
+5. what the pretrained weights imply (:mod:`fer_bench.models.pretrained`):
+   ``pretrained_kind: auto`` becomes the checkpoint's kind, ``normalize: auto``
+   that kind's input statistics, and weights that fix the backbone's layout
+   (EAC's VGGFace2 ResNet-50) set ``arch``/``width``/``stem``, or are an error
+   when ``--set`` asked for another layout. The resolved values are what the
+   run config records.
 
 A ``--set`` key is either a recipe key or one of the method's hyper-parameters;
 anything else is an error that lists both.
@@ -20,12 +29,16 @@ from __future__ import annotations
 import ast
 from typing import Any, Iterable
 
+from ..models.pretrained import CHECKPOINT_KINDS, NORMALISATIONS, checkpoint_kind
+
 DEFAULTS: dict[str, Any] = {
     "arch": "resnet18",
     "width": 64,
     "stem": "imagenet",
     "image_size": 224,
     "pretrained": "none",
+    "pretrained_kind": "auto",    # auto (from the source's name) | none | imagenet | msceleb | vggface2
+    "normalize": "auto",          # auto (the kind's) | imagenet | msceleb: input mean/std
     "epochs": 60,
     "batch_size": 64,
     "optimizer": "adam",          # adam | adamw | sgd
@@ -45,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     "aug_saturation": 0.0,
     "aug_erase": 0.5,
     "aug_erase_scale": [0.02, 0.25],
+    "aug_noise": 0.0,             # probability of additive Gaussian noise on the uint8 image (SCN/RUL/EAC)
+    "aug_noise_var": 30.0,        # its variance on the 0-255 scale
+    "aug_flip_or_noise": False,   # true: one draw picks flip (aug_flip), noise (aug_noise) or neither
     "eval_batch_size": 256,
 }
 
@@ -58,7 +74,9 @@ UNIFIED: dict[str, Any] = {
 # epoch, because the network memorises the flipped labels (train accuracy on the
 # noisy labels passes 85%). Random-resized crops, erasing or colour jitter at
 # this capacity prevent the memorisation altogether, which would hide exactly
-# the effect noise-robust methods exist to fix; so only flips are used.
+# the effect noise-robust methods exist to fix; so those are off. Each method's
+# own flip and Gaussian-noise rule (the peers' light per-image augmentation:
+# flip-or-noise for SCN/RUL, an unflipped noisy first view for EAC) is kept.
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu": {
@@ -66,7 +84,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "pretrained": "none", "epochs": 15, "batch_size": 64,
         "optimizer": "adam", "lr": 2e-3, "weight_decay": 1e-4,
         "schedule": "cosine", "warmup_epochs": 0,
-        "aug_flip": 0.5, "aug_crop_scale": [1.0, 1.0], "aug_erase": 0.0,
+        "aug_crop_scale": [1.0, 1.0], "aug_erase": 0.0,
         "aug_brightness": 0.0, "aug_contrast": 0.0, "aug_saturation": 0.0,
     },
 }
@@ -135,9 +153,10 @@ def resolve(
     if profile not in PROFILES:
         raise RecipeError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     recipe = dict(DEFAULTS)
-    recipe.update(method_recipe if protocol == "official" else UNIFIED)
-    recipe.update(PROFILES[profile])
     hparams = dict(method_hparams)
+    for key, value in (method_recipe if protocol == "official" else UNIFIED).items():
+        (hparams if key in method_hparams else recipe)[key] = value
+    recipe.update(PROFILES[profile])
     for key, value in overrides.items():
         if key in recipe:
             recipe[key] = _coerce(key, value, DEFAULTS.get(key, recipe[key]))
@@ -146,4 +165,24 @@ def resolve(
         else:
             known = sorted(recipe) + sorted(hparams)
             raise RecipeError(f"unknown --set key {key!r}; known: {', '.join(known)}")
+    _apply_checkpoint_kind(recipe, overrides)
     return recipe, hparams
+
+
+def _apply_checkpoint_kind(recipe: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Layer 5: resolve ``pretrained_kind`` and ``normalize``, and the layout the weights fix."""
+    if recipe["pretrained_kind"] == "auto":
+        recipe["pretrained_kind"] = checkpoint_kind(recipe["pretrained"])
+    kind = CHECKPOINT_KINDS.get(recipe["pretrained_kind"])
+    if kind is None:
+        raise RecipeError(f"--set pretrained_kind={recipe['pretrained_kind']!r}: known: auto, "
+                          f"{', '.join(CHECKPOINT_KINDS)}")
+    if recipe["normalize"] == "auto":
+        recipe["normalize"] = kind.normalize
+    if recipe["normalize"] not in NORMALISATIONS:
+        raise RecipeError(f"--set normalize={recipe['normalize']!r}: known: auto, {', '.join(NORMALISATIONS)}")
+    for key, needed in kind.layout.items():
+        if key in overrides and overrides[key] != needed:
+            raise RecipeError(f"{recipe['pretrained']} holds {recipe['pretrained_kind']} weights, which need "
+                              f"{key}={needed}, not {overrides[key]}: use --set {key}={needed}")
+        recipe[key] = needed

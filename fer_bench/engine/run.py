@@ -40,7 +40,7 @@ from ..atomic import save_torch, write_csv, write_json, write_text
 from ..datasets.base import FERDataset
 from ..landmarks.extract import attach_cached_landmarks
 from ..methods.base import Batch, Method, MethodContext
-from ..models.pretrained import load_pretrained
+from ..models.pretrained import NORMALISATIONS, load_pretrained
 from ..noise.files import generate_train_labels, import_train_labels, label_file_text
 from ..paths import results_root
 from ..registry import DATASETS, METHODS, NOISE_MODELS
@@ -156,12 +156,16 @@ def epoch_seed(seed: int, epoch: int, stream: int) -> int:
 
 
 def augment_config(recipe: dict[str, Any]) -> AugmentConfig:
+    # A run recorded before a key existed ran with its default (no noise op) and ImageNet statistics.
+    recipe = {**recipes.DEFAULTS, "normalize": "imagenet", **recipe}
+    mean, std = NORMALISATIONS[recipe["normalize"]]
     return AugmentConfig(
         image_size=recipe["image_size"], flip=recipe["aug_flip"],
         crop_scale=tuple(recipe["aug_crop_scale"]), crop_ratio=tuple(recipe["aug_crop_ratio"]),
         brightness=recipe["aug_brightness"], contrast=recipe["aug_contrast"],
         saturation=recipe["aug_saturation"], erase=recipe["aug_erase"],
-        erase_scale=tuple(recipe["aug_erase_scale"]),
+        erase_scale=tuple(recipe["aug_erase_scale"]), noise=recipe["aug_noise"],
+        noise_var=recipe["aug_noise_var"], flip_or_noise=recipe["aug_flip_or_noise"], mean=mean, std=std,
     )
 
 
@@ -278,9 +282,9 @@ def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, im
         idx_dev = idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx
         raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
         landmarks = ctx.train_landmarks[idx_dev] if ctx.train_landmarks is not None else None
-        aug = ctx.augment(raw, gen, landmarks=landmarks)
+        aug = ctx.augment(raw, gen, landmarks=landmarks, noiseless=method.needs_noiseless)
         batch = Batch(images=aug.images, labels=ctx.train_labels[idx_dev], indices=idx_dev, raw=raw,
-                      gen=gen, flipped=aug.flipped, landmarks=aug.landmarks)
+                      gen=gen, flipped=aug.flipped, landmarks=aug.landmarks, noiseless=aug.noiseless)
         if device.type == "cuda":
             batch.images = batch.images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):

@@ -9,22 +9,32 @@ heatmap is dilated with a 3 x 3 max filter and thresholded at 0.2. Without it a
 network would learn that predicting zeros everywhere is nearly optimal, since a
 point's foreground is ~45 of 3,136 pixels.
 
-Code-vs-paper/official choices:
+Two peak conventions (``convention``; LA-Net's ``--set heatmap_peak=...``), both
+computed separably for the whole batch at once:
 
-* Coordinates use the engine's pixel-centre convention (pixel ``i`` has its
-  centre at ``i``), so an input pixel ``p`` lies at heatmap coordinate
-  ``(p + 0.5) * h / S - 0.5``; the official code takes ``x / 4`` in a
-  corner convention. The centre is rounded to the nearest pixel, as in the code,
-  so the peak value 1 lands on one pixel.
-* The Gaussian is cut to ``|dx|, |dy| <= 3 sigma``, the official 10 x 10 patch's
-  reach, and computed separably for the whole batch at once; the official
-  per-sample patch also shifts the peak by one pixel near the top/left border
-  (spec quirk 7), which is not reproduced.
-* A point whose patch lies wholly outside the map (cropped away) gives an
-  all-zero heatmap and so an all-ones weight map, as in the code.
+* ``official`` (the official recipe's): the official ``generate_target``
+  (LA-Net ``dataloader.py`` and ``utils.py``): the peak sits on heatmap pixel
+  ``int(x * h / S + 0.5)`` (``int(x / 4 + 0.5)`` at 224 px, truncating toward
+  zero), and the Gaussian is written as its 10 x 10 patch, offsets -5..+4 from
+  the peak (for sigma 1.5; ``int(p - 3 sigma)`` to ``int(p + 3 sigma + 1)`` in
+  general). Near the top/left border the patch's integer truncation moves the
+  peak one pixel right/down (spec quirk 7); that is reproduced too.
+* ``centre`` (the suite's): the engine's pixel-centre convention (pixel ``i`` has
+  its centre at ``i``), so an input pixel ``p`` lies at heatmap coordinate
+  ``(p + 0.5) * h / S - 0.5``, rounded to the nearest pixel; the Gaussian is cut
+  symmetrically at ``|dx|, |dy| <= 3 sigma`` (offsets -4..+4 for sigma 1.5). At
+  224 px it puts about three peaks in four one heatmap pixel away from the
+  official ones (the official ``x / 4`` is a quarter of the coordinate, not of
+  the pixel centre), and it has no border quirk.
+
+Either way the peak value is 1, and a point whose patch lies wholly outside the
+map (cropped away) gives an all-zero heatmap and so an all-ones weight map, as
+in the code.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -65,8 +75,32 @@ def weight_map(heatmaps: torch.Tensor, threshold: float = FOREGROUND_THRESHOLD,
     return torch.where(dilated > threshold, torch.full_like(heatmaps, foreground), torch.ones_like(heatmaps))
 
 
-def heatmap_targets(points: torch.Tensor, image_size: int, size: int,
-                    sigma: float = SIGMA) -> tuple[torch.Tensor, torch.Tensor]:
+def official_heatmaps(points: torch.Tensor, image_size: int, size: int, sigma: float = SIGMA) -> torch.Tensor:
+    """``(B, K, size, size)`` heatmaps as the official ``generate_target`` writes them (see the module docstring)."""
+    peak = torch.trunc(points.float() * (size / image_size) + 0.5)
+    reach = 3.0 * sigma
+    patch = math.ceil(2 * reach + 1)       # the patch's side: len(arange(0, 2 * reach + 1))
+    middle = (2 * reach + 1) // 2          # its peak's index in the patch
+    first, end = torch.trunc(peak - reach), torch.trunc(peak + reach + 1)
+    grid = torch.arange(size, device=points.device, dtype=torch.float32)
+    axes = []
+    for a in (0, 1):  # x, then y
+        index = grid.view(1, 1, -1) - first[..., a:a + 1]  # position in the patch
+        inside = (index >= 0) & (index < patch) & (grid.view(1, 1, -1) < end[..., a:a + 1])
+        axes.append(torch.exp(-(index - middle) ** 2 / (2 * sigma ** 2)) * inside)
+    return axes[1].unsqueeze(-1) * axes[0].unsqueeze(-2)
+
+
+HEATMAP_CONVENTIONS = ("official", "centre")
+
+
+def heatmap_targets(points: torch.Tensor, image_size: int, size: int, sigma: float = SIGMA,
+                    convention: str = "centre") -> tuple[torch.Tensor, torch.Tensor]:
     """Heatmaps and weight maps ``(B, K, size, size)`` for points ``(B, K, 2)`` in input pixels."""
-    heat = gaussian_heatmaps(to_heatmap_coords(points, image_size, size), size, sigma)
+    if convention == "official":
+        heat = official_heatmaps(points, image_size, size, sigma)
+    elif convention == "centre":
+        heat = gaussian_heatmaps(to_heatmap_coords(points, image_size, size), size, sigma)
+    else:
+        raise ValueError(f"unknown heatmap convention {convention!r}; known: {', '.join(HEATMAP_CONVENTIONS)}")
     return heat, weight_map(heat)

@@ -20,7 +20,8 @@ augmentation, optimiser, schedule, evaluation, checkpoints). The contract:
 What a batch carries covers the peers: sample indices (per-sample memories),
 the current training labels (``ctx.train_labels``, which a method may rewrite,
 as SCN's relabelling does), landmarks transformed with the image (LA-Net), the
-raw uint8 images and the batch's generator (extra views, as EAC needs).
+raw uint8 images and the batch's generator (extra views, as EAC needs), and,
+for a method that asks, the images without the Gaussian-noise op (EAC's mirror).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class Batch:
             views from it so that they are reproducible too.
         flipped: bool ``(B,)``, which samples were mirrored.
         landmarks: ``(B, K, 2)`` in pixels of ``images`` when the method needs them.
+        noiseless: ``images`` without the Gaussian-noise op (same geometry, colour
+            and erasing), for a method that sets ``needs_noiseless``.
     """
 
     images: torch.Tensor
@@ -84,6 +87,7 @@ class Batch:
     gen: torch.Generator
     flipped: torch.Tensor
     landmarks: Optional[torch.Tensor] = None
+    noiseless: Optional[torch.Tensor] = None
 
 
 @dataclass
@@ -107,6 +111,7 @@ class Method:
     hparams: ClassVar[dict[str, Any]] = {}
     recipe: ClassVar[dict[str, Any]] = {}
     needs_landmarks: ClassVar[bool] = False
+    needs_noiseless: ClassVar[bool] = False  # batches also carry the images without the Gaussian noise
 
     def __init__(self, ctx: MethodContext, hparams: dict[str, Any]) -> None:
         self.ctx = ctx

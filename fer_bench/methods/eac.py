@@ -19,6 +19,20 @@ Independent erasing is the default here (``shared_erasing=false``), as in the
 code's noisy runs the paper's tables come from; ``--set shared_erasing=true``
 gives the paper's variant. EAC erases with p = 0.5 and area 0.02-0.25 itself,
 so its recipe turns the engine's own erasing off.
+
+Input augmentation as in the official code (``src/dataset.py``): the first view is
+never flipped (its mirror is the second view), so the official recipe sets
+``aug_flip=0``; it gets additive Gaussian noise (variance 30 on the 0-255 scale)
+with p = 0.5 (``aug_noise=0.5``), and the mirror view is made from the image
+*without* that noise (in noisy mode; with ``shared_erasing`` the mirror is the
+first view mirrored, noise included, as the code's clean mode does). The unified
+protocol flips the first view with p = 0.5 and adds no noise.
+
+Backbone: the paper's noisy-label table uses ResNet-18 (the official recipe here);
+the code's default is a ResNet-50 from VGGFace2 (``resnet50_ft_weight.pkl``), a
+Caffe-style network: ``--pretrained resnet50_ft_weight.pkl --trust-pickle``
+builds ``resnet50_caffe`` for it (see :mod:`fer_bench.models.resnet`), with
+ImageNet normalisation as the code uses.
 """
 
 from __future__ import annotations
@@ -72,7 +86,9 @@ class EAC(Method):
     recipe = {
         "optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-4, "schedule": "exponential",
         "gamma": 0.9, "epochs": 60, "batch_size": 32, "aug_erase": 0.0,
+        "aug_flip": 0.0, "aug_noise": 0.5, "normalize": "imagenet",
     }
+    needs_noiseless = True
 
     def build_model(self) -> nn.Module:
         return EACNet(create_backbone(**self.backbone_kwargs()), self.ctx.num_classes)
@@ -87,7 +103,8 @@ class EAC(Method):
             mirror = torch.flip(view, dims=[-1])
         else:
             view = self._erase(x, batch.gen)
-            mirror = self._erase(torch.flip(x, dims=[-1]), batch.gen)
+            plain = x if batch.noiseless is None else batch.noiseless
+            mirror = self._erase(torch.flip(plain, dims=[-1]), batch.gen)
         logits, fmap = self.model.forward_with_map(view)
         _, fmap_mirror = self.model.forward_with_map(mirror)
         weight = self.model.fc.weight

@@ -14,6 +14,10 @@ must lean towards the harder sample, so the uncertainty head learns which
 samples are hard (noisy or ambiguous). At test time the prediction is
 ``fc(mu(x))``: the uncertainty branch is not used.
 
+Input augmentation (official recipe, ``src/dataset.py``): SCN's rule, with
+p = 0.5 a flip or Gaussian noise of variance 30, each equally likely, then
+erasing; ImageNet normalisation as the code uses with ``resnet18_msceleb.pth``.
+
 Choices (code vs paper): pairs are a random permutation as in the code (a
 sample may be paired with one of the same class, or itself); the paper's text
 mixes samples of different classes, which ``--set pairs=different_class`` does
@@ -105,6 +109,8 @@ class RUL(Method):
     recipe = {
         "optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-4, "schedule": "exponential",
         "gamma": 0.9, "epochs": 60, "batch_size": 64,
+        # src/dataset.py: with p 0.5 one of (flip, Gaussian noise of variance 30), each equally likely
+        "aug_flip": 0.25, "aug_noise": 0.25, "aug_flip_or_noise": True, "normalize": "imagenet",
     }
 
     def __init__(self, ctx, hparams) -> None:

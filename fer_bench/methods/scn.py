@@ -19,6 +19,12 @@ the low-importance group; ``relabel_scope=all`` (default) or ``low``. The loss
 is CE + L_RR with unit weights, as in the code (the paper writes a convex
 combination). ``delta1`` defaults to 0.07, the README's advice for batch 64
 (0.15 was tuned for batch 1024). ``relabel_epoch`` is 1-based, like the code's.
+
+Input augmentation (official recipe, as ``src/train.py``'s dataset does): with
+p = 0.5 either a horizontal flip or additive Gaussian noise of variance 30 (0-255
+scale), each equally likely (``aug_flip=0.25, aug_noise=0.25,
+aug_flip_or_noise=true``), then erasing; ImageNet normalisation, as the code uses
+with its MS-Celeb weights. The unified protocol flips with p = 0.5, no noise.
 """
 
 from __future__ import annotations
@@ -89,6 +95,8 @@ class SCN(Method):
     recipe = {
         "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "schedule": "exponential",
         "gamma": 0.9, "epochs": 70, "batch_size": 64,
+        # src/train.py RafDataSet: with p 0.5 one of (flip, Gaussian noise of variance 30), each equally likely
+        "aug_flip": 0.25, "aug_noise": 0.25, "aug_flip_or_noise": True, "normalize": "imagenet",
     }
 
     def __init__(self, ctx, hparams) -> None:

@@ -16,14 +16,31 @@ formats the peers use all carry torchvision ResNet names once unwrapped:
   with extra ``feature``/``fc`` heads, which are not part of the backbone and are ignored;
 * EAC's VGGFace2 ``resnet50_ft_weight.pkl``: a pickled dict of numpy arrays. Unpickling
   can run arbitrary code, so it is read only when the caller passes ``trust_pickle``
-  (``--trust-pickle`` on the command line); everything else loads with ``weights_only``;
+  (``--trust-pickle`` on the command line); everything else loads with ``weights_only``.
+  Its names are torchvision's, but its network is the Caffe-style ResNet-50
+  (``resnet50_caffe``, see :mod:`.resnet`): in torchvision's layout every tensor fits and
+  the network computes something else, so this format loads only into ``resnet50_caffe``
+  and ``resnet50_caffe`` takes only this format. A checkpoint without batch-norm
+  ``num_batches_tracked`` counters (a Caffe conversion need not have them) loads: they are
+  not weights, and keep the backbone's own values;
 * a plain torchvision state dict.
+
+**Checkpoint kinds.** What a source is follows from how it is named, before anything is
+read (:func:`checkpoint_kind`): ``none``, ``imagenet`` (the word, or one of torchvision's
+file names), ``vggface2`` (a ``.pkl``) or ``msceleb`` (any other file: the peers' face
+recognition ResNets). A kind carries the input normalisation that goes with its weights
+(:data:`NORMALISATIONS`: LA-Net's MS-Celeb statistics for ``msceleb``, ImageNet's
+otherwise, which EAC's code also uses with its VGGFace2 weights) and, for ``vggface2``,
+the backbone layout the weights require. The recipe keys ``pretrained_kind`` and
+``normalize`` (both ``auto`` by default) record and override them
+(:mod:`fer_bench.engine.recipe`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import pickle
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -42,9 +59,55 @@ IMAGENET_FILES = {
 CONTAINER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 PREFIXES = ("module.", "backbone.", "model.", "encoder.")
 
+# Input normalisation statistics (mean, std of RGB in [0, 1]) by name.
+NORMALISATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # LA-Net dataloader.py: "calculated based on MS-Celeb 1M", used with its MS-Celeb ResNet-18.
+    "msceleb": ((0.5412, 0.4324, 0.3795), (0.2485, 0.2182, 0.2066)),
+}
+
+
+@dataclass(frozen=True)
+class CheckpointKind:
+    """What a family of pretrained weights implies for the run that uses them."""
+
+    normalize: str                                         # a key of NORMALISATIONS
+    layout: dict[str, Any] = field(default_factory=dict)   # recipe keys the weights fix (arch, width, stem)
+
+
+CHECKPOINT_KINDS: dict[str, CheckpointKind] = {
+    "none": CheckpointKind("imagenet"),
+    "imagenet": CheckpointKind("imagenet"),
+    "msceleb": CheckpointKind("msceleb"),
+    "vggface2": CheckpointKind("imagenet", {"arch": "resnet50_caffe", "width": 64, "stem": "imagenet"}),
+}
+CAFFE_ARCH = CHECKPOINT_KINDS["vggface2"].layout["arch"]
+
 
 class PretrainedError(ValueError):
     """A checkpoint that is missing, unreadable, or does not fit the backbone."""
+
+
+def checkpoint_kind(source: Optional[str]) -> str:
+    """The kind of a ``pretrained`` source, from its name alone (see the module docstring)."""
+    if source in (None, "", "none"):
+        return "none"
+    if source == "imagenet" or Path(source).name in IMAGENET_FILES.values():
+        return "imagenet"
+    return "vggface2" if Path(source).suffix == ".pkl" else "msceleb"
+
+
+def check_layout(source: str, arch: str) -> None:
+    """Refuse the VGGFace2 Caffe-layout weights for any other architecture, and the other way round."""
+    caffe_file = checkpoint_kind(source) == "vggface2"
+    if caffe_file and arch != CAFFE_ARCH:
+        raise PretrainedError(
+            f"{source} is EAC's VGGFace2 ResNet-50 in the Caffe layout (stride in the first 1x1 convolution, "
+            f"max-pool without padding); in {arch}'s layout it would load and compute something else: "
+            f"use --set arch={CAFFE_ARCH}")
+    if arch == CAFFE_ARCH and not caffe_file and checkpoint_kind(source) != "none":
+        raise PretrainedError(f"{arch} takes only the VGGFace2 pickle (resnet50_ft_weight.pkl); {source} is in "
+                              f"torchvision's layout: use --set arch=resnet50")
 
 
 def imagenet_path(arch: str) -> Path:
@@ -84,6 +147,7 @@ def load_pretrained(backbone: nn.Module, source: Optional[str], arch: str,
     """Load ``source`` into ``backbone``; return ``{file, sha256, matched, total}`` or None for ``none``."""
     if source in (None, "", "none"):
         return None
+    check_layout(source, arch)
     path = imagenet_path(arch) if source == "imagenet" else Path(source)
     if not path.is_file():
         hint = (f"; torchvision's {arch} ImageNet file must be placed there by hand (nothing is downloaded)"
@@ -102,6 +166,8 @@ def load_pretrained(backbone: nn.Module, source: Optional[str], arch: str,
                 f"cannot read {path} as a tensor checkpoint: {str(exc).strip().splitlines()[0]}") from None
     state = _state_dict(raw, path)
     target = backbone.state_dict()
+    if not any(k.endswith("num_batches_tracked") for k in state):  # counters, not weights (Caffe conversions)
+        state.update({k: v for k, v in target.items() if k.endswith("num_batches_tracked")})
     matched = {k: v for k, v in state.items() if k in target and v.shape == target[k].shape}
     if len(matched) < MIN_MATCHED * len(target):
         unmatched = [k for k in target if k not in matched]

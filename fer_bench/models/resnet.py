@@ -5,6 +5,14 @@ parameter names and shapes (``conv1``, ``bn1``, ``layer1``..``layer4``), so
 pretrained torchvision or MS-Celeb checkpoints map onto it by name. The CPU
 profile uses the same network at a reduced width and with a lighter stem,
 because a full ResNet-18 trains at only ~16 images/s at 224 px on two cores.
+
+``resnet50_caffe`` is the Caffe-style ResNet-50 that EAC's VGGFace2 weights
+(``resnet50_ft_weight.pkl``) were trained in (EAC ``src/resnet.py``): a
+downsampling bottleneck strides in its first 1x1 convolution instead of the
+3x3 (torchvision's v1.5 layout, ``resnet50``), and the stem's max-pool has no
+padding and rounds up (``ceil_mode``). Parameter names and shapes are the same
+as ``resnet50``'s, so the two would accept each other's weights without a
+word and compute different things; :mod:`.pretrained` keeps them apart.
 """
 
 from __future__ import annotations
@@ -15,11 +23,24 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+
+
+class CaffeBottleneck(Bottleneck):
+    """A bottleneck that downsamples in its first 1x1 convolution (the original ResNet/Caffe layout)."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__(inplanes, planes, stride, downsample)
+        self.conv1.stride, self.conv2.stride = (stride, stride), (1, 1)
+
+
 DEPTHS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
     "resnet18": (BasicBlock, (2, 2, 2, 2)),
     "resnet34": (BasicBlock, (3, 4, 6, 3)),
     "resnet50": (Bottleneck, (3, 4, 6, 3)),
+    "resnet50_caffe": (CaffeBottleneck, (3, 4, 6, 3)),
 }
+# Architectures whose ImageNet stem max-pools as Caffe did: no padding, output size rounded up.
+CAFFE_STEM = frozenset({"resnet50_caffe"})
 
 Stem = Literal["imagenet", "small"]
 
@@ -28,7 +49,7 @@ class ResNetBackbone(nn.Module):
     """A ResNet trunk without its classifier.
 
     Args:
-        arch: ``resnet18``, ``resnet34`` or ``resnet50``.
+        arch: ``resnet18``, ``resnet34``, ``resnet50`` or ``resnet50_caffe``.
         width: channels of the first stage (64 in the papers).
         stem: ``imagenet`` (7x7/2 conv + max-pool: /4) for 100-224 px faces, or
             ``small`` (3x3/2 conv, no pool: /2) for 32-64 px images, where the
@@ -48,7 +69,8 @@ class ResNetBackbone(nn.Module):
         self.arch, self.width, self.stem = arch, width, stem
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
-            self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+            self.maxpool: nn.Module = (nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
+                                       if arch in CAFFE_STEM else nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
         else:
             self.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=2, padding=1, bias=False)
             self.maxpool = nn.Identity()

@@ -331,7 +331,8 @@ class _LoaderFeed:
         self.mismatch = torch.zeros((), dtype=torch.bool, device=device)
 
     def __call__(self, raw: torch.Tensor, gen: torch.Generator, landmarks: Any = None,
-                 flip: Any = None) -> AugmentedBatch:
+                 flip: Any = None, noiseless: bool = False) -> AugmentedBatch:
+        # The per-image pipeline has no noiseless twin: EAC then mirrors its (maybe noisy) view.
         images, _, idx = next(self._batches)
         images = images.to(self.device, non_blocking=True)
         self.mismatch |= (raw.reshape(-1) != idx.to(self.device, non_blocking=True)).any()

@@ -11,9 +11,12 @@ on-device pipeline (:class:`~fer_bench.engine.augment.BatchAugment`), op for op:
 ==========================  ====================================================
 AugmentConfig               torchvision transform (in this order)
 ==========================  ====================================================
+noise, noise_var,           on the decoded image, as the peers do: Gaussian
+flip_or_noise               noise (RandomApply), or with flip_or_noise one of
+                            flip and noise (RandomApply of a RandomChoice)
 crop_scale, crop_ratio      RandomResizedCrop(size, scale, ratio), or
                             Resize((size, size)) when crop_scale is (1, 1)
-flip                        RandomHorizontalFlip(flip)
+flip                        RandomHorizontalFlip(flip) (unless flip_or_noise)
 brightness, contrast,       ColorJitter(brightness, contrast, saturation), on
 saturation                  the PIL image as the peers do (left out when all 0)
 mean, std                   ToTensor, Normalize(mean, std)
@@ -38,6 +41,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
@@ -46,16 +50,33 @@ from torchvision import transforms as T
 from ..engine.augment import AugmentConfig
 
 
+class GaussianNoise:
+    """The peers' ``add_gaussian_noise`` on a PIL image: ``clip(x + N(0, var), 0, 255)`` cast to uint8."""
+
+    def __init__(self, var: float) -> None:
+        self.std = var ** 0.5
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32))
+        return Image.fromarray((x + torch.randn(x.shape) * self.std).clamp_(0, 255).to(torch.uint8).numpy())
+
+
 def build_transform(cfg: AugmentConfig, train: bool = True) -> T.Compose:
     """The per-image torchvision transform equivalent to ``BatchAugment(cfg)`` (or its eval path)."""
     size = cfg.image_size
     ops: list = []
+    either = train and cfg.flip_or_noise and cfg.noise > 0
+    if either:
+        ops.append(T.RandomApply([T.RandomChoice([T.RandomHorizontalFlip(1.0), GaussianNoise(cfg.noise_var)],
+                                                 p=[cfg.flip, cfg.noise])], p=cfg.flip + cfg.noise))
+    elif train and cfg.noise > 0:
+        ops.append(T.RandomApply([GaussianNoise(cfg.noise_var)], p=cfg.noise))
     if train and tuple(cfg.crop_scale) != (1.0, 1.0):
         ops.append(T.RandomResizedCrop(size, scale=tuple(cfg.crop_scale), ratio=tuple(cfg.crop_ratio)))
     else:
         ops.append(T.Resize((size, size)))
     if train:
-        if cfg.flip > 0:
+        if cfg.flip > 0 and not either:
             ops.append(T.RandomHorizontalFlip(cfg.flip))
         if cfg.brightness > 0 or cfg.contrast > 0 or cfg.saturation > 0:
             ops.append(T.ColorJitter(brightness=cfg.brightness, contrast=cfg.contrast, saturation=cfg.saturation))

@@ -51,6 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .shards import rank_major, shard_ids
+
 EMPTY_LABEL = -(2 ** 62)  # label of never-filled queue slots: equals no class and no singleton
 _MASKED = -1e4            # logit of excluded negatives: exp() is exactly 0, yet never NaN
 
@@ -111,9 +113,14 @@ def pseudo_labels(target: torch.Tensor, indices: torch.Tensor, delta: float) -> 
     return torch.where(confidence < delta, -(indices.long() + 1), cls)
 
 
-def contrastive_masks(labels: torch.Tensor, queue_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positives ``(B, B)``: same pseudo-label in the batch; negatives ``(B, M)``: other label in the queue."""
+def contrastive_masks(labels: torch.Tensor, queue_labels: torch.Tensor,
+                      shards: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positives ``(B, B)``: same pseudo-label in the batch (in the same shard); negatives ``(B, M)``:
+    other label in the queue."""
     positives = labels.unsqueeze(1) == labels.unsqueeze(0)
+    if shards > 1:
+        shard = shard_ids(labels.numel(), shards, labels.device)
+        positives &= shard.unsqueeze(1) == shard.unsqueeze(0)
     negatives = queue_labels.unsqueeze(0) != labels.unsqueeze(1)
     return positives, negatives
 
@@ -139,16 +146,24 @@ class KeyQueue:
         self.ptr = 0
 
     def loss(self, query_u: torch.Tensor, query_v: torch.Tensor, key_u: torch.Tensor, key_v: torch.Tensor,
-             labels: torch.Tensor, tau: float) -> torch.Tensor:
-        """L_EL = L^{u->v} + L^{v->u} against the current queues (before this batch is enqueued)."""
-        positives, negatives = contrastive_masks(labels, self.labels)
+             labels: torch.Tensor, tau: float, shards: int = 1) -> torch.Tensor:
+        """L_EL = L^{u->v} + L^{v->u} against the current queues (before this batch is enqueued).
+
+        With ``shards`` > 1 a query's positives are the keys of its own shard only; with
+        equal shards the mean over all queries is the mean of the per-shard losses, which
+        is what averaging the GPUs' gradients optimises."""
+        positives, negatives = contrastive_masks(labels, self.labels, shards)
         # In float32 even under mixed precision: at tau = 0.1 the logits reach 10, where bf16 rounds by 0.06.
         with torch.autocast(query_u.device.type, enabled=False):
             return (directional_loss(query_u.float(), key_v.float(), self.v, positives, negatives, tau)
                     + directional_loss(query_v.float(), key_u.float(), self.u, positives, negatives, tau))
 
     @torch.no_grad()
-    def enqueue(self, key_u: torch.Tensor, key_v: torch.Tensor, labels: torch.Tensor) -> None:
+    def enqueue(self, key_u: torch.Tensor, key_v: torch.Tensor, labels: torch.Tensor, shards: int = 1) -> None:
+        """Append the batch's keys; with ``shards`` > 1 in the order the official gather lists them."""
+        if shards > 1:
+            order = rank_major(labels.numel(), shards, labels.device)
+            key_u, key_v, labels = key_u[order], key_v[order], labels[order]
         n = labels.numel()
         if n > self.size:
             key_u, key_v, labels, n = key_u[-self.size:], key_v[-self.size:], labels[-self.size:], self.size

@@ -65,9 +65,10 @@ def adaptive_wing_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = 
 
 
 def landmark_loss(pred: torch.Tensor, points: torch.Tensor, image_size: int,
-                  sigma: float) -> torch.Tensor:
-    """Weighted AWing loss of predicted heatmaps ``(B, K, h, h)`` against the points' targets."""
-    target, weight = heatmap_targets(points, image_size, pred.shape[-1], sigma)
+                  sigma: float, convention: str = "centre") -> torch.Tensor:
+    """Weighted AWing loss of predicted heatmaps ``(B, K, h, h)`` against the points' targets
+    (peaks placed by ``convention``, see :mod:`fer_bench.landmarks.heatmaps`)."""
+    target, weight = heatmap_targets(points, image_size, pred.shape[-1], sigma, convention)
     return (weight * adaptive_wing_loss(pred.float(), target)).mean()
 
 

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .shards import shard_ids
+
 EPS = 1e-8
 
 
@@ -110,7 +112,21 @@ class LabelDistributionEstimator(nn.Module):
         self.score_u = PairwiseScore(expr_dim)
         self.score_v = PairwiseScore(landmark_dim)
 
-    def forward(self, u: torch.Tensor, v: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, v: torch.Tensor, logits: torch.Tensor, shards: int = 1) -> torch.Tensor:
+        """q for the batch; with ``shards`` > 1, each shard's rows let gradients reach only its own
+        samples (neighbours are still searched in the whole batch), as the official code's
+        ``gather_with_grad`` does across GPUs (see :mod:`.method`)."""
+        if shards == 1:
+            return self._estimate(u, v, logits)
+        own = (shard_ids(u.shape[0], shards, u.device).unsqueeze(1) == torch.arange(shards, device=u.device))
+        q = None
+        for s in range(shards):
+            mine = own[:, s:s + 1]
+            part = self._estimate(*(torch.where(mine, t, t.detach()) for t in (u, v, logits)))
+            q = part if q is None else torch.where(mine, part, q)
+        return q
+
+    def _estimate(self, u: torch.Tensor, v: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         probs = logits.float().softmax(1)
         estimates = []
         for score, feats in ((self.score_u, u), (self.score_v, v)):

@@ -26,16 +26,44 @@ confidence; 0.5 in the first official commit), ``alpha`` = 1 and ``beta`` = 0.1
 
 Code-vs-paper choices, besides those in the section modules:
 
-* ``swap_flipped_landmarks=true`` (default) re-indexes the landmark channels of
-  mirrored images so each channel keeps its image-side meaning; the official
-  code does not swap (``--set swap_flipped_landmarks=false``).
+* ``swap_flipped_landmarks=true`` (default; the unified protocol) re-indexes the
+  landmark channels of mirrored images so each channel keeps its image-side
+  meaning; the official code does not swap, and neither does the official
+  recipe (``swap_flipped_landmarks=false``).
 * Pseudo-label singletons are ``-(index + 1)``, fixing the official ``-index``
   collision of sample 0 with class 0.
 * The official recipe (``--protocol official`` on real data): Adam 1e-3,
   weight decay 0, per-iteration linear decay to 0, 80 epochs, batch 128, the
   progressive class-balanced sampler, random-resized crops of area 0.75-1,
   colour jitter 0.4 and erasing p = 0.2 of area 0.02-0.2. Its MS-Celeb
-  normalisation statistics belong with the pretrained weights, not here.
+  normalisation statistics belong with the pretrained weights: an MS-Celeb
+  checkpoint brings them (``normalize: auto``, see
+  :mod:`fer_bench.models.pretrained`); ``--set normalize=imagenet`` overrides.
+* ``shards`` (official recipe: 2; default 1): the published run is two GPUs x 64
+  images, and the official code (``resnet.py``, ``MoCo_ResNet.forward``/``_cal``)
+  finds the contrastive positives among each GPU's own 64 images, and its
+  label distribution estimation, though it searches neighbours in the batch
+  gathered from both GPUs, passes gradients only into each GPU's own samples
+  (``gather_with_grad``). ``shards=S`` reproduces that on one device: shard s
+  holds the batch's samples s, s + S, s + 2S, ... (what rank s of the official
+  sampler, ``indices[rank::world]``, gets), positives are restricted to a
+  shard, and each shard's LDE targets see the other shards' features, logits
+  and scores detached. The keys, the queue and the memory use the whole batch,
+  as the gathered keys do; batch norm already spans both GPUs there
+  (SyncBatchNorm). The unified protocol keeps 1: one batch, one device.
+* ``heatmap_peak`` (official recipe: ``official``; default ``centre``): where the
+  landmark heatmaps put their peaks, see :mod:`fer_bench.landmarks.heatmaps`.
+  The suite's pixel-centre convention is the one its augmentation's landmark
+  coordinates are in; the official rounding puts most peaks one heatmap pixel
+  elsewhere.
+
+What still differs from the official code under the official recipe: the
+singleton pseudo-labels above; landmarks are 68 points mapped to 19 (the code
+ships HRNet's 19 for RAF-DB only) and keep their sub-pixel positions through the
+crop (the code truncates them to integers); each image is resampled once from
+the cache to the crop (the code first resizes to 224 with PIL, then crops); the
+jitter ops run in a fixed order (torchvision's are shuffled); the key encoder's
+own discarded LDE pass is skipped (it changes nothing).
 
 At the end of a run the memory, LA-Net's estimate of each training image's
 label distribution, is written to ``label_distributions.csv`` (``image,<class
@@ -53,7 +81,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...atomic import write_text
-from ...landmarks import heatmap_size
+from ...landmarks import HEATMAP_CONVENTIONS, heatmap_size
 from ...registry import register_method
 from ..base import Batch, Method, MethodContext, StepOutput
 from .contrastive import KeyQueue, MomentumEncoder, ProjectionHeads, pseudo_labels
@@ -100,6 +128,8 @@ class LANet(Method):
         "num_landmarks": 19,     # 19 (LA-Net's layout, mapped from 68) or 68
         "sigma": 1.5,            # heatmap Gaussian, in heatmap pixels
         "swap_flipped_landmarks": True,  # false: the official code's un-swapped channels
+        "shards": 1,             # per-device batches the official multi-GPU semantics are emulated with
+        "heatmap_peak": "centre",  # centre (pixel centres) | official (int(x/4 + 0.5), offsets -5..+4)
     }
     recipe = {
         "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "linear", "warmup_epochs": 0,
@@ -107,6 +137,8 @@ class LANet(Method):
         "aug_flip": 0.5, "aug_crop_scale": [0.75, 1.0],
         "aug_brightness": 0.4, "aug_contrast": 0.4, "aug_saturation": 0.4,
         "aug_erase": 0.2, "aug_erase_scale": [0.02, 0.2],
+        # the official code's choices where the suite's defaults differ (hyper-parameters, see above)
+        "shards": 2, "heatmap_peak": "official", "swap_flipped_landmarks": False,
     }
 
     def __init__(self, ctx: MethodContext, hparams: dict[str, Any]) -> None:
@@ -116,6 +148,12 @@ class LANet(Method):
             raise ValueError("lanet: K and queue_size must be at least 1")
         if not (0.0 <= hparams["omega"] <= 1.0 and 0.0 <= hparams["moco_m"] <= 1.0):
             raise ValueError("lanet: omega and moco_m must lie in [0, 1]")
+        if hparams["heatmap_peak"] not in HEATMAP_CONVENTIONS:
+            raise ValueError(f"lanet: heatmap_peak must be one of {', '.join(HEATMAP_CONVENTIONS)}, "
+                             f"got {hparams['heatmap_peak']!r}")
+        shards, batch = hparams["shards"], ctx.recipe.get("batch_size", 1)
+        if not (isinstance(shards, int) and shards >= 1 and batch % shards == 0):
+            raise ValueError(f"lanet: shards must be a whole divisor of the batch size {batch}, got {shards!r}")
         super().__init__(ctx, hparams)
         self.memory = LabelDistributionMemory(ctx.train_labels, ctx.num_classes, self.hp.omega)
         self.queue = KeyQueue(self.hp.queue_size, self.model.encoder.landmark_dim, ctx.device)
@@ -139,7 +177,7 @@ class LANet(Method):
         heatmaps = model.encoder.fpn.heatmaps(merged, heatmap_size(size))
 
         # Section 4: label distribution estimation.
-        target = self.memory.target(batch.indices, model.lde(u, v, logits))
+        target = self.memory.target(batch.indices, model.lde(u, v, logits, hp.shards))
         self.memory.update_(batch.indices, target)
         log_p = F.log_softmax(logits.float(), dim=1)
         ce = F.nll_loss(log_p, batch.labels)
@@ -150,12 +188,12 @@ class LANet(Method):
         model.key.momentum_update(model.encoder, model.heads, hp.moco_m)
         key_u, key_v = model.key(images)
         labels = pseudo_labels(target, batch.indices, hp.delta)
-        el = self.queue.loss(query_u, query_v, key_u, key_v, labels, hp.tau)
-        self.queue.enqueue(key_u, key_v, labels)
+        el = self.queue.loss(query_u, query_v, key_u, key_v, labels, hp.tau, hp.shards)
+        self.queue.enqueue(key_u, key_v, labels, hp.shards)
 
         # Section 3.4: landmark heatmaps.
         points = landmark_points(batch.landmarks, batch.flipped, hp.num_landmarks, hp.swap_flipped_landmarks)
-        lm = landmark_loss(heatmaps, points, size, hp.sigma)
+        lm = landmark_loss(heatmaps, points, size, hp.sigma, hp.heatmap_peak)
 
         loss = ce + hp.lam * lm + hp.alpha * kl + hp.beta * el
         logs = {"ce": ce.detach(), "kl": kl.detach(), "el": el.detach(), "lm": lm.detach(),
