@@ -139,45 +139,48 @@ def plan(environ: Mapping[str, str] = os.environ, cores: Optional[int] = None) -
     return {"mode": mode, "max_threads": cap, "source": ENV, "set_env": {"OMP_NUM_THREADS": str(cap)}}
 
 
-_STATE: dict[str, Any] = {}
+_STATE: dict[str, Any] = {}  # this process's decision, made once
 
 
-def apply_environment(environ: MutableMapping[str, str] = os.environ) -> dict[str, Any]:
-    """Put the policy's OpenMP settings into the environment, once per process; cheap (no torch).
+def apply_environment() -> dict[str, Any]:
+    """Put the policy's OpenMP settings into this process's environment, once; cheap (no torch).
 
     Called when ``fer_bench`` is imported. When torch was imported first, the
     variables can no longer reach OpenMP; the governor then sets the thread
     count through torch instead, and the record says so.
     """
-    if _STATE:
-        return _STATE
+    if not _STATE:
+        _STATE.update(apply_to(os.environ, torch_loaded="torch" in sys.modules))
+    return _STATE
+
+
+def apply_to(environ: MutableMapping[str, str], torch_loaded: bool) -> dict[str, Any]:
+    """:func:`plan` for ``environ``, with its variables put into it (marked as fer-bench's) unless
+    torch is already loaded."""
     decided = plan(environ)
-    torch_first = "torch" in sys.modules
-    if decided["set_env"] and not torch_first:
-        environ.update(decided["set_env"])
+    if decided["set_env"] and not torch_loaded:
         ours = _ours(environ)
         ours.update(decided["set_env"])
+        environ.update(decided["set_env"])
         environ[MARKER] = ",".join(f"{k}={v}" for k, v in sorted(ours.items()))
-    _STATE.update(decided, applied_before_torch=not torch_first)
-    return _STATE
+    return dict(decided, applied_before_torch=not torch_loaded)
 
 
 def child_environment(environ: Mapping[str, str], share: int) -> dict[str, str]:
     """The environment of a child process (a sweep's run) that gets ``share`` of the cores.
 
-    A user's own thread settings pass through untouched; otherwise the child
-    adapts between 1 and ``share`` threads (``off`` gets exactly ``share``, as
-    before the policy existed).
+    A user's own thread count (or ``FER_BENCH_THREADS=N``) passes through
+    untouched; otherwise the child adapts between 1 and ``share`` threads
+    (``off`` gets exactly ``share``, as before the policy existed).
     """
     env = dict(environ)
-    mode, _ = parse(env.get(ENV))
-    if user_value("OMP_NUM_THREADS", env) is not None or mode == "fixed":
+    if plan(env)["mode"] == "fixed":
         return env
     for name, value in _ours(env).items():  # the child decides afresh
         if env.get(name) == value:
             del env[name]
     env.pop(MARKER, None)
-    if mode == "off":
+    if parse(env.get(ENV))[0] == "off":
         env["OMP_NUM_THREADS"] = str(share)
     else:
         env[ENV] = f"auto:{share}"
@@ -306,17 +309,11 @@ def governor() -> Governor:
 
 def record() -> dict[str, Any]:
     """The policy as ``env.json`` records it: mode, why, the thread counts and the OpenMP settings."""
-    state = apply_environment()
-    rec: dict[str, Any] = {
-        "mode": state["mode"], "source": state["source"], "max_threads": state["max_threads"],
-        "usable_cores": usable_cores(), "applied_before_torch": state["applied_before_torch"],
-        "set_by_fer_bench": _ours(os.environ),
-        "environment": {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", *WAIT_VARIABLES)},
+    state, g = apply_environment(), governor()
+    return {
+        "mode": g.mode, "source": g.stopped or state["source"], "max_threads": g.max_threads,
+        "torch_threads": g.threads, "changes": g.changes, "usable_cores": usable_cores(),
+        "applied_before_torch": state["applied_before_torch"], "set_by_fer_bench": _ours(os.environ),
+        "environment": {name: os.environ.get(name) for name in (*USER_THREAD_VARIABLES, *WAIT_VARIABLES)},
         "openmp_runtime": openmp_runtime(), "interval_s": INTERVAL_S, "slack": SLACK,
     }
-    if _GOVERNOR:
-        g = _GOVERNOR[0]
-        rec.update(mode=g.mode, torch_threads=g.threads, changes=g.changes)
-        if g.stopped:
-            rec["source"] = g.stopped
-    return rec

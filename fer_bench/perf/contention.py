@@ -76,10 +76,8 @@ def competing(k: int, kind: str) -> Iterator[list[subprocess.Popen]]:
 
 def policy_slug(record: dict[str, Any]) -> str:
     """``auto``, ``auto1`` (auto with a cap below the cores), ``fixed2``, ``off``: for file names."""
-    mode, cap = record["mode"], record.get("max_threads")
-    if mode == "auto" and cap == record["usable_cores"]:
-        return "auto"
-    return f"{mode}{cap}" if cap else mode
+    mode, cap = record["mode"], record["max_threads"]
+    return mode if mode == "off" or (mode == "auto" and cap >= record["usable_cores"]) else f"{mode}{cap}"
 
 
 def run_contention(
