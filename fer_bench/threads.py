@@ -1,4 +1,4 @@
-"""The CPU thread policy: how many threads a run computes with, and how idle OpenMP threads wait.
+"""The CPU thread policy: how many threads a run computes with, and how OpenMP's threads wait.
 
 Torch from PyPI runs its CPU operators on GNU OpenMP (libgomp), whose threads
 spin at every barrier for a while before they sleep. On an otherwise idle
@@ -10,15 +10,16 @@ competitor trained ten times slower with 2 threads than with 1).
 ``OMP_WAIT_POLICY=PASSIVE`` makes that fair but halves the idle speed, since
 every region then has to wake its threads.
 
-So the policy keeps libgomp's own waiting, which is fastest while the cores are
-free, and instead sizes the thread team to the cores that *are* free:
+So the policy leaves libgomp's waiting as it is (no ``OMP_WAIT_POLICY`` or
+``GOMP_SPINCOUNT`` is set: spinning is fastest while the cores are free) and
+instead sizes the thread team to the cores that *are* free:
 
 * ``auto`` (the default): a :class:`Governor`, ticked once per training step,
   measures every second or so how much CPU time other processes took on this
   process's cores (``/proc/stat`` less this process's own CPU time) and sets
   ``torch.set_num_threads`` to the cores they leave free (a core busy less
-  than :data:`SLACK` of the time counts as free), between 1 and the usable
-  cores. With one thread there are no barriers to wait at, so a busy
+  than :data:`SLACK` of the time counts as free), between 1 and the count
+  torch started with (its default: the physical cores). With one thread there are no barriers to wait at, so a busy
   competitor costs a run its fair share and no more; when the competitor
   stops, the threads come back. The batched augmentation's worker pool is
   sized from ``torch.get_num_threads()`` per batch, so it follows.
@@ -27,8 +28,8 @@ free, and instead sizes the thread team to the cores that *are* free:
 * ``N``: exactly N threads, never changed.
 * ``off``: nothing is set or changed (torch's and OpenMP's own defaults).
 
-The mode comes from ``FER_BENCH_THREADS``; a user's own ``OMP_NUM_THREADS`` or
-``torch.set_num_threads`` counts as ``N`` and is never overridden, and the
+The mode comes from ``FER_BENCH_THREADS``; a user's own ``OMP_NUM_THREADS``,
+``MKL_NUM_THREADS`` or ``torch.set_num_threads`` counts as ``N`` and is never overridden, and the
 wait-policy variables (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``) are left as
 they are. Because OpenMP reads its environment once, when torch loads it,
 :func:`apply_environment` runs when the ``fer_bench`` package is imported

@@ -36,3 +36,16 @@ bench passive-spin FER_BENCH_THREADS=off OMP_WAIT_POLICY=PASSIVE -- --contention
 bench sweep-jobs2 FER_BENCH_THREADS=auto:1 -- --contention 1 --competitor torch
 bench sweep-jobs2-plus1 FER_BENCH_THREADS=auto:1 -- --contention 2 --competitor torch
 uptime
+
+echo; echo "=== summary (medians over the rounds; threads: torch's mean thread count per measurement)"
+python - "$OUT" off-spin auto-spin passive-spin off-torch auto-torch sweep-jobs2 sweep-jobs2-plus1 <<'PY'
+import json, sys
+from pathlib import Path
+for name in sys.argv[2:]:
+    r = json.loads((Path(sys.argv[1]) / f"contention-cpu-48-{name}.json").read_text())
+    s, k = r["summary"]["baseline"], r["settings"]["competitor"]
+    threads = "/".join(f"{row['torch_threads']:.1f}" for row in r["rows"])
+    load = max(row["load_avg_1min"] for row in r["rows"])
+    print(f"{name:<18} idle {s['idle_images_per_s']:6.1f} images/s   {s['competitors']} x {k:<5} "
+          f"{s['contended_images_per_s']:6.1f} images/s ({s['ratio']:4.0%})   threads {threads}   max load {load:.1f}")
+PY
