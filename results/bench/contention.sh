@@ -6,7 +6,8 @@
 #
 # Run from the repository root on an otherwise idle machine (check with `uptime` first):
 #     bash results/bench/contention.sh
-# About 4-5 minutes on 2 idle cores (the first call also renders a 1,536-image synthfer set once).
+# About 8 minutes on 2 idle cores, most of it the collapsed "off" runs beside a competitor (the
+# first call also renders a 1,536-image synthfer set once, in seconds).
 # OUT, REPEAT and STEPS may be overridden from the environment.
 set -euo pipefail
 unset OMP_NUM_THREADS MKL_NUM_THREADS OMP_WAIT_POLICY GOMP_SPINCOUNT FER_BENCH_THREADS FER_BENCH_OMP_SET
