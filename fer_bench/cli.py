@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import click
 
+from . import threads
 from .engine.lock import RunBusy
 from .registry import DATASETS, METHODS, NOISE_MODELS, UnknownNameError, load_env_plugins, load_plugin
 
@@ -61,6 +62,7 @@ plugin_option = click.option(
 @click.version_option(package_name="fer-bench")
 def main() -> None:
     """fer-bench: facial expression recognition under label noise."""
+    threads.apply_environment()  # a malformed FER_BENCH_THREADS is a user error (exit 2), before any command
 
 
 # --- run / eval -------------------------------------------------------------
@@ -599,13 +601,30 @@ def landmarks_extract(dataset: str, root: Optional[str], data_opts: tuple[str, .
 @click.option("--trace", is_flag=True,
               help="Profile one more epoch of each training measurement (torch.profiler) and report the "
                    "operators that take the most time.")
+@click.option("--contention", default=None, type=int, metavar="K",
+              help="Instead: time training idle and beside K busy competing processes, side by side "
+                   "(JSON default: results/bench/contention-<device>-<size>-<thread policy>.json).")
+@click.option("--competitor", default="spin", show_default=True, type=click.Choice(["spin", "torch"]),
+              help="With --contention: a Python busy loop, or a 1-thread torch matmul loop.")
+@click.option("--repeat", default=1, type=int, show_default=True,
+              help="With --contention: rounds of idle + contended measurements (medians are reported).")
 @click.option("--out", type=click.Path(), help="JSON file (default: results/bench/bench-<device>-<size>[-pipeline].json).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def bench(methods: Optional[str], quiet: bool, **kw: Any) -> None:
+def bench(methods: Optional[str], quiet: bool, contention: Optional[int], competitor: str, repeat: int,
+          **kw: Any) -> None:
     """Time training, memory and the input pipeline: batched on-device vs the peers' per-image one."""
+    names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    if contention is not None:
+        from .perf.contention import format_contention, run_contention
+
+        if kw.pop("pipeline_only") or kw.pop("trace"):
+            raise UserError("--contention times training only; drop --pipeline-only and --trace")
+        kw.pop("workers")
+        result = run_contention(names, contention, competitor, repeat, progress=not quiet, **kw)
+        click.echo(format_contention(result))
+        return
     from .perf.bench import format_table, run_bench
 
-    names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     result = run_bench(names, progress=not quiet, **kw)
     click.echo(format_table(result))
 

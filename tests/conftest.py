@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Tests compare the numbers of repeated runs, so the thread count must not follow the machine's
+# load: the suite runs without the adaptive thread policy (tests/test_threads.py checks it).
+os.environ.setdefault("FER_BENCH_THREADS", "off")
+
 from pathlib import Path
 from typing import Any
 

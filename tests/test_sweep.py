@@ -171,8 +171,12 @@ def test_runs_per_gpu_packs_slots_onto_each_gpu(monkeypatch: pytest.MonkeyPatch)
     assert local.slots("auto", None, 3) == ["0", "0", "0", "1", "1", "1"]
     assert local.slots("cuda", 4, 3) == ["0", "0", "0", "1"]
     assert local.slots("cuda:1", None, 2) == ["1", "1"]
-    env = local._child_env("1", 8, ("my_plugin",))
-    assert env["CUDA_VISIBLE_DEVICES"] == "1" and env["OMP_NUM_THREADS"] == "8"
+    for name in ("FER_BENCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "FER_BENCH_OMP_SET"):
+        monkeypatch.delenv(name, raising=False)
+    env = local._child_env("1", 8, ("my_plugin",))  # each child adapts between 1 and its 8 cores
+    assert env["CUDA_VISIBLE_DEVICES"] == "1" and env["FER_BENCH_THREADS"] == "auto:8"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own count goes to every child
+    assert local._child_env(None, 8, ())["OMP_NUM_THREADS"] == "3"
     assert env["FER_BENCH_PLUGINS"].endswith("my_plugin")
 
 

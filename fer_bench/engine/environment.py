@@ -15,6 +15,8 @@ import torchvision
 
 import fer_bench
 
+from .. import threads
+
 
 def git_commit() -> str | None:
     """The commit of the fer-bench checkout, when it is one."""
@@ -38,6 +40,7 @@ def environment_record(device: torch.device) -> dict[str, Any]:
         "numpy": np.__version__,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "thread_policy": threads.record(),
         "device": str(device),
     }
     if device.type == "cuda":

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .. import threads
 from ..atomic import save_torch, write_csv, write_json, write_text
 from ..datasets.base import FERDataset
 from ..landmarks.extract import attach_cached_landmarks
@@ -276,8 +277,11 @@ def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, im
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen_logits = 0
     log_sums: dict[str, torch.Tensor] = {}
+    governor = threads.governor() if device.type == "cpu" else None
     start = time.perf_counter()
     for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{ctx.epochs}", leave=False, disable=not progress):
+        if governor is not None:
+            governor.tick()
         # A pinned source is copied by DMA while the host goes on; a pageable one is staged by the host first.
         idx_dev = idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx
         raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
@@ -308,6 +312,8 @@ def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, im
         raise RunError(f"training loss became {loss} in epoch {epoch + 1}; lower the lr (--set lr=...)")
     row = {"train_loss": loss, "train_acc_noisy": float(correct) / seen_logits if seen_logits else float("nan"),
            "train_seconds": seconds, "images_per_s": n_seen / seconds}
+    if governor is not None:
+        row["torch_threads"] = governor.take_mean()
     row.update({key: float(total) / n_seen for key, total in log_sums.items()})
     row.update(method.on_epoch_end(epoch))
     return row

@@ -404,6 +404,8 @@ def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device
     timed = rows[1]
     n_images = round(timed["images_per_s"] * timed["train_seconds"])
     extra: dict[str, Any] = {"workers": workers} if workers is not None else {}
+    if "torch_threads" in timed:  # the CPU thread policy's mean count over the timed steps
+        extra["torch_threads"] = timed["torch_threads"]
     if profiled:
         extra["trace"] = profiled
     result = _row("training", run.spec.method.lower(), "batched" if workers is None else "reference",

@@ -1,7 +1,8 @@
 """Running a sweep's specs on this machine: a pool of child processes.
 
-On CPU the cores are shared out (``OMP_NUM_THREADS`` = cores // jobs, since
-oversubscribed threads make every run slower). On CUDA each child sees one GPU
+On CPU the cores are shared out: each child adapts its threads between 1 and
+cores // jobs (``FER_BENCH_THREADS=auto:N``, see :mod:`fer_bench.threads`),
+since oversubscribed threads make every run slower. On CUDA each child sees one GPU
 through ``CUDA_VISIBLE_DEVICES``, and ``runs_per_gpu`` children share each GPU:
 a ResNet-18 at batch 128 leaves most of a modern GPU idle, so packing runs is
 the cheapest speed-up a sweep has. Packed runs are ordinary runs; only their
@@ -21,6 +22,7 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
+from .. import threads as cpu_threads
 from ..engine.run import RunSpec, resolve
 from . import worker
 from .plan import run_state, spec_to_json
@@ -45,7 +47,7 @@ def slots(device: str, jobs: Optional[int], runs_per_gpu: int) -> list[Optional[
 
 
 def _child_env(gpu: Optional[str], threads: int, plugins: Sequence[str]) -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    env = dict(cpu_threads.child_environment(os.environ, threads), PYTHONUNBUFFERED="1")
     if plugins:
         env["FER_BENCH_PLUGINS"] = ",".join(filter(None, [env.get("FER_BENCH_PLUGINS"), *plugins]))
     if gpu is not None:
