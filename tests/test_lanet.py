@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from fer_bench.datasets.synthfer.face import MIRROR
-from fer_bench.engine.augment import AugmentConfig, BatchAugment
+from fer_bench.augment import AugmentConfig, BatchAugment
 from fer_bench.engine.run import evaluate
 from fer_bench.landmarks import (FLIP_19, FLIP_68, heatmap_targets, map_68_to_19, swap_mirrored,
                                  to_heatmap_coords)

@@ -45,7 +45,7 @@ from ..noise.files import generate_train_labels, import_train_labels, label_file
 from ..paths import results_root
 from ..registry import DATASETS, METHODS, NOISE_MODELS
 from . import recipe as recipes
-from .augment import AugmentConfig, BatchAugment
+from ..augment import AugmentConfig, BatchAugment
 from .environment import environment_record
 from .lock import run_lock
 from .metrics import accuracy, confusion_matrix, mean_class_accuracy, summarise_epochs

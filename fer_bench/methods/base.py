@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Optional
 import torch
 from torch import nn
 
-from ..engine.augment import BatchAugment
+from ..augment import BatchAugment
 
 
 @dataclass

@@ -13,7 +13,7 @@ as RAF-DB-layout JPEGs, and decoded once into the uint8 cache):
    same engine loop and Baseline step, with the augmented batches coming
    from :mod:`.reference_pipeline` (PIL decode of every JPEG per item,
    torchvision transforms, a DataLoader with ``--workers`` processes) instead
-   of :class:`~fer_bench.engine.augment.BatchAugment`. The loader is handed the
+   of :class:`~fer_bench.augment.BatchAugment`. The loader is handed the
    engine's own index batches, so each image still trains with its own label.
 3. **Input pipelines alone** (``part = pipeline``): augmented batches per
    second with no model, :class:`BatchAugment` on the device from the uint8
@@ -63,7 +63,7 @@ from tqdm import tqdm
 from ..atomic import write_json
 from ..datasets import raf_layout
 from ..datasets.base import FERDataset, Split
-from ..engine.augment import AugmentConfig, AugmentedBatch, BatchAugment
+from ..augment import AugmentConfig, AugmentedBatch, BatchAugment
 from ..engine.environment import environment_record
 from ..engine.optim import build_optimizer, build_scheduler
 from ..engine.recipe import PROFILES
