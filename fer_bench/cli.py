@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import click
 
-from .engine.lock import RunBusy
+from .runs.lock import RunBusy
 from .registry import DATASETS, METHODS, NOISE_MODELS, UnknownNameError, load_env_plugins, load_plugin
 
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, UnknownNameError, ImportError, FileNotFoundError, RunBusy)
@@ -222,7 +222,7 @@ def _sweep_summary(outcomes: list[Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def eval_(run_dir: str, dataset: Optional[str], root: Optional[str], device: str, as_json: bool) -> None:
     """Re-evaluate a trained run's final model on a test split."""
-    from .engine.run import evaluate_run
+    from .runs.model import evaluate_run
 
     res = evaluate_run(Path(run_dir), dataset, root, device)
     if as_json:

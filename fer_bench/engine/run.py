@@ -3,16 +3,8 @@
 The loop knows no method by name: a :class:`~fer_bench.methods.Method` supplies
 the model, the loss and optional hooks; this module supplies data, noise,
 augmentation, optimisation, evaluation on the clean test set, checkpoints and
-the run record. One run is one directory::
-
-    <runs root>/<dataset>/<noise>-<rate>/<method>/seed<k>/
-        config.json        resolved config (recipe, hyper-parameters, noise spec)
-        noise.json         the noise record (realised rate, per-class rates, matrix)
-        train_labels.txt   the noisy training labels, in the dataset's format
-        env.json           versions, hardware, device
-        metrics.csv        one row per epoch
-        checkpoint.pt      written every epoch; the final model once done
-        result.json        written last and atomically: the done marker
+the run record, in the run's directory (:class:`fer_bench.runs.RunDir`, named by
+:class:`fer_bench.runs.RunId`).
 
 Re-running the same command resumes from ``checkpoint.pt`` and, on CPU, ends
 with the same numbers as an uninterrupted run: every epoch's shuffling,
@@ -22,9 +14,7 @@ augmentation and in-model randomness come from generators seeded by
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -44,17 +34,13 @@ from ..models.pretrained import load_pretrained
 from ..noise.files import generate_train_labels, import_train_labels, label_file_text
 from ..paths import results_root
 from ..registry import DATASETS, METHODS, NOISE_MODELS
+from ..runs import RunDir, RunError, RunId, config_hash
 from . import recipe as recipes
 from ..augment import AugmentConfig, BatchAugment
 from .environment import environment_record
-from .lock import run_lock
 from .metrics import accuracy, confusion_matrix, mean_class_accuracy, summarise_epochs
 from .optim import build_optimizer, build_scheduler
 from .samplers import SAMPLERS, epoch_order
-
-
-class RunError(ValueError):
-    """A run that cannot start or continue; the message says why and what to do."""
 
 
 @dataclass
@@ -94,24 +80,21 @@ class ResolvedRun:
     noise_seed: int
 
     @property
-    def run_dir(self) -> Path:
+    def id(self) -> RunId:
         s = self.spec
-        root = Path(s.out) if s.out else results_root() / "runs"
-        if s.noise_file:
-            noise_part = f"file-{Path(s.noise_file).stem}"
-        elif s.noise == "none" or s.rate == 0:
-            noise_part = "clean"
-        else:
-            noise_part = f"{s.noise}{'-exact' if s.exact else ''}-{s.rate:g}"
-        variant = [s.method.lower()]
-        if s.protocol != "official":
-            variant.append(s.protocol)
-        if self.profile != getattr(self.dataset_cls, "default_profile", "paper"):
-            variant.append(f"profile={self.profile}")
-        variant += [f"{k}={v}" for k, v in sorted(s.overrides.items())]
-        dataset_part = s.dataset.lower() + "".join(f"+{k}={v}" for k, v in sorted(s.data_options.items()))
-        seed_part = f"seed{s.seed}" + (f"-noise{self.noise_seed}" if self.noise_seed != s.seed else "")
-        return root / dataset_part / noise_part / "+".join(variant) / seed_part
+        return RunId.build(
+            method=s.method, dataset=s.dataset, data_options=s.data_options, noise=s.noise, rate=s.rate,
+            exact=s.exact, noise_file=s.noise_file, protocol=s.protocol, profile=self.profile,
+            default_profile=self.default_profile, overrides=s.overrides, seed=s.seed, noise_seed=self.noise_seed)
+
+    @property
+    def default_profile(self) -> str:
+        return getattr(self.dataset_cls, "default_profile", "paper")
+
+    @property
+    def run_dir(self) -> Path:
+        root = Path(self.spec.out) if self.spec.out else results_root() / "runs"
+        return root / self.id.name()
 
 
 def resolve(spec: RunSpec) -> ResolvedRun:
@@ -165,10 +148,14 @@ def augment_config(recipe: dict[str, Any]) -> AugmentConfig:
     )
 
 
-def config_record(run: ResolvedRun, noise_sha: str) -> dict[str, Any]:
+def config_record(run: ResolvedRun, noise_sha: Optional[str]) -> dict[str, Any]:
+    """The run's config.json. ``root`` is absolute, so that reports find the data from any directory;
+    None means the dataset's default place under the data root (:func:`fer_bench.paths.data_root`)."""
     s = run.spec
     return {
-        "method": s.method.lower(), "dataset": s.dataset.lower(), "root": s.root,
+        "method": s.method.lower(), "dataset": s.dataset.lower(),
+        "root": str(Path(s.root).resolve()) if s.root else None,
+        "default_profile": run.default_profile,
         "data_options": s.data_options, "seed": s.seed,
         "noise": {"model": "file" if s.noise_file else s.noise, "rate": s.rate, "exact": s.exact,
                   "noise_seed": None if s.noise_file else run.noise_seed, "confusion": s.confusion,
@@ -176,24 +163,6 @@ def config_record(run: ResolvedRun, noise_sha: str) -> dict[str, Any]:
         "protocol": s.protocol, "profile": run.profile, "overrides": s.overrides,
         "recipe": run.recipe, "hparams": run.hparams,
     }
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """Identity of a run's config; where the dataset lies is not part of it (its labels' sha is)."""
-    identity = {k: v for k, v in config.items() if k not in ("root", "config_hash")}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = sorted(set(old) | set(new))
-    out: list[str] = []
-    for k in keys:
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
-    return out
 
 
 def make_train_labels(run: ResolvedRun, dataset: FERDataset):
@@ -373,6 +342,7 @@ def prepare(run: ResolvedRun, progress: bool) -> tuple[FERDataset, np.ndarray, A
     dataset = load_dataset(run.dataset_cls, run.spec.root, run.spec.data_options, progress)
     labels, record = make_train_labels(run, dataset)
     config = config_record(run, record.label_file_sha256)
+    config["config_hash"] = config_hash(config)
     return dataset, labels, record, config
 
 
@@ -381,39 +351,18 @@ def main(spec: RunSpec) -> dict[str, Any]:
 
     Everything that can be checked is checked before the run directory is
     touched; the directory's lock is taken just before the first write.
-    Raises :class:`~fer_bench.engine.lock.RunBusy` if another process is running it.
+    Raises :class:`~fer_bench.runs.RunBusy` if another process is running it.
     """
     run = resolve(spec)
     dataset, train_labels, record, config = prepare(run, spec.progress)
-    config["config_hash"] = config_hash(config)
-    done = finished_result(run.run_dir, config, spec.force)
+    run_dir = RunDir(run.run_dir)
+    done = run_dir.check(config, spec.force)
     if done:
         return done
     setup = build_training(run, dataset, train_labels)
-    with run_lock(run.run_dir):
+    with run_dir.lock():
         # another process may have finished it while this one was getting ready
-        return finished_result(run.run_dir, config, spec.force) or _train(run, dataset, train_labels, record,
-                                                                          config, setup)
-
-
-def finished_result(run_dir: Path, config: dict[str, Any], force: bool) -> Optional[dict[str, Any]]:
-    """The result of a finished run with this config, None if there is none (or ``force``).
-
-    A directory that holds a different config is an error, not something to overwrite.
-    """
-    config_file, result_file = run_dir / "config.json", run_dir / "result.json"
-    if force or not config_file.is_file():
-        return None
-    old = json.loads(config_file.read_text())
-    if old.get("config_hash") != config["config_hash"]:
-        diff = "; ".join(_differences(old, config)[:4])
-        raise RunError(f"{run_dir} holds a run with a different config ({diff}); "
-                       f"use --force to replace it or --out for another results root")
-    if not result_file.is_file():
-        return None
-    result = json.loads(result_file.read_text())
-    result["already_done"] = True
-    return result
+        return run_dir.check(config, spec.force) or _train(run, dataset, train_labels, record, config, setup)
 
 
 @dataclass
@@ -449,21 +398,22 @@ def build_training(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarr
 
 def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, record: Any,
            config: dict[str, Any], setup: Training) -> dict[str, Any]:
-    spec, recipe, run_dir = run.spec, run.recipe, run.run_dir
+    spec, recipe, rd = run.spec, run.recipe, RunDir(run.run_dir)
+    run_dir = rd.path
     device, ctx, method, optimizer, scheduler = setup.device, setup.ctx, setup.method, setup.optimizer, setup.scheduler
     amp = device.type == "cuda"
     chash = config["config_hash"]
-    result_file, ckpt_file, config_file = run_dir / "result.json", run_dir / "checkpoint.pt", run_dir / "config.json"
+    result_file, ckpt_file = rd.result_file, rd.checkpoint_file
 
     if spec.force:
-        for f in (result_file, ckpt_file, run_dir / "metrics.csv"):
+        for f in (result_file, ckpt_file, rd.metrics_file):
             f.unlink(missing_ok=True)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(config_file, config)
-    write_json(run_dir / "noise.json", record.to_dict())
-    write_text(run_dir / "train_labels.txt", label_file_text(dataset, train_labels))
-    write_json(run_dir / "env.json", environment_record(device))
+    write_json(rd.config_file, config)
+    write_json(rd.noise_file, record.to_dict())
+    write_text(rd.labels_file, label_file_text(dataset, train_labels))
+    write_json(rd.env_file, environment_record(device))
 
     rows: list[dict[str, Any]] = []
     start_epoch, elapsed = 0, 0.0
@@ -492,7 +442,7 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
             "scheduler": scheduler.state_dict(), "method": method.extra_state(),
             "train_labels": ctx.train_labels.cpu(), "metrics": rows, "elapsed": elapsed, "config_hash": chash,
         })
-        write_csv(run_dir / "metrics.csv", [{k: v for k, v in r.items() if k != "confusion"} for r in rows])
+        write_csv(rd.metrics_file, [{k: v for k, v in r.items() if k != "confusion"} for r in rows])
         if spec.progress:
             tqdm.write(f"epoch {epoch + 1}/{ctx.epochs}: loss {row['train_loss']:.3f}  "
                        f"test acc {row['test_acc']:.2%}  ({row['images_per_s']:.0f} img/s)")
@@ -517,65 +467,3 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
     result["method_info"] = method.on_train_end(run_dir)
     write_json(result_file, result)
     return result
-
-
-@dataclass
-class TrainedRun:
-    """A finished (or interrupted) run's final model, ready to predict on a dataset."""
-
-    run_dir: Path
-    config: dict[str, Any]
-    dataset: FERDataset
-    method: Method
-    ctx: MethodContext
-    epoch: int
-
-    def logits(self, images: np.ndarray) -> torch.Tensor:
-        device = self.ctx.device
-        return predict_logits(self.method, self.ctx.augment, _images_on(device, images), device,
-                              self.config["recipe"]["eval_batch_size"], device.type == "cuda")
-
-
-def load_trained(run_dir: Path, dataset_name: Optional[str] = None, root: Optional[str] = None,
-                 device_name: str = "auto", progress: bool = True,
-                 dataset: Optional[FERDataset] = None) -> TrainedRun:
-    """Rebuild a run's model from ``checkpoint.pt``, with the run's dataset, another one, or one already loaded."""
-    run_dir = Path(run_dir)
-    config_file, ckpt_file = run_dir / "config.json", run_dir / "checkpoint.pt"
-    for f in (config_file, ckpt_file):
-        if not f.is_file():
-            raise RunError(f"{run_dir} is not a run directory: {f.name} is missing")
-    config = json.loads(config_file.read_text())
-    method_cls = METHODS.get(config["method"])
-    device = select_device(device_name)
-    if dataset is None:
-        dataset_cls = DATASETS.get(dataset_name or config["dataset"])
-        options: dict[str, Any] = {}
-        if dataset_name is None or dataset_name == config["dataset"]:
-            root = root or config.get("root")
-            options = config.get("data_options", {})
-        dataset = load_dataset(dataset_cls, root, options, progress)
-    # The method is built only for its model, so the clean train labels stand in for the noisy ones.
-    ctx = build_context(method_cls, config["recipe"], config["seed"], dataset, dataset.train.labels, device,
-                        training=False)
-    method = method_cls(ctx, config["hparams"])
-    ckpt = torch.load(ckpt_file, map_location=device, weights_only=True)
-    try:
-        method.model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise RunError(f"{ckpt_file} does not match the {config['method']} model for {dataset.name} "
-                       f"({dataset.num_classes} classes): {' '.join(first[1:3]).strip()}") from None
-    return TrainedRun(run_dir, config, dataset, method, ctx, ckpt["epoch"])
-
-
-def evaluate_run(run_dir: Path, dataset_name: Optional[str] = None, root: Optional[str] = None,
-                 device_name: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """Re-evaluate a run's final model (its last checkpoint) on a dataset's test split."""
-    trained = load_trained(run_dir, dataset_name, root, device_name, progress)
-    test = trained.dataset.test
-    pred = trained.logits(test.images).argmax(1).numpy()
-    cm = confusion_matrix(np.asarray(test.labels, dtype=np.int64), pred, trained.dataset.num_classes)
-    return {"run_dir": str(run_dir), "dataset": trained.dataset.name, "epoch": trained.epoch,
-            "acc": accuracy(cm), "mean_class_acc": mean_class_accuracy(cm),
-            "confusion": cm.tolist(), "class_names": list(trained.dataset.class_names)}

@@ -42,7 +42,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .collect import METRICS, STATS, aggregate, collect_runs, setting_name, variant_name
+from ..runs import RunDir, RunId
+from .collect import METRICS, STATS, aggregate, collect_runs
 
 STAT_TEXT = {"last": "last epoch", "best": "best epoch (optimistic)", "last5": "mean of last 5 epochs"}
 METRIC_TEXT = {"acc": "test accuracy (%)", "mean_class_acc": "mean class accuracy (%)"}
@@ -112,31 +113,9 @@ def load_runs(results: Path | str) -> pd.DataFrame:
     return runs
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: unreadable ({exc})") from None
-
-
-def _require_run(run_dir: Path, *files: str) -> Path:
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise ValueError(f"{run_dir} is not a run directory (no config.json)")
-    for name in files:
-        if not (run_dir / name).is_file():
-            extra = " (is the run finished?)" if name == "result.json" else ""
-            raise ValueError(f"{run_dir} has no {name}{extra}")
-    return run_dir
-
-
 def run_title(config: dict[str, Any]) -> str:
     """``lanet+alpha=0.5 · synthfer · sym-0.3 · seed 0`` for a run's config.json."""
-    noise = config.get("noise", {})
-    overrides = config.get("overrides", {})
-    variant = "+".join([config.get("method", "?")] + [f"{k}={v}" for k, v in sorted(overrides.items())])
-    setting = setting_name(noise.get("model", "none"), float(noise.get("rate", 0.0)), noise.get("exact", False))
-    return f"{variant} · {config.get('dataset', '?')} · {setting} · seed {config.get('seed', '?')}"
+    return RunId.from_config(config).title()
 
 
 def _n_text(ns: Sequence[int]) -> str:
@@ -180,23 +159,15 @@ def curves_data(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", dat
     runs = runs[runs["noise"] != "file"]
     if runs.empty:
         raise ValueError("only label-file runs found; they have no noise rate to plot against")
-    runs = runs.assign(variant=_own_variants(runs))
     if not variants:
-        runs = runs[(runs["variant"] == runs["method"]) | runs["variant"].isin(methods or ())]
-    parts = []
-    combos = runs[["protocol", "profile"]].drop_duplicates()
-    for _, combo in combos.iterrows():
-        sub = runs[(runs["protocol"] == combo["protocol"]) & (runs["profile"] == combo["profile"])]
-        agg = aggregate(sub, stat, metric)
-        suffix = f" [{combo['protocol']}, {combo['profile']}]" if len(combos) > 1 else ""
-        agg["line"] = agg["variant"] + suffix
-        parts.append(agg)
-    agg = pd.concat(parts, ignore_index=True)
+        runs = runs[runs["is_default"] | runs["variant"].isin(methods or ())]
+    agg = aggregate(runs, stat, metric, methods=list(runs["variant"].unique()))
+    agg["line"] = agg["variant"]
     clean = agg[agg["noise"] == "none"]
     noisy = agg[agg["noise"] != "none"].copy()
     if noisy.empty:
         raise ValueError("no noisy runs to plot against the noise rate (only clean runs found)")
-    noisy["panel"] = [s.rsplit("-", 1)[0] for s in noisy["setting"]]
+    noisy["panel"] = noisy["noise"]
     rows = [noisy]
     for (ds, panel), _ in noisy.groupby(["dataset", "panel"], sort=False):
         c = clean[clean["dataset"] == ds].copy()
@@ -205,21 +176,6 @@ def curves_data(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", dat
     out = pd.concat(rows, ignore_index=True)
     out = out[["dataset", "panel", "line", "method", "variant", "setting", "rate", "mean", "std", "n"]]
     return out.sort_values(["dataset", "panel", "line", "rate"], kind="stable").reset_index(drop=True)
-
-
-def _own_variants(runs: pd.DataFrame) -> list[str]:
-    """Variant names without the overrides that every run of the method shares.
-
-    A sweep run entirely with ``--set epochs=5`` is still the method's default
-    line; only overrides that set some of its runs apart make a variant.
-    """
-    overrides = [_read_json(Path(d) / "config.json").get("overrides", {}) for d in runs["run_dir"]]
-    common: dict[str, set[tuple[str, str]]] = {}
-    for method, o in zip(runs["method"], overrides):
-        items = {(k, _key(v)) for k, v in o.items()}
-        common[method] = common[method] & items if method in common else items
-    return [variant_name(m, {k: v for k, v in o.items() if (k, _key(v)) not in common[m]})
-            for m, o in zip(runs["method"], overrides)]
 
 
 @_styled
@@ -314,7 +270,7 @@ def grid_data(runs: pd.DataFrame, method: str, stat: str = "last", metric: str =
         known = ", ".join(sorted(runs["method"].unique()))
         raise ValueError(f"no finished runs of method {method!r}{f' on {dataset}' if dataset else ''} "
                          f"(methods found: {known})")
-    configs = [_read_json(Path(d) / "config.json") for d in mine["run_dir"]]
+    configs = [r.config for r in mine["record"]]
     keys = sorted({k for c in configs for k in c.get("overrides", {})})
     values = {k: [_effective(c, k) for c in configs] for k in keys}
     varying = [k for k in keys if len({_key(v) for v in values[k]}) > 1]
@@ -480,19 +436,12 @@ def gallery_data(run_dir: Path | str, n: int = 8, root: Optional[str] = None, am
                  progress: bool = False) -> GalleryData:
     """Load a run's dataset (``root``, else the run's recorded root, else the default) and pick ``n`` images."""
     from ..datasets.votes import read_class_table
-    from ..engine.run import load_dataset
     from ..noise.files import import_train_labels
-    from ..registry import DATASETS
+    from ..runs.model import run_dataset
 
-    run_dir = _require_run(Path(run_dir), "train_labels.txt")
-    config = _read_json(run_dir / "config.json")
-    dataset_cls = DATASETS.get(config["dataset"])
-    where = root or config.get("root")
-    if where is None and hasattr(dataset_cls, "default_root"):
-        where = str(dataset_cls.default_root())
-    if where is not None and not Path(where).is_dir():  # never generate or download data just to draw it
-        raise ValueError(f"{run_dir}: its dataset {config['dataset']} is not at {where}; pass --root")
-    dataset = load_dataset(dataset_cls, where, config.get("data_options", {}), progress)
+    rd = RunDir(Path(run_dir)).require("train_labels.txt")
+    run_dir, config = rd.path, rd.config()
+    dataset = run_dataset(config, root, progress)
     labels, _ = import_train_labels(dataset, run_dir / "train_labels.txt")
     split = dataset.train
     human, source = human_distribution(split.votes, split.distributions)
@@ -583,11 +532,11 @@ def gallery_figure(g: GalleryData) -> Figure:
 
 def confusion_data(run_dir: Path | str) -> tuple[np.ndarray, list[str], str]:
     """A finished run's last-epoch confusion matrix (rows: true class), its class names and a title."""
-    run_dir = _require_run(Path(run_dir), "result.json")
-    result = _read_json(run_dir / "result.json")
+    rd = RunDir(Path(run_dir))
+    result = rd.result()
     if "confusion_last" not in result or "class_names" not in result:
-        raise ValueError(f"{run_dir / 'result.json'} has no confusion_last/class_names")
-    title = run_title(_read_json(run_dir / "config.json"))
+        raise ValueError(f"{rd.result_file} has no confusion_last/class_names")
+    title = run_title(rd.config())
     if "acc_last" in result:
         title += f"\ntest accuracy (last epoch) {100 * result['acc_last']:.1f}%"
     return np.asarray(result["confusion_last"], dtype=np.float64), list(result["class_names"]), title
@@ -597,11 +546,11 @@ def transition_data(run_dir: Path | str) -> Any:
     """A run's noise record (:class:`~fer_bench.noise.record.NoiseRecord`) from noise.json."""
     from ..noise.record import NoiseRecord
 
-    run_dir = _require_run(Path(run_dir), "noise.json")
+    rd = RunDir(Path(run_dir)).require("noise.json")
     try:
-        return NoiseRecord.from_dict(_read_json(run_dir / "noise.json"))
+        return NoiseRecord.from_dict(json.loads(rd.noise_file.read_text()))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{run_dir / 'noise.json'}: {exc}") from None
+        raise ValueError(f"{rd.noise_file}: {exc}") from None
 
 
 def _heatmap(ax: Any, matrix: np.ndarray, class_names: Sequence[str], fmt: str, vmax: Optional[float],

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 import pandas as pd
 
+from ..runs.identity import FILE_PREFIX, parse_setting
 from . import paper
 
 DATASET_TITLES = {"synthfer": "synthfer", "rafdb": "RAF-DB", "ferplus": "FERPlus", "affectnet": "AffectNet"}
@@ -84,22 +85,22 @@ def variant_order(names: list[str]) -> list[str]:
     return sorted(names, key=lambda v: (rank.get(v.split("+")[0], len(rank)), v.split("+")[0], "+" in v, v))
 
 
-def setting_order(settings: Iterable[str]) -> list[tuple[str, str, float]]:
-    """``(setting, noise, rate)`` in the paper's order: clean, symmetric, asymmetric, others; rates ascending."""
+def setting_order(settings: Iterable[str], rates: Optional[dict[str, float]] = None) -> list[tuple[str, str, float]]:
+    """``(setting, noise, rate)`` in the paper's order: clean, symmetric, asymmetric, others, label files;
+    rates ascending. A label file's rate is its realised one, from ``rates`` (setting -> rate)."""
     parsed = []
     for setting in set(settings):
-        if setting in ("clean", "file"):
-            parsed.append((setting, "none" if setting == "clean" else "file", 0.0))
-        else:
-            noise, _, rate = setting.rpartition("-")
-            parsed.append((setting, noise, float(rate)))
+        noise, rate = parse_setting(setting)
+        parsed.append((setting, noise, rate if rate is not None else (rates or {}).get(setting, 0.0)))
     rank = {n: i for i, n in enumerate(["none", *NOISE_TITLES])}
-    return sorted(parsed, key=lambda p: (rank.get(p[1], len(rank)), p[1], p[2]))
+    return sorted(parsed, key=lambda p: (p[1] == "file", rank.get(p[1], len(rank)), p[1], p[2], p[0]))
 
 
-def block_title(noise: str, rate: float) -> str:
-    if noise in ("none", "file"):
-        return "clean" if noise == "none" else "label file"
+def block_title(noise: str, rate: float, setting: str = "") -> str:
+    if noise == "none":
+        return "clean"
+    if noise == "file":
+        return f"label file {setting.removeprefix(FILE_PREFIX)} (realised {rate:.1%})"
     base, exact = noise.removesuffix("-exact"), noise.endswith("-exact")
     return f"{NOISE_TITLES.get(base, base)}{' (exact)' if exact else ''} {rate:.0%}"
 
@@ -109,9 +110,10 @@ def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool =
     datasets = _dataset_order(list(agg["dataset"].unique()))
     compared = [d for d in datasets if compare_paper and d.split("+")[0] in paper.DATASETS]
     blocks = []
-    for setting, noise, rate in setting_order(agg["setting"].unique()):
+    rates = dict(zip(agg["setting"], agg["rate"]))
+    for setting, noise, rate in setting_order(agg["setting"].unique(), rates):
         part = agg[agg["setting"] == setting]
-        block = Block(block_title(noise, rate), noise, rate)
+        block = Block(block_title(noise, rate, setting), noise, rate)
         for variant in variant_order(list(part["variant"].unique())):
             cells = {}
             for r in part[part["variant"] == variant].itertuples(index=False):
