@@ -112,7 +112,7 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
 @click.option("--method", default="baseline", show_default=True, help="A registered method (fer-bench methods list).")
 @click.option("--dataset", default="synthfer", show_default=True, help="A registered dataset.")
 @click.option("--noise", default="none", show_default=True, help="Noise model: sym, asym, confusion, none, or a plugin's.")
-@click.option("--rate", default=0.0, type=float, show_default=True, help="Noise rate in [0, 1).")
+@click.option("--rate", default=None, type=float, help="Noise rate in [0, 1); needed by every noise model but none.")
 @click.option("--noise-file", type=click.Path(), help="Train on an existing label file in the dataset's format.")
 @click.option("--noise-seed", type=int, help="Seed of the noise (default: the run's seed).")
 @click.option("--seed", default=0, type=int, show_default=True, help="Training seed.")
@@ -184,12 +184,18 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
         return
     if launcher == "slurm":
         from .sweep.slurm import submit
+        from .sweep.worker import Outcome
 
-        jobs_ = submit(specs, parse_sets(slurm_opts, "--slurm"), plugins)
-        click.echo(f"submitted {len(jobs_)} runs as a job array ({jobs_[0].job_id.split('_')[0] if jobs_ else '-'})")
+        # as the local launcher does, but before submission: on a cluster each task costs an allocation
+        finished = [s for s in specs if run_state(s) == "finished"]
+        todo = [s for s in specs if s not in finished]
+        jobs_ = submit(todo, parse_sets(slurm_opts, "--slurm"), plugins)
+        click.echo(f"{len(finished)} of {len(specs)} runs already finished; " + (
+            f"submitted {len(jobs_)} runs as a job array ({jobs_[0].job_id.split('_')[0]})" if jobs_
+            else "nothing to submit"))
         if not wait:
             return
-        outcomes = [j.result() for j in jobs_]
+        outcomes = [Outcome(s, Path(_run_dir(s)), "skipped") for s in finished] + [j.result() for j in jobs_]
     else:
         from .sweep.local import run_local
 
@@ -263,6 +269,22 @@ def _runs_root(results: Optional[str]) -> Path:
 format_option = click.option("--format", "fmt", default="markdown", show_default=True,
                              type=click.Choice(["latex", "markdown", "csv"]))
 results_option = click.option("--results", type=click.Path(), help="Runs root to read (default: results/runs).")
+label_options = _options(
+    click.option("--label", help="LaTeX \\label of the table (default: tab:fer-bench-<kind>[-<statistic>])."),
+    click.option("--caption", help="Caption instead of the generated one (special characters are escaped)."),
+)
+
+
+def _emit_table(table: Any, fmt: str, out: Optional[str], label: Optional[str], caption: Optional[str]) -> None:
+    from .report.tables import FORMATS
+
+    if label:
+        table.label = label
+    if caption:
+        table.caption = caption
+    _emit(FORMATS[fmt](table), out)
+
+
 methods_option = click.option(
     "--methods", callback=_csv(str), default="",
     help="Only these run variants, comma-separated (lanet = its default runs, lanet+beta=0.2 a variant).")
@@ -276,15 +298,19 @@ methods_option = click.option(
 @format_option
 @methods_option
 @click.option("--compare-paper", is_flag=True, help="Put LA-Net's published numbers and the difference beside ours.")
+@label_options
 @click.option("--out", type=click.Path(), help="Write here instead of printing.")
 def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tuple[str, ...],
-          compare_paper: bool, out: Optional[str]) -> None:
-    """Mean ± std over seeds of every setting, method and dataset (LA-Net's Table 1 layout)."""
+          compare_paper: bool, label: Optional[str], caption: Optional[str], out: Optional[str]) -> None:
+    """Mean ± std over seeds of every setting, method and dataset (LA-Net's Table 1 layout).
+
+    Each method's default runs only, unless --methods names variants (e.g. a grid's lanet+alpha=0.5).
+    """
     from .report.collect import aggregate, collect_runs
-    from .report.tables import FORMATS, build_table
+    from .report.tables import build_table
 
     agg = aggregate(collect_runs(_runs_root(results)), stat, metric, list(methods))
-    _emit(FORMATS[fmt](build_table(agg, stat, metric, compare_paper)), out)
+    _emit_table(build_table(agg, stat, metric, compare_paper), fmt, out, label, caption)
 
 
 @main.command()
@@ -296,16 +322,17 @@ def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tup
 @click.option("--device", default="auto", show_default=True)
 @format_option
 @methods_option
+@label_options
 @click.option("--out", type=click.Path(), help="Write here instead of printing.")
 def userstudy(results: Optional[str], dataset: Optional[str], root: Optional[str], votes: Optional[str],
-              device: str, fmt: str, methods: tuple[str, ...], out: Optional[str]) -> None:
+              device: str, fmt: str, methods: tuple[str, ...], label: Optional[str], caption: Optional[str],
+              out: Optional[str]) -> None:
     """JS divergence of label descriptors (one-hot, predictions, LA-Net's distributions) to human votes."""
-    from .report.tables import FORMATS
     from .report.userstudy import build_table, measure
 
     measured = measure(_runs_root(results), dataset, root, Path(votes) if votes else None, device,
                        methods=methods)
-    _emit(FORMATS[fmt](build_table(measured)), out)
+    _emit_table(build_table(measured), fmt, out, label, caption)
 
 
 # --- registries ---------------------------------------------------------------
@@ -403,18 +430,20 @@ def noise_list() -> None:
 @click.option("--root", type=click.Path())
 @click.option("--data", "data_opts", multiple=True, metavar="KEY=VALUE", help="A dataset loader option (repeatable).")
 @click.option("--noise", required=True, help="Noise model.")
-@click.option("--rate", required=True, type=float)
+@click.option("--rate", type=float, help="Noise rate in [0, 1); needed by every noise model but none.")
 @click.option("--noise-seed", default=0, type=int, show_default=True)
 @click.option("--exact", is_flag=True)
 @click.option("--confusion", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="Label file to write (plus FILE.json).")
-def noise_export(dataset: str, root: Optional[str], data_opts: tuple[str, ...], noise: str, rate: float,
+def noise_export(dataset: str, root: Optional[str], data_opts: tuple[str, ...], noise: str, rate: Optional[float],
                  noise_seed: int, exact: bool, confusion: Optional[str], out: str) -> None:
     """Write noisy train labels in the dataset's own label-file format, with their record."""
     from .engine.recipe import parse_sets
     from .engine.run import load_dataset
     from .noise.files import export_train_labels, generate_train_labels
+    from .noise.models import required_rate
 
+    rate = required_rate(noise, rate)
     if not 0.0 <= rate < 1.0:
         raise UserError(f"noise rate {rate} is outside [0, 1)")
     ds = load_dataset(DATASETS.get(dataset), root, parse_sets(data_opts, "--data"), progress=True)

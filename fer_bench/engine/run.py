@@ -31,6 +31,7 @@ from ..datasets.base import FERDataset
 from ..landmarks.extract import attach_cached_landmarks
 from ..methods.base import Batch, Method, MethodContext
 from ..models.pretrained import load_pretrained
+from ..noise.models import required_rate
 from ..noise.files import generate_train_labels, import_train_labels, label_file_text
 from ..paths import results_root
 from ..registry import DATASETS, METHODS, NOISE_MODELS
@@ -52,7 +53,7 @@ class RunSpec:
     root: Optional[str] = None
     data_options: dict[str, Any] = field(default_factory=dict)
     noise: str = "none"
-    rate: float = 0.0
+    rate: Optional[float] = None  # required by every noise model but none (and a label file)
     exact: bool = False
     confusion: Optional[str] = None
     noise_file: Optional[str] = None
@@ -103,6 +104,11 @@ def resolve(spec: RunSpec) -> ResolvedRun:
     dataset_cls = DATASETS.get(spec.dataset)
     if not spec.noise_file:
         NOISE_MODELS.get(spec.noise)
+    if spec.rate is None:
+        try:
+            spec = replace(spec, rate=0.0 if spec.noise_file else required_rate(spec.noise, spec.rate))
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
     if not 0.0 <= spec.rate < 1.0:  # also false for NaN
         raise RunError(f"noise rate {spec.rate} is outside [0, 1)")
     if spec.noise == "none" and spec.rate > 0 and not spec.noise_file:

@@ -60,7 +60,7 @@ class Table:
     digits: int = 2
     row_header: str = "Method"
     column_name: str = "dataset"  # what a column is, for the CSV
-    label: str = "tab:fer-bench"  # LaTeX \label
+    label: str = "tab:fer-bench"  # LaTeX \label; build_table makes it unique per metric and statistic
 
     def mark_best(self, higher: bool = True) -> None:
         """Bold the best mean of each block and column (ties too), where a block has a choice."""
@@ -125,14 +125,20 @@ def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool =
     caption = _caption(agg, stat, metric, compared)
     if compare_paper and not compared:
         caption += " No published numbers to compare with: the paper reports RAF-DB, FERPlus and AffectNet only."
-    table = Table(blocks, datasets, compared, caption)
+    table = Table(blocks, datasets, compared, caption, label=default_label(metric, stat))
     table.mark_best(higher=True)
     return table
 
 
+def default_label(*parts: str) -> str:
+    """``tab:fer-bench-acc-last``: unique per table kind and statistic, so that two tables in one paper
+    do not clash."""
+    return "-".join(["tab:fer-bench", *[p.replace("_", "-") for p in parts]])
+
+
 def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> str:
     ns = sorted(set(agg["n"].astype(int)))
-    seeds = f"{ns[0]} seeds" if len(ns) == 1 else f"{ns[0]}-{ns[-1]} seeds (n per cell)"
+    seeds = f"{ns[0]} seed{'s' if ns[0] != 1 else ''}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]} seeds (n per cell)"
     varied = agg.loc[(agg["noise"] != "none") & (agg["n"] > 1), "noise_seeds_varied"]
     noise_seeds = ("" if varied.empty
                    else "; the noise seed followed the training seed, so the noisy labels differ between seeds"
@@ -206,6 +212,7 @@ def to_markdown(table: Table) -> str:
 
 TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+               "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
                "±": r"$\pm$", "Δ": r"$\Delta$", "–": "--", "−": "-"}
 
 

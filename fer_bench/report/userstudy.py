@@ -37,7 +37,7 @@ from ..methods.lanet.method import DISTRIBUTION_FILE
 from ..noise.files import import_train_labels
 from . import paper
 from .collect import collect_runs
-from .tables import METHOD_TITLES, Block, Cell, Table, block_title, setting_order, variant_order
+from .tables import METHOD_TITLES, Block, Cell, Table, block_title, default_label, setting_order, variant_order
 
 AMBIGUOUS_BELOW = 0.7
 CLEAN, NOISY = "one-hot clean labels", "one-hot noisy labels"
@@ -184,6 +184,6 @@ def build_table(measured: pd.DataFrame) -> Table:
                f"{paper.USER_STUDY['LA-Net label distributions']:.4f}.")
     table = Table(blocks, ["all", "ambiguous"], [], caption, titles={"all": "all images",
                   "ambiguous": "ambiguous images"}, digits=4, row_header="Descriptor", column_name="images",
-                  label="tab:fer-bench-userstudy")
+                  label=default_label("userstudy"))
     table.mark_best(higher=False)
     return table

@@ -174,12 +174,15 @@ class RunDir:
         return result
 
     def _different_message(self, old: dict[str, Any], new: dict[str, Any], diff: list[str]) -> str:
-        runs_root = self.path.parents[3] if len(self.path.parts) > 4 else self.path.parent
-        if old.get("root") and new.get("root") and old["root"] != new["root"]:
-            other = f"{runs_root}-{Path(new['root']).name}"
-            return (f"{self.path} holds a run on the data in {old['root']}; this one reads {new['root']} "
-                    f"({'; '.join(d for d in diff if not d.startswith('root:'))[:200] or 'same labels'}). "
-                    f"To keep both, give this one its own runs root: --out {other} "
-                    f"(or --force to replace the old run)")
+        if old.get("root") != new.get("root"):
+            # The data root is not part of a run's name, so the same command on two copies of a
+            # dataset that differ meets here: say exactly how to keep both.
+            runs_root = self.path.parents[3] if len(self.path.parts) > 4 else self.path.parent
+            where = {k: c.get("root") or "the default data root" for k, c in (("old", old), ("new", new))}
+            other = f"{runs_root}-{Path(new.get('root') or 'default').name}"
+            rest = "; ".join(d for d in diff if not d.startswith("root:"))
+            return (f"{self.path} holds a run on the data in {where['old']}; this one reads {where['new']}"
+                    f"{f' ({rest})' if rest else ''}. To keep both, give this one its own runs root: "
+                    f"--out {other} (or --force to replace the old run)")
         return (f"{self.path} holds a run with a different config ({'; '.join(diff[:4])}); "
                 f"use --force to replace it or --out for another runs root")

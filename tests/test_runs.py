@@ -1,0 +1,233 @@
+"""Runs: one owner for a run's identity and directory, and the reporting bugs a shared record fixes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fer_bench.cli import main
+from fer_bench.datasets.synthfer.generate import generate
+
+from .conftest import TINY, TINY_RECIPE
+
+TINY_SETS = [arg for k, v in TINY_RECIPE.items() for arg in ("--set", f"{k}={v}")]
+ONE_EPOCH = [*TINY_SETS, "--set", "epochs=1"]
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("name", [
+    "synthfer/clean/baseline/seed0",
+    "synthfer/sym-0.3/lanet+alpha=0.5/seed2",
+    "rafdb+classes=8/asym-exact-0.2/scn+unified+profile=cpu/seed1-noise7",
+    "synthfer/file-noise01/eac/seed0",
+])
+def test_a_run_name_parses_back_to_the_same_name(name: str, tmp_path: Path) -> None:
+    from fer_bench.runs import RunId
+
+    run_id = RunId.parse(tmp_path / "runs" / name)
+    assert str(run_id.name()) == name
+    assert run_id.method == name.split("/")[2].split("+")[0]
+    with pytest.raises(ValueError, match="not named like a run directory"):
+        RunId.parse(tmp_path / "runs" / "synthfer" / "clean" / "baseline")
+
+
+def test_identity_from_a_saved_config_is_the_directory_it_was_written_to(tiny_synth: Path, tmp_path: Path) -> None:
+    from fer_bench.runs import RunId
+
+    res = cli("run", "--root", tiny_synth, "--out", tmp_path, "--quiet", "--noise", "asym", "--rate", "0.2",
+              "--noise-seed", "5", "--protocol", "unified", *ONE_EPOCH)
+    assert res.exit_code == 0, res.output
+    run_dir = next(tmp_path.rglob("result.json")).parent
+    config = json.loads((run_dir / "config.json").read_text())
+    assert tmp_path / RunId.from_config(config).name() == run_dir
+    assert RunId.parse(run_dir) == RunId.from_config(config)
+
+
+# --- bug 2: a noise model without --rate ---------------------------------------------------------
+
+def test_a_noise_model_without_a_rate_exits_2_naming_the_rate(tiny_synth: Path, tmp_path: Path) -> None:
+    res = cli("run", "--root", tiny_synth, "--out", tmp_path / "runs", "--quiet", "--noise", "sym", *ONE_EPOCH)
+    assert res.exit_code == 2, res.output
+    assert "--noise sym needs --rate" in res.output
+    assert not (tmp_path / "runs").exists()
+    res = cli("noise", "export", "--root", tiny_synth, "--noise", "asym", "--out", tmp_path / "n.txt")
+    assert res.exit_code == 2 and "--rate" in res.output and not (tmp_path / "n.txt").exists()
+    # the clean labels still need none
+    res = cli("noise", "export", "--root", tiny_synth, "--noise", "none", "--out", tmp_path / "clean.txt")
+    assert res.exit_code == 0, res.output
+
+
+# --- bug 1: label-file runs -------------------------------------------------------------------------
+
+def test_label_file_runs_are_settings_of_their_own_with_their_realised_rate(tiny_synth: Path,
+                                                                             tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    for name, rate in (("noise01", 0.1), ("noise03", 0.3)):
+        res = cli("noise", "export", "--root", tiny_synth, "--noise", "sym", "--rate", rate, "--exact",
+                  "--out", tmp_path / f"{name}.txt")
+        assert res.exit_code == 0, res.output
+        res = cli("run", "--root", tiny_synth, "--out", out, "--quiet", "--noise-file", tmp_path / f"{name}.txt",
+                  *ONE_EPOCH)
+        assert res.exit_code == 0, res.output
+    res = cli("table", "--results", out, "--format", "csv")
+    assert res.exit_code == 0, res.output
+    rows = res.output.strip().splitlines()[1:]
+    assert len(rows) == 2 and all(r.split(",")[6] == "1" for r in rows)  # n = 1 each: never pooled as seeds
+    md = cli("table", "--results", out).output
+    # round(0.1 * 96) = 10 and round(0.3 * 96) = 29 labels flipped
+    assert "label file noise01 (realised 10.4%)" in md and "label file noise03 (realised 30.2%)" in md
+    assert md.index("noise01") < md.index("noise03")
+
+
+# --- bug 3: Slurm resubmits finished runs -------------------------------------------------------------
+
+def test_slurm_launcher_does_not_submit_finished_runs(tiny_synth: Path, tmp_path: Path) -> None:
+    pytest.importorskip("submitit")
+    out = tmp_path / "runs"
+    args = ["sweep", "--root", tiny_synth, "--out", out, "--rates", "0.2", "--seeds", "0", "--quiet", *ONE_EPOCH]
+    assert cli(*args).exit_code == 0
+    res = cli(*args, "--launcher", "slurm", "--slurm", "cluster=local", "--wait")
+    assert res.exit_code == 0, res.output
+    assert "submitted" not in res.output and "nothing to submit" in res.output
+    assert "1 runs: 0 trained now, 1 already finished" in res.output
+    assert not (out / ".submitit").exists()
+
+
+# --- bug 4: the data root does not depend on the working directory -------------------------------------
+
+def test_the_data_root_is_one_place_whatever_the_working_directory(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from fer_bench.paths import data_root
+
+    monkeypatch.delenv("FER_BENCH_DATA")
+    roots = []
+    for where in ("a", "b"):
+        (tmp_path / where).mkdir()
+        monkeypatch.chdir(tmp_path / where)
+        roots.append(data_root())
+    assert roots[0] == roots[1] and roots[0].is_absolute() and tmp_path not in roots[0].parents
+
+
+def test_generating_synthfer_says_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from fer_bench.datasets.synthfer import loader
+
+    class Stop(Exception):
+        pass
+
+    def no_generation(root: Path, **kw: object) -> None:
+        raise Stop
+
+    monkeypatch.setattr(loader, "generate", no_generation)
+    with pytest.raises(Stop):
+        loader.SynthFER.load(progress=False)
+    err = capsys.readouterr().err
+    assert f"generating synthfer in {tmp_path / 'data' / 'synthfer'}" in err and "FER_BENCH_DATA" in err
+
+
+def test_a_run_records_an_absolute_data_root_that_reports_use_from_anywhere(tiny_synth: Path, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch
+                                                                              ) -> None:
+    monkeypatch.chdir(tiny_synth.parent)
+    res = cli("run", "--root", tiny_synth.name, "--out", tmp_path / "runs", "--quiet", *ONE_EPOCH)
+    assert res.exit_code == 0, res.output
+    run_dir = next((tmp_path / "runs").rglob("result.json")).parent
+    assert json.loads((run_dir / "config.json").read_text())["root"] == str(tiny_synth.resolve())
+    monkeypatch.chdir(tmp_path)
+    res = cli("eval", run_dir)
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "datasets").exists() and not (tmp_path / "data").exists()
+
+
+# --- bug 5: the same command on two dataset roots -----------------------------------------------------
+
+def test_the_same_run_on_another_dataset_root_says_how_to_keep_both(tiny_synth: Path, tmp_path: Path) -> None:
+    other = tmp_path / "synthfer-b"
+    generate(other, workers=1, progress=False, **{**TINY, "seed": TINY["seed"] + 1})
+    out = tmp_path / "runs"
+    args = ["run", "--out", out, "--quiet", *ONE_EPOCH]
+    assert cli(*args, "--root", tiny_synth).exit_code == 0
+    res = cli(*args, "--root", other)
+    assert res.exit_code == 2
+    match = re.search(r"To keep both, give this one its own runs root: --out (\S+)", res.output)
+    assert match and str(other) in res.output, res.output
+    res = cli(*args[:1], "--out", match.group(1), *args[3:], "--root", other)
+    assert res.exit_code == 0, res.output
+
+
+# --- bug 9: grid variants in the table ------------------------------------------------------------------
+
+def test_table_shows_default_runs_unless_variants_are_asked_for(tiny_synth: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    assert cli("run", "--root", tiny_synth, "--out", out, "--quiet", *ONE_EPOCH).exit_code == 0
+    assert cli("run", "--root", tiny_synth, "--out", out, "--quiet", *ONE_EPOCH, "--set", "lr=0.01").exit_code == 0
+    md = cli("table", "--results", out).output
+    assert "lr=0.01" not in md and "| Baseline |" in md
+    assert "over 1 seed," in md
+    md = cli("table", "--results", out, "--methods", "baseline,baseline+lr=0.01").output
+    assert "Baseline+lr=0.01" in md and "| Baseline |" in md
+
+
+# --- bug 10: locking --------------------------------------------------------------------------------------
+
+def test_fer_bench_starts_without_fcntl(tmp_path: Path) -> None:
+    code = ("import sys, warnings; warnings.simplefilter('ignore'); sys.modules['fcntl'] = None\n"
+            "from fer_bench.cli import main\n"
+            "from fer_bench.runs import run_lock\n"
+            "with run_lock(sys.argv[1]): pass\n"
+            "main(['methods', 'list'])\n")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert res.returncode == 0, res.stderr
+    assert "lanet" in res.stdout
+
+
+def test_a_file_system_without_locks_is_a_clear_error(tiny_synth: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import filelock
+
+    def unsupported(self: object, *args: object, **kwargs: object) -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", unsupported)
+    res = cli("run", "--root", tiny_synth, "--out", tmp_path / "runs", "--quiet", *ONE_EPOCH)
+    assert res.exit_code == 2
+    assert "does not support file locks" in res.output and ".lock" in res.output
+
+
+def test_filelock_is_a_declared_dependency() -> None:
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    assert re.search(r'^\s*"filelock[>=<~ ].*",$', pyproject, re.M)
+
+
+# --- bug 11: a dirty working tree ---------------------------------------------------------------------------
+
+def test_env_records_whether_the_working_tree_was_dirty(tmp_path: Path) -> None:
+    from fer_bench.engine import environment
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "f.py").write_text("a = 1\n")
+    subprocess.run([*git, "add", "f.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    state = environment.git_state(repo)
+    assert re.fullmatch(r"[0-9a-f]{40}", state["git_commit"]) and state["git_dirty"] is False
+    (repo / "f.py").write_text("a = 2\n")
+    assert environment.git_state(repo)["git_dirty"] is True
+    assert environment.git_state(tmp_path / "nowhere")["git_dirty"] is None
+    import torch
+
+    record = environment.environment_record(torch.device("cpu"))
+    assert "git_dirty" in record and "git_commit" in record
