@@ -231,3 +231,57 @@ def test_env_records_whether_the_working_tree_was_dirty(tmp_path: Path) -> None:
 
     record = environment.environment_record(torch.device("cpu"))
     assert "git_dirty" in record and "git_commit" in record
+
+
+# --- bug 7: LaTeX escaping and labels -----------------------------------------------------------------------
+
+def _latex_compiles(tex: str, work: Path) -> None:
+    """Compile ``tex`` in a document with a LaTeX engine when one is installed."""
+    import shutil
+
+    engine = next((e for e in ("pdflatex", "xelatex", "lualatex") if shutil.which(e)), None)
+    if engine is None:
+        return
+    work.mkdir(exist_ok=True)
+    (work / "t.tex").write_text("\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage{booktabs}"
+                                "\\begin{document}\n" + tex + "\\end{document}\n")
+    res = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=work,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-2000:]
+
+
+def _tiny_agg():
+    import pandas as pd
+
+    return pd.DataFrame([
+        {"dataset": "synthfer", "noise": "sym", "rate": 0.3, "setting": "sym-0.3", "method": "lanet",
+         "variant": v, "mean": 80.0 + i, "std": 1.0, "n": 3, "noise_seeds_varied": True, "protocol": "official",
+         "profile": "cpu"} for i, v in enumerate(["lanet", "lanet+tag=a<b>c|d_e&f%g#h$i{j}k~l^m\\n"])])
+
+
+def test_every_latex_special_character_is_escaped_and_labels_are_unique(tmp_path: Path) -> None:
+    from fer_bench.report.tables import build_table, to_latex
+
+    table = build_table(_tiny_agg(), "last", "acc")
+    table.caption += " share < 0.7 > 0.1 | 5% of #1 & $2 ~ ^_ {x} \\"
+    tex = to_latex(table)
+    body = "\n".join(ln.removesuffix(" \\\\").replace(" & ", " ") for ln in tex.splitlines()
+                     if not ln.startswith(("\\begin", "\\end", "\\label")))  # column and row separators
+    text = re.sub(r"\\[a-zA-Z]+(\{\})?|\\[&%$#_{}]|\$\\pm\$|\$\\Delta\$", "", body)
+    assert not set("<>|&%$#_~^\\") & set(text.replace("{", "").replace("}", "")), text
+    assert r"\textless{}" in tex and r"\textgreater{}" in tex and r"\textbar{}" in tex
+    labels = {re.search(r"\\label\{(.*?)\}", to_latex(build_table(_tiny_agg(), stat, metric))).group(1)
+              for stat in ("last", "best") for metric in ("acc", "mean_class_acc")}
+    assert len(labels) == 4
+    _latex_compiles(tex, tmp_path / "tex")
+
+
+def test_table_label_and_caption_options(tiny_synth: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    assert cli("run", "--root", tiny_synth, "--out", out, "--quiet", *ONE_EPOCH).exit_code == 0
+    res = cli("table", "--results", out, "--format", "latex", "--label", "tab:mine", "--caption", "Ours < 5% & more")
+    assert res.exit_code == 0, res.output
+    assert r"\label{tab:mine}" in res.output and r"\caption{Ours \textless{} 5\% \& more}" in res.output
+    assert r"\label{tab:fer-bench-acc-best}" in cli("table", "--results", out, "--format", "latex",
+                                                    "--stat", "best").output
+    _latex_compiles(res.output, tmp_path / "tex")
