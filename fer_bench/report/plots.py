@@ -39,11 +39,13 @@ from typing import Any, Optional, Sequence
 import matplotlib
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..runs import RunDir, RunId
 from .collect import METRICS, STATS, aggregate, collect_runs
+from .style import LINESTYLES, block_title, method_color, method_of, method_title, noise_title, setting_key, variant_order
 
 STAT_TEXT = {"last": "last epoch", "best": "best epoch (optimistic)", "last5": "mean of last 5 epochs"}
 METRIC_TEXT = {"acc": "test accuracy (%)", "mean_class_acc": "mean class accuracy (%)"}
@@ -124,12 +126,9 @@ def _n_text(ns: Sequence[int]) -> str:
 
 
 def _palette(names: Sequence[str]) -> dict[str, Any]:
-    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
-
-
-def _setting_order(noise: str, rate: float, setting: str) -> tuple[Any, ...]:
-    return (noise not in ("none",), noise, setting, rate)
+    """Colours for lines that are not methods (a grid's noise settings), in their given order."""
+    colors = sns.color_palette("colorblind", max(len(names), 1))
+    return {name: colors[i % len(colors)] for i, name in enumerate(names)}
 
 
 # --- accuracy vs noise rate ---------------------------------------------------------
@@ -178,8 +177,6 @@ def curves_data(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", dat
     return out.sort_values(["dataset", "panel", "line", "rate"], kind="stable").reset_index(drop=True)
 
 
-@_styled
-
 def _panel_grid(n: int, width: float, height: float) -> tuple[Figure, np.ndarray, int]:
     """Up to three panels a row, sharing the y axis; unused cells hidden. Returns the column count too."""
     cols = min(n, 3)
@@ -190,15 +187,21 @@ def _panel_grid(n: int, width: float, height: float) -> tuple[Figure, np.ndarray
         ax.set_visible(False)
     return fig, axes, cols
 
+
+@_styled
 def curves_figure(data: pd.DataFrame, stat: str = "last", metric: str = "acc") -> Figure:
     """Accuracy vs noise rate, one panel per (dataset, noise type), a mean line and ±std band per line.
 
     Each panel's axes has ``gid`` ``<dataset>/<panel>``, each mean line ``gid`` = its line name.
     """
-    panels = list(data[["dataset", "panel"]].drop_duplicates().itertuples(index=False, name=None))
+    panels = sorted(data[["dataset", "panel"]].drop_duplicates().itertuples(index=False, name=None),
+                    key=lambda p: (p[0], setting_key(p[1], 0.0)))
     multi_dataset = data["dataset"].nunique() > 1
-    lines = sorted(data["line"].unique())
-    colors = _palette(lines)
+    lines = variant_order(list(data["line"].unique()))
+    colors = {line: method_color(line) for line in lines}
+    dashes: dict[str, Any] = {}
+    for line in lines:  # a method's variants share its colour; each gets its own dashes
+        dashes[line] = LINESTYLES[sum(method_of(x) == method_of(line) for x in dashes) % len(LINESTYLES)]
     fig, axes, cols = _panel_grid(len(panels), 3.6, 3.0)
     handles: dict[str, Any] = {}
     for ax, (ds, panel) in zip(axes, panels):
@@ -209,7 +212,7 @@ def curves_figure(data: pd.DataFrame, stat: str = "last", metric: str = "acc") -
             if d.empty:
                 continue
             x, y, s = d["rate"].to_numpy(float), d["mean"].to_numpy(float), d["std"].to_numpy(float)
-            (h,) = ax.plot(x, y, marker="o", color=colors[line], gid=line)
+            (h,) = ax.plot(x, y, marker="o", color=colors[line], linestyle=dashes[line], gid=line)
             band = ~np.isnan(s)
             if band.any():
                 lo, hi = np.where(band, y - np.nan_to_num(s), y), np.where(band, y + np.nan_to_num(s), y)
@@ -220,11 +223,11 @@ def curves_figure(data: pd.DataFrame, stat: str = "last", metric: str = "acc") -
         ax.set_xticklabels([f"{r:g}" for r in rates])
         pad = 0.04 * max(max(rates) - min(rates), 0.1)
         ax.set_xlim(min(rates) - pad, max(rates) + pad)
-        ax.set_title(f"{ds} · {panel}" if multi_dataset else f"{panel} noise")
+        ax.set_title(f"{ds} · {noise_title(panel)}" if multi_dataset else f"{noise_title(panel)} noise")
         ax.set_xlabel("noise rate")
     for ax in axes[::cols]:
         ax.set_ylabel(METRIC_TEXT[metric])
-    labels = [f"{line} ({_n_text(data.loc[data['line'] == line, 'n'].tolist())})" for line in handles]
+    labels = [f"{method_title(line)} ({_n_text(data.loc[data['line'] == line, 'n'].tolist())})" for line in handles]
     fig.legend(list(handles.values()), labels, loc="outside lower center", ncols=min(len(labels), 2 + 2 * cols),
                title=f"mean ± std over training seeds (n = seeds) · {STAT_TEXT[stat]}", frameon=False)
     if not multi_dataset:
@@ -313,8 +316,10 @@ def grid_figure(data: pd.DataFrame, method: str = "", stat: str = "last", metric
     hparams = list(dict.fromkeys(data["hparam"]))
     multi_dataset = data["dataset"].nunique() > 1
     data = data.assign(line=[f"{d} · {s}" if multi_dataset else s for d, s in zip(data["dataset"], data["setting"])])
+    titles = {ln: (f"{d} · " if multi_dataset else "") + block_title(n, r, st)
+              for ln, d, n, r, st in zip(data["line"], data["dataset"], data["noise"], data["rate"], data["setting"])}
     order = sorted(dict.fromkeys(zip(data["noise"], data["rate"], data["line"])),
-                   key=lambda t: _setting_order(t[0], t[1], t[2]))
+                   key=lambda t: setting_key(t[0], t[1], t[2]))
     line_names = list(dict.fromkeys(t[2] for t in order))
     colors = _palette(line_names)
     fig, axes, cols = _panel_grid(len(hparams), 3.5, 2.9)
@@ -364,7 +369,7 @@ def grid_figure(data: pd.DataFrame, method: str = "", stat: str = "last", metric
         ax.set_xlabel(k)
     for ax in axes[::cols]:
         ax.set_ylabel(METRIC_TEXT[metric])
-    labels = [f"{ln} ({_n_text(ns[ln])})" for ln in handles]
+    labels = [f"{titles[ln]} ({_n_text(ns[ln])})" for ln in handles]
     fig.legend(list(handles.values()), labels, loc="outside lower center", ncols=min(len(labels), 4),
                title=f"mean ± std over training seeds (n = seeds) · {STAT_TEXT[stat]}", frameon=False)
     fig.suptitle(f"{method + ': ' if method else ''}grid search" +
@@ -617,6 +622,8 @@ def transition_figure(matrix: np.ndarray, class_names: Sequence[str], title: str
 
 def transition_title(record: Any) -> str:
     """Two lines: the noise model, mode and nominal rate; the realised rate and flip count."""
+    if record.model == "none":
+        return f"clean labels (no noise)\n{record.n_flipped} of {record.n} labels flipped"
     nominal = "unknown" if record.rate is None else f"{record.rate:g}"
     return (f"{record.model} noise ({record.mode}), nominal rate {nominal}\n"
             f"realised rate {record.realised_rate:.3f} ({record.n_flipped} of {record.n} labels flipped)")

@@ -18,12 +18,11 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 import pandas as pd
 
-from ..runs.identity import FILE_PREFIX, parse_setting
+from ..runs.identity import parse_setting
+from .style import block_title, method_title, setting_key, variant_order
 from . import paper
 
 DATASET_TITLES = {"synthfer": "synthfer", "rafdb": "RAF-DB", "ferplus": "FERPlus", "affectnet": "AffectNet"}
-METHOD_TITLES = {"baseline": "Baseline", "scn": "SCN", "rul": "RUL", "eac": "EAC", "lanet": "LA-Net"}
-NOISE_TITLES = {"sym": "Symmetric", "asym": "Asymmetric"}
 STAT_WORDS = {"last": "at the last epoch", "best": "at the best epoch (optimistic: chosen on the test set)",
               "last5": "averaged over the last 5 epochs"}
 METRIC_WORDS = {"acc": "Clean-test accuracy (%)", "mean_class_acc": "Clean-test mean class accuracy (%)"}
@@ -79,30 +78,14 @@ def _dataset_order(names: list[str]) -> list[str]:
     return sorted(names, key=lambda d: (rank.get(d.split("+")[0], len(rank)), d))
 
 
-def variant_order(names: list[str]) -> list[str]:
-    """The paper's method order, then other methods by name; a method's variants after it."""
-    rank = {m: i for i, m in enumerate(METHOD_TITLES)}
-    return sorted(names, key=lambda v: (rank.get(v.split("+")[0], len(rank)), v.split("+")[0], "+" in v, v))
-
-
 def setting_order(settings: Iterable[str], rates: Optional[dict[str, float]] = None) -> list[tuple[str, str, float]]:
-    """``(setting, noise, rate)`` in the paper's order: clean, symmetric, asymmetric, others, label files;
-    rates ascending. A label file's rate is its realised one, from ``rates`` (setting -> rate)."""
+    """``(setting, noise, rate)`` in :func:`~fer_bench.report.style.setting_key`'s order. A label file's
+    rate is its realised one, from ``rates`` (setting -> rate)."""
     parsed = []
     for setting in set(settings):
         noise, rate = parse_setting(setting)
         parsed.append((setting, noise, rate if rate is not None else (rates or {}).get(setting, 0.0)))
-    rank = {n: i for i, n in enumerate(["none", *NOISE_TITLES])}
-    return sorted(parsed, key=lambda p: (p[1] == "file", rank.get(p[1], len(rank)), p[1], p[2], p[0]))
-
-
-def block_title(noise: str, rate: float, setting: str = "") -> str:
-    if noise == "none":
-        return "clean"
-    if noise == "file":
-        return f"label file {setting.removeprefix(FILE_PREFIX)} (realised {rate:.1%})"
-    base, exact = noise.removesuffix("-exact"), noise.endswith("-exact")
-    return f"{NOISE_TITLES.get(base, base)}{' (exact)' if exact else ''} {rate:.0%}"
+    return sorted(parsed, key=lambda p: setting_key(p[1], p[2], p[0]))
 
 
 def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool = False) -> Table:
@@ -165,11 +148,6 @@ def _paper_text(p: Optional[paper.Cell], pm: str) -> str:
     return f"{p[0]:.2f}" + (f"{pm}{p[1]:.2f}" if p[1] is not None else "")
 
 
-def _title(variant: str) -> str:
-    method, *rest = variant.split("+")
-    return "+".join([METHOD_TITLES.get(method, method), *rest])
-
-
 def _header(table: Table) -> list[str]:
     cols = ["Noise", table.row_header]
     for d in table.columns:
@@ -185,7 +163,7 @@ def _body(table: Table, cell: Callable[[Cell], str], pm: str,
     for block in table.blocks:
         rows = []
         for i, (variant, cells) in enumerate(block.rows):
-            row = [plain(block.title if i == 0 else ""), plain(_title(variant))]
+            row = [plain(block.title if i == 0 else ""), plain(method_title(variant))]
             for d in table.columns:
                 c = cells.get(d)
                 row.append(plain("–") if c is None else cell(c))

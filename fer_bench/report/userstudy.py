@@ -37,7 +37,8 @@ from ..methods.lanet.method import DISTRIBUTION_FILE
 from ..noise.files import import_train_labels
 from . import paper
 from .collect import collect_runs
-from .tables import METHOD_TITLES, Block, Cell, Table, block_title, default_label, setting_order, variant_order
+from .style import block_title, method_title, variant_order
+from .tables import Block, Cell, Table, default_label, setting_order
 
 AMBIGUOUS_BELOW = 0.7
 CLEAN, NOISY = "one-hot clean labels", "one-hot noisy labels"
@@ -152,7 +153,7 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
         if r.setting != "clean" and (r.setting, r.noise_seed) not in seen_noise:  # shared by the setting's methods
             seen_noise.add((r.setting, r.noise_seed))
             rows.append(row(r.setting, NOISY, r.seed, js["noisy"]))
-        name = METHOD_TITLES.get(r.method, r.method) + r.variant[len(r.method):]  # e.g. "LA-Net+alpha=0.0"
+        name = method_title(r.variant)  # e.g. "LA-Net+alpha=0.0"
         rows.append(row(r.setting, f"{name} predictions", r.seed, js["predictions"]))
         if "distributions" in js:
             rows.append(row(r.setting, f"{name} label distributions", r.seed, js["distributions"]))
