@@ -19,8 +19,8 @@ from ..runs.identity import FILE_PREFIX
 METHOD_TITLES = {"baseline": "Baseline", "scn": "SCN", "rul": "RUL", "eac": "EAC", "lanet": "LA-Net"}
 NOISE_TITLES = {"sym": "Symmetric", "asym": "Asymmetric"}
 _PALETTE = sns.color_palette("colorblind", 10)
-_FIXED = {m: _PALETTE[i] for i, m in enumerate(METHOD_TITLES)}
-_OTHERS = _PALETTE[len(METHOD_TITLES):]
+_FIXED = {m: _PALETTE[i] for m, i in zip(METHOD_TITLES, (7, 1, 2, 4, 0))}  # grey, orange, green, purple, blue
+_OTHERS = [c for i, c in enumerate(_PALETTE) if i not in (7, 1, 2, 4, 0)]
 # variants of one method share its colour and differ in dashes
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
 
