@@ -285,3 +285,23 @@ def test_table_label_and_caption_options(tiny_synth: Path, tmp_path: Path) -> No
     assert r"\label{tab:fer-bench-acc-best}" in cli("table", "--results", out, "--format", "latex",
                                                     "--stat", "best").output
     _latex_compiles(res.output, tmp_path / "tex")
+
+
+# --- bug 6: the committed reference records ----------------------------------------------------------------
+
+def test_the_committed_reference_records_redraw_a_figure_and_count_as_finished(tmp_path: Path) -> None:
+    import numpy as np
+
+    from fer_bench.report import plots
+
+    committed = Path(__file__).resolve().parent.parent / "results" / "synthfer" / "runs"
+    run_dir = committed / "synthfer" / "sym-0.3" / "lanet" / "seed0"
+    res = cli("plot", "confusion", run_dir, "--normalise", "--out", tmp_path / "confusion")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "confusion.png").stat().st_size > 1000
+    matrix, _, _ = plots.confusion_data(run_dir)
+    assert np.array_equal(matrix, json.loads((run_dir / "result.json").read_text())["confusion_last"])
+    res = cli("sweep", "--methods", "baseline,lanet", "--noise", "sym,asym", "--rates", "0.3", "--seeds", "0,2",
+              "--clean", "--out", committed, "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert res.output.strip().endswith("12 runs, 12 finished"), res.output
