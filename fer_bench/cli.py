@@ -439,14 +439,14 @@ def noise_export(dataset: str, root: Optional[str], data_opts: tuple[str, ...], 
                  noise_seed: int, exact: bool, confusion: Optional[str], out: str) -> None:
     """Write noisy train labels in the dataset's own label-file format, with their record."""
     from .engine.recipe import parse_sets
-    from .engine.run import load_dataset
     from .noise.files import export_train_labels, generate_train_labels
+    from .registry import create_dataset
     from .noise.models import required_rate
 
     rate = required_rate(noise, rate)
     if not 0.0 <= rate < 1.0:
         raise UserError(f"noise rate {rate} is outside [0, 1)")
-    ds = load_dataset(DATASETS.get(dataset), root, parse_sets(data_opts, "--data"), progress=True)
+    ds = create_dataset(dataset, root, True, **parse_sets(data_opts, "--data"))
     labels, record = generate_train_labels(ds, noise, rate, noise_seed, exact, Path(confusion) if confusion else None)
     sha = export_train_labels(ds, labels, record, Path(out))
     click.echo(record.summary())
@@ -462,10 +462,10 @@ def noise_export(dataset: str, root: Optional[str], data_opts: tuple[str, ...], 
 def noise_inspect(file: str, dataset: str, root: Optional[str], data_opts: tuple[str, ...]) -> None:
     """Print the record of a label file measured against the dataset's clean labels."""
     from .engine.recipe import parse_sets
-    from .engine.run import load_dataset
     from .noise.files import import_train_labels
+    from .registry import create_dataset
 
-    ds = load_dataset(DATASETS.get(dataset), root, parse_sets(data_opts, "--data"), progress=True)
+    ds = create_dataset(dataset, root, True, **parse_sets(data_opts, "--data"))
     _, record = import_train_labels(ds, Path(file))
     click.echo(record.summary())
 
@@ -596,8 +596,9 @@ def landmarks_extract(dataset: str, root: Optional[str], data_opts: tuple[str, .
     from .engine.recipe import parse_sets
     from .landmarks.backends import create_backend
     from .landmarks.extract import extract_split
+    from .registry import create_dataset
 
-    ds = DATASETS.get(dataset).load(Path(root) if root else None, progress=True, **parse_sets(data_opts, "--data"))
+    ds = create_dataset(dataset, root, True, **parse_sets(data_opts, "--data"))
     fitter = create_backend(backend, Path(predictor) if predictor else None, device, detect)
     for split in splits or ("train", "test"):
         if getattr(ds, split).landmarks is not None and not force:

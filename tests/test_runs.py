@@ -305,3 +305,25 @@ def test_the_committed_reference_records_redraw_a_figure_and_count_as_finished(t
               "--clean", "--out", committed, "--dry-run")
     assert res.exit_code == 0, res.output
     assert res.output.strip().endswith("12 runs, 12 finished"), res.output
+
+
+# --- the dataset loader contract ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["synthfer", "rafdb", "ferplus", "affectnet"])
+def test_every_registered_dataset_fulfils_the_loader_protocol(name: str) -> None:
+    from fer_bench.datasets.protocol import DatasetLoader, ScannableDatasetLoader
+    from fer_bench.registry import DATASETS, list_datasets
+
+    assert name in list_datasets()
+    loader = DATASETS.get(name)
+    assert isinstance(loader, DatasetLoader) and loader.default_profile in ("paper", "cpu")
+    assert isinstance(loader, ScannableDatasetLoader) == (name != "synthfer")
+
+
+def test_create_dataset_checks_options_by_name(tiny_synth: Path) -> None:
+    from fer_bench.registry import create_dataset
+
+    dataset = create_dataset("synthfer", tiny_synth, progress=False)
+    assert len(dataset.train) == TINY["n_train"] and dataset.train.landmarks is not None
+    with pytest.raises(ValueError, match="dataset option\\(s\\) classes not understood"):
+        create_dataset("synthfer", tiny_synth, progress=False, classes=8)

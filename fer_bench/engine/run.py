@@ -14,7 +14,6 @@ augmentation and in-model randomness come from generators seeded by
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -28,13 +27,12 @@ from tqdm import tqdm
 
 from ..atomic import save_torch, write_csv, write_json, write_text
 from ..datasets.base import FERDataset
-from ..landmarks.extract import attach_cached_landmarks
 from ..methods.base import Batch, Method, MethodContext
 from ..models.pretrained import load_pretrained
 from ..noise.models import required_rate
 from ..noise.files import generate_train_labels, import_train_labels, label_file_text
 from ..paths import results_root
-from ..registry import DATASETS, METHODS, NOISE_MODELS
+from ..registry import DATASETS, METHODS, NOISE_MODELS, create_dataset
 from ..runs import RunDir, RunError, RunId, config_hash
 from . import recipe as recipes
 from ..augment import AugmentConfig, BatchAugment
@@ -330,22 +328,8 @@ def format_summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def load_dataset(dataset_cls: Any, root: Optional[str], options: dict[str, Any], progress: bool) -> FERDataset:
-    """Call a registered dataset's ``load`` with its keyword options, checked by name first."""
-    params = inspect.signature(dataset_cls.load).parameters
-    accepted = [n for n, p in params.items()
-                if n not in ("root", "progress") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unknown = [k for k in options if k not in accepted]
-    if unknown:
-        raise RunError(f"dataset option(s) {', '.join(unknown)} not understood; "
-                       f"this dataset takes: {', '.join(accepted) or 'none'}")
-    dataset = dataset_cls.load(Path(root) if root else None, progress=progress, **options)
-    attach_cached_landmarks(dataset)
-    return dataset
-
-
 def prepare(run: ResolvedRun, progress: bool) -> tuple[FERDataset, np.ndarray, Any, dict[str, Any]]:
-    dataset = load_dataset(run.dataset_cls, run.spec.root, run.spec.data_options, progress)
+    dataset = create_dataset(run.spec.dataset, run.spec.root, progress, **run.spec.data_options)
     labels, record = make_train_labels(run, dataset)
     config = config_record(run, record.label_file_sha256)
     config["config_hash"] = config_hash(config)

@@ -68,11 +68,11 @@ from ..engine.environment import environment_record
 from ..engine.optim import build_optimizer, build_scheduler
 from ..engine.recipe import PROFILES
 from ..engine.run import (
-    ResolvedRun, RunSpec, _images_on, augment_config, build_context, epoch_batches, epoch_seed, load_dataset,
+    ResolvedRun, RunSpec, _images_on, augment_config, build_context, epoch_batches, epoch_seed,
     resolve, select_device, train_one_epoch,
 )
 from ..paths import data_root, results_root
-from ..registry import DATASETS, METHODS, list_methods
+from ..registry import METHODS, create_dataset, list_methods
 from .reference_pipeline import reference_loader
 
 RAFDB_N_TRAIN = 12271   # RAF-DB's basic training split
@@ -121,7 +121,7 @@ def prepare_dataset(size: int, n_train: int, progress: bool) -> FERDataset:
 
     root = bench_root(size, n_train)
     generate(root, n_train=n_train, n_test=min(BENCH_N_TEST, n_train), size=size, seed=0, progress=progress)
-    return load_dataset(DATASETS.get("synthfer"), str(root), {}, progress=progress)
+    return create_dataset("synthfer", root, progress)
 
 
 def cpu_model() -> str:

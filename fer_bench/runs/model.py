@@ -11,9 +11,9 @@ import torch
 
 from ..datasets.base import FERDataset
 from ..engine.metrics import accuracy, confusion_matrix, mean_class_accuracy
-from ..engine.run import RunError, _images_on, build_context, load_dataset, predict_logits, select_device
+from ..engine.run import RunError, _images_on, build_context, predict_logits, select_device
 from ..methods.base import Method, MethodContext
-from ..registry import DATASETS, METHODS
+from ..registry import METHODS, create_dataset
 from .directory import RunDir
 
 
@@ -23,7 +23,7 @@ def run_dataset(config: dict[str, Any], root: Optional[str] = None, progress: bo
     where = root or config.get("root")
     if where is not None and not Path(where).is_dir():
         raise RunError(f"the {config['dataset']} data of this run is not at {where}; pass --root DIR")
-    return load_dataset(DATASETS.get(config["dataset"]), where, config.get("data_options", {}), progress)
+    return create_dataset(config["dataset"], where, progress, **config.get("data_options", {}))
 
 
 @dataclass
@@ -58,7 +58,7 @@ def load_trained(run_dir: Path | str, dataset_name: Optional[str] = None, root: 
         if dataset_name is None or dataset_name == config["dataset"]:
             dataset = run_dataset(config, root, progress)
         else:
-            dataset = load_dataset(DATASETS.get(dataset_name), root, {}, progress)
+            dataset = create_dataset(dataset_name, root, progress)
     # The method is built only for its model, so the clean train labels stand in for the noisy ones.
     ctx = build_context(method_cls, config["recipe"], config["seed"], dataset, dataset.train.labels, device,
                         training=False)
