@@ -238,3 +238,13 @@ def to_csv(table: Table) -> str:
 
 
 FORMATS = {"latex": to_latex, "markdown": to_markdown, "csv": to_csv}
+
+
+def make_table(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", fmt: str = "markdown",
+               methods: Optional[list[str]] = None, compare_paper: bool = False) -> str:
+    """What ``fer-bench table`` prints, from :func:`~fer_bench.report.collect.collect_runs`' frame."""
+    from .collect import aggregate
+
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    return FORMATS[fmt](build_table(aggregate(runs, stat, metric, methods), stat, metric, compare_paper))
