@@ -350,3 +350,26 @@ def test_the_readme_python_api_example_runs(tiny_synth: Path, tmp_path: Path, mo
     assert set(fer_bench.__all__) <= set(dir(fer_bench))
     for name in fer_bench.__all__:
         assert getattr(fer_bench, name) is not None
+
+
+# --- the training loop takes any iterable of batches --------------------------------------------------------
+
+def test_train_one_epoch_takes_any_iterable_of_batches(tiny_synth: Path, tmp_path: Path) -> None:
+    import torch
+
+    from fer_bench.engine import run as engine
+    from fer_bench.registry import create_dataset
+
+    from .conftest import tiny_spec
+
+    run = engine.resolve(tiny_spec(tiny_synth, tmp_path, device="cpu"))
+    dataset = create_dataset("synthfer", tiny_synth, progress=False)
+    rows = []
+    for materialise in (False, True):
+        setup = engine.build_training(run, dataset, dataset.train.labels)
+        images = torch.from_numpy(dataset.train.images)
+        batches = engine.CachedBatches(setup.method, images, setup.augment, setup.seed, epoch=0)
+        feed = list(batches) if materialise else batches  # a plain list of Batch objects works too
+        rows.append(engine.train_one_epoch(setup.method, feed, setup.optimizer, setup.scheduler, False, 0))
+    assert rows[0]["train_loss"] == pytest.approx(rows[1]["train_loss"], rel=1e-6)
+    assert rows[0]["images_per_s"] > 0 and len(batches) == TINY["n_train"] // TINY_RECIPE["batch_size"]

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional, Sized
 
 import numpy as np
 import torch
@@ -179,10 +179,9 @@ def make_train_labels(run: ResolvedRun, dataset: FERDataset):
     )
 
 
-def build_context(method_cls: type[Method], recipe: dict[str, Any], seed: int, dataset: FERDataset,
+def build_context(method_cls: type[Method], recipe: dict[str, Any], dataset: FERDataset,
                   train_labels: np.ndarray, device: torch.device, training: bool = True) -> MethodContext:
     """The method's view of the run; ``training=False`` (evaluation) never needs landmarks."""
-    n = len(train_labels)
     landmarks = None
     if method_cls.needs_landmarks and training:
         if dataset.train.landmarks is None:
@@ -194,11 +193,14 @@ def build_context(method_cls: type[Method], recipe: dict[str, Any], seed: int, d
     return MethodContext(
         num_classes=dataset.num_classes, class_names=dataset.class_names,
         train_labels=torch.as_tensor(train_labels, dtype=torch.long, device=device).clone(),
-        device=device, recipe=recipe, epochs=recipe["epochs"],
-        steps_per_epoch=max(1, n // recipe["batch_size"]),
-        augment=BatchAugment(augment_config(recipe)), seed=seed, train_landmarks=landmarks,
+        device=device, recipe=recipe, epochs=recipe["epochs"], train_landmarks=landmarks,
         train_names=list(dataset.train.names),
     )
+
+
+def steps_per_epoch(n: int, recipe: dict[str, Any]) -> int:
+    """Optimiser steps in an epoch of ``n`` samples (a final partial batch is dropped, see epoch_batches)."""
+    return max(1, n // recipe["batch_size"])
 
 
 def load_backbone_weights(method: Method, recipe: dict[str, Any], trust_pickle: bool) -> list[dict[str, Any]]:
@@ -233,27 +235,50 @@ def epoch_batches(method: Method, ctx: MethodContext, epoch: int, gen: torch.Gen
     return batches
 
 
-def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, images: torch.Tensor,
-                    epoch: int, amp: bool, progress: bool) -> dict[str, float]:
-    device = ctx.device
+class CachedBatches:
+    """The engine's batch source: an epoch's index batches gathered from the uint8 image cache and
+    augmented on the device.
+
+    Iterating it seeds the epoch (torch's global generator for in-model randomness, and the
+    generator of the order and the augmentation) from ``(seed, epoch)``, so a resumed epoch
+    replays exactly; it is lazy, so the method's ``on_epoch_start`` runs before any of that.
+    """
+
+    def __init__(self, method: Method, images: torch.Tensor, augment: BatchAugment, seed: int, epoch: int) -> None:
+        self.method, self.images, self.augment, self.seed, self.epoch = method, images, augment, seed, epoch
+
+    def __len__(self) -> int:
+        ctx = self.method.ctx
+        return steps_per_epoch(ctx.num_train, ctx.recipe)
+
+    def __iter__(self) -> Iterator[Batch]:
+        ctx, device, images = self.method.ctx, self.method.ctx.device, self.images
+        torch.manual_seed(epoch_seed(self.seed, self.epoch, 1))
+        gen = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch, 0))
+        for idx in epoch_batches(self.method, ctx, self.epoch, gen):
+            # A pinned source is copied by DMA while the host goes on; a pageable one is staged by the host first.
+            idx_dev = idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx
+            raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
+            landmarks = ctx.train_landmarks[idx_dev] if ctx.train_landmarks is not None else None
+            aug = self.augment(raw, gen, landmarks=landmarks)
+            yield Batch(images=aug.images, labels=ctx.train_labels[idx_dev], indices=idx_dev, raw=raw,
+                        gen=gen, flipped=aug.flipped, landmarks=aug.landmarks)
+
+
+def train_one_epoch(method: Method, batches: Iterable[Batch], optimizer: Any, scheduler: Any, amp: bool,
+                    epoch: int, progress: bool = False) -> dict[str, float]:
+    """One epoch of ``method`` over ``batches`` (any iterable of :class:`Batch`, e.g. :class:`CachedBatches`)."""
+    device = method.ctx.device
     method.model.train()
     method.on_epoch_start(epoch)
-    torch.manual_seed(epoch_seed(ctx.seed, epoch, 1))
-    gen = torch.Generator().manual_seed(epoch_seed(ctx.seed, epoch, 0))
-    batches = epoch_batches(method, ctx, epoch, gen)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    seen_logits = 0
+    seen_logits = n_seen = 0
     log_sums: dict[str, torch.Tensor] = {}
     start = time.perf_counter()
-    for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{ctx.epochs}", leave=False, disable=not progress):
-        # A pinned source is copied by DMA while the host goes on; a pageable one is staged by the host first.
-        idx_dev = idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx
-        raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
-        landmarks = ctx.train_landmarks[idx_dev] if ctx.train_landmarks is not None else None
-        aug = ctx.augment(raw, gen, landmarks=landmarks)
-        batch = Batch(images=aug.images, labels=ctx.train_labels[idx_dev], indices=idx_dev, raw=raw,
-                      gen=gen, flipped=aug.flipped, landmarks=aug.landmarks)
+    total = len(batches) if isinstance(batches, Sized) else None
+    for batch in tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{method.ctx.epochs}", leave=False,
+                      disable=not progress):
         if device.type == "cuda":
             batch.images = batch.images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -262,16 +287,17 @@ def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, im
         out.loss.backward()
         optimizer.step()
         scheduler.step()
-        loss_sum += out.loss.detach().float() * len(idx)
+        b = len(batch.labels)
+        n_seen += b
+        loss_sum += out.loss.detach().float() * b
         if out.logits is not None:
             correct += (out.logits.detach().argmax(1) == batch.labels).sum()
-            seen_logits += len(idx)
+            seen_logits += b
         for key, value in out.logs.items():
-            log_sums[key] = log_sums.get(key, 0) + value.detach().float() * len(idx)
+            log_sums[key] = log_sums.get(key, 0) + value.detach().float() * b
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    n_seen = sum(len(b) for b in batches)
     loss = float(loss_sum) / n_seen
     if not math.isfinite(loss):
         raise RunError(f"training loss became {loss} in epoch {epoch + 1}; lower the lr (--set lr=...)")
@@ -365,13 +391,15 @@ class Training:
     optimizer: Any
     scheduler: Any
     pretrained: list[dict[str, Any]]
+    augment: BatchAugment
+    seed: int
 
 
 def build_training(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray) -> Training:
     spec, recipe = run.spec, run.recipe
     device = select_device(spec.device)
     torch.manual_seed(spec.seed)
-    ctx = build_context(run.method_cls, recipe, spec.seed, dataset, train_labels, device)
+    ctx = build_context(run.method_cls, recipe, dataset, train_labels, device)
     method = run.method_cls(ctx, run.hparams)
     pretrained = load_backbone_weights(method, recipe, spec.trust_pickle)
     if device.type == "cuda":
@@ -382,8 +410,9 @@ def build_training(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarr
         for backbone in method.backbones() or [method.model]:
             backbone.compile()
     optimizer = build_optimizer(method.param_groups(), recipe)
-    scheduler = build_scheduler(optimizer, recipe, ctx.steps_per_epoch)
-    return Training(device, ctx, method, optimizer, scheduler, pretrained)
+    scheduler = build_scheduler(optimizer, recipe, steps_per_epoch(len(train_labels), recipe))
+    return Training(device, ctx, method, optimizer, scheduler, pretrained, BatchAugment(augment_config(recipe)),
+                    spec.seed)
 
 
 def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, record: Any,
@@ -421,8 +450,9 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
     for epoch in range(start_epoch, ctx.epochs):
         t0 = time.perf_counter()
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-        row.update(train_one_epoch(method, ctx, optimizer, scheduler, train_images, epoch, amp, spec.progress))
-        cm = evaluate(method, ctx.augment, test_images, dataset.test.labels, dataset.num_classes,
+        batches = CachedBatches(method, train_images, setup.augment, setup.seed, epoch)
+        row.update(train_one_epoch(method, batches, optimizer, scheduler, amp, epoch, spec.progress))
+        cm = evaluate(method, setup.augment, test_images, dataset.test.labels, dataset.num_classes,
                       device, recipe["eval_batch_size"], amp)
         row.update(test_acc=accuracy(cm), test_mean_class_acc=mean_class_accuracy(cm), confusion=cm.tolist())
         rows.append(row)

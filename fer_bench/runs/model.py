@@ -11,7 +11,8 @@ import torch
 
 from ..datasets.base import FERDataset
 from ..engine.metrics import accuracy, confusion_matrix, mean_class_accuracy
-from ..engine.run import RunError, _images_on, build_context, predict_logits, select_device
+from ..augment import BatchAugment
+from ..engine.run import RunError, _images_on, augment_config, build_context, predict_logits, select_device
 from ..methods.base import Method, MethodContext
 from ..registry import METHODS, create_dataset
 from .directory import RunDir
@@ -39,7 +40,8 @@ class TrainedRun:
 
     def logits(self, images: np.ndarray) -> torch.Tensor:
         device = self.ctx.device
-        return predict_logits(self.method, self.ctx.augment, _images_on(device, images), device,
+        augment = BatchAugment(augment_config(self.config["recipe"]))
+        return predict_logits(self.method, augment, _images_on(device, images), device,
                               self.config["recipe"]["eval_batch_size"], device.type == "cuda")
 
 
@@ -60,8 +62,7 @@ def load_trained(run_dir: Path | str, dataset_name: Optional[str] = None, root: 
         else:
             dataset = create_dataset(dataset_name, root, progress)
     # The method is built only for its model, so the clean train labels stand in for the noisy ones.
-    ctx = build_context(method_cls, config["recipe"], config["seed"], dataset, dataset.train.labels, device,
-                        training=False)
+    ctx = build_context(method_cls, config["recipe"], dataset, dataset.train.labels, device, training=False)
     method = method_cls(ctx, config["hparams"])
     ckpt = torch.load(rd.checkpoint_file, map_location=device, weights_only=True)
     try:
