@@ -373,3 +373,25 @@ def test_train_one_epoch_takes_any_iterable_of_batches(tiny_synth: Path, tmp_pat
         rows.append(engine.train_one_epoch(setup.method, feed, setup.optimizer, setup.scheduler, False, 0))
     assert rows[0]["train_loss"] == pytest.approx(rows[1]["train_loss"], rel=1e-6)
     assert rows[0]["images_per_s"] > 0 and len(batches) == TINY["n_train"] // TINY_RECIPE["batch_size"]
+
+
+def test_a_run_without_its_label_file_gets_its_labels_again_from_its_noise_record(tiny_synth: Path,
+                                                                                  tmp_path: Path) -> None:
+    import numpy as np
+
+    from fer_bench.report import plots
+
+    res = cli("run", "--root", tiny_synth, "--out", tmp_path, "--quiet", "--noise", "sym", "--rate", "0.3",
+              *ONE_EPOCH)
+    assert res.exit_code == 0, res.output
+    run_dir = next(tmp_path.rglob("result.json")).parent
+    kept = plots.gallery_data(run_dir, n=96).labels
+    (run_dir / "train_labels.txt").unlink()  # as in the committed reference records
+    assert np.array_equal(plots.gallery_data(run_dir, n=96).labels, kept)
+    res = cli("plot", "gallery", run_dir, "--out", tmp_path / "gallery")
+    assert res.exit_code == 0, res.output
+    config = json.loads((run_dir / "config.json").read_text())
+    config["noise"]["label_file_sha256"] = "0" * 64
+    (run_dir / "config.json").write_text(json.dumps(config))
+    res = cli("plot", "gallery", run_dir, "--out", tmp_path / "gallery")
+    assert res.exit_code == 2 and "sha256 differs" in res.output

@@ -383,7 +383,8 @@ def grid_figure(data: pd.DataFrame, method: str = "", stat: str = "last", metric
 class GalleryData:
     """The chosen training images of one run and the three label views of each.
 
-    ``labels`` are the run's training labels (``train_labels.txt``), ``clean`` the
+    ``labels`` are the run's training labels (``train_labels.txt``, or generated again from its
+    noise record when the file was not kept), ``clean`` the
     dataset's clean labels, ``human`` the normalised votes (or the true
     distributions when the dataset has no votes; None if neither), ``learned``
     the rows of the run's ``label_distributions.csv`` (None when the run has none).
@@ -441,13 +442,12 @@ def gallery_data(run_dir: Path | str, n: int = 8, root: Optional[str] = None, am
                  progress: bool = False) -> GalleryData:
     """Load a run's dataset (``root``, else the run's recorded root, else the default) and pick ``n`` images."""
     from ..datasets.votes import read_class_table
-    from ..noise.files import import_train_labels
-    from ..runs.model import run_dataset
+    from ..runs.model import run_dataset, run_train_labels
 
-    rd = RunDir(Path(run_dir)).require("train_labels.txt")
+    rd = RunDir(Path(run_dir)).require()
     run_dir, config = rd.path, rd.config()
     dataset = run_dataset(config, root, progress)
-    labels, _ = import_train_labels(dataset, run_dir / "train_labels.txt")
+    labels = run_train_labels(run_dir, dataset)
     split = dataset.train
     human, source = human_distribution(split.votes, split.distributions)
     idx = select_images(human, n, len(split), ambiguous)

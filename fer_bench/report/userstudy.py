@@ -32,9 +32,8 @@ from ..datasets.base import FERDataset
 from ..datasets.synthfer.labels import js_divergence
 from ..datasets.votes import read_class_table
 from ..runs import RunDir
-from ..runs.model import run_dataset
+from ..runs.model import run_dataset, run_train_labels
 from ..methods.lanet.method import DISTRIBUTION_FILE
-from ..noise.files import import_train_labels
 from . import paper
 from .collect import collect_runs
 from .style import block_title, method_title, variant_order
@@ -83,7 +82,7 @@ CACHE_FILE = "userstudy.json"
 def _run_descriptors(run_dir: Path, dataset: FERDataset, idx: np.ndarray, device: str) -> dict[str, np.ndarray]:
     """A run's label descriptors on the reference images: noisy one-hot, predictions, LA-Net's memory."""
     C = dataset.num_classes
-    noisy, _ = import_train_labels(dataset, run_dir / "train_labels.txt")
+    noisy = run_train_labels(run_dir, dataset)
     trained = RunDir(run_dir).load_model(device_name=device, progress=False, dataset=dataset)
     logits = trained.logits(dataset.train.images[idx]).numpy().astype(np.float64)
     out = {"noisy": _one_hot(noisy[idx], C), "predictions": _softmax(logits)}

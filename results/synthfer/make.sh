@@ -33,10 +33,12 @@ mkdir -p "$OUT/figures"
 fer-bench plot curves --results "$RUNS/synthfer" --out "$OUT/figures/accuracy-vs-noise"
 fer-bench plot grid --results "$RUNS/synthfer" --method lanet --out "$OUT/figures/lanet-grid"
 GALLERY_RUN="$RUNS/synthfer/sym-0.3/lanet/seed0"
-if [ -f "$GALLERY_RUN/train_labels.txt" ]; then  # label files are not committed: only after the run itself
+# The run's labels come back from its noise record, but LA-Net's label distributions only from the
+# run itself (label files are not committed), so the committed gallery stays until it is trained again.
+if [ -f "$GALLERY_RUN/label_distributions.csv" ]; then
     fer-bench plot gallery "$GALLERY_RUN" --ambiguous --out "$OUT/figures/gallery-lanet-sym-0.3"
 else
-    echo "kept figures/gallery-lanet-sym-0.3: $GALLERY_RUN has no train_labels.txt (re-run it with --force to redraw)"
+    echo "kept figures/gallery-lanet-sym-0.3: $GALLERY_RUN has no label_distributions.csv (train it again to redraw)"
 fi
 fer-bench plot confusion "$RUNS/synthfer/sym-0.3/lanet/seed0" --normalise --out "$OUT/figures/confusion-lanet-sym-0.3"
 fer-bench plot transition "$RUNS/synthfer/asym-0.3/lanet/seed0" --out "$OUT/figures/transition-asym-0.3"
