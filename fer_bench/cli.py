@@ -18,7 +18,7 @@ from typing import Any, Optional
 import click
 
 from . import threads
-from .engine.lock import RunBusy
+from .runs.lock import RunBusy
 from .registry import DATASETS, METHODS, NOISE_MODELS, UnknownNameError, load_env_plugins, load_plugin
 
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, UnknownNameError, ImportError, FileNotFoundError, RunBusy)
@@ -114,7 +114,7 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
 @click.option("--method", default="baseline", show_default=True, help="A registered method (fer-bench methods list).")
 @click.option("--dataset", default="synthfer", show_default=True, help="A registered dataset.")
 @click.option("--noise", default="none", show_default=True, help="Noise model: sym, asym, confusion, none, or a plugin's.")
-@click.option("--rate", default=0.0, type=float, show_default=True, help="Noise rate in [0, 1).")
+@click.option("--rate", default=None, type=float, help="Noise rate in [0, 1); needed by every noise model but none.")
 @click.option("--noise-file", type=click.Path(), help="Train on an existing label file in the dataset's format.")
 @click.option("--noise-seed", type=int, help="Seed of the noise (default: the run's seed).")
 @click.option("--seed", default=0, type=int, show_default=True, help="Training seed.")
@@ -186,12 +186,18 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
         return
     if launcher == "slurm":
         from .sweep.slurm import submit
+        from .sweep.worker import Outcome
 
-        jobs_ = submit(specs, parse_sets(slurm_opts, "--slurm"), plugins)
-        click.echo(f"submitted {len(jobs_)} runs as a job array ({jobs_[0].job_id.split('_')[0] if jobs_ else '-'})")
+        # as the local launcher does, but before submission: on a cluster each task costs an allocation
+        finished = [s for s in specs if run_state(s) == "finished"]
+        todo = [s for s in specs if s not in finished]
+        jobs_ = submit(todo, parse_sets(slurm_opts, "--slurm"), plugins)
+        click.echo(f"{len(finished)} of {len(specs)} runs already finished; " + (
+            f"submitted {len(jobs_)} runs as a job array ({jobs_[0].job_id.split('_')[0]})" if jobs_
+            else "nothing to submit"))
         if not wait:
             return
-        outcomes = [j.result() for j in jobs_]
+        outcomes = [Outcome(s, Path(_run_dir(s)), "skipped") for s in finished] + [j.result() for j in jobs_]
     else:
         from .sweep.local import run_local
 
@@ -224,7 +230,7 @@ def _sweep_summary(outcomes: list[Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def eval_(run_dir: str, dataset: Optional[str], root: Optional[str], device: str, as_json: bool) -> None:
     """Re-evaluate a trained run's final model on a test split."""
-    from .engine.run import evaluate_run
+    from .runs.model import evaluate_run
 
     res = evaluate_run(Path(run_dir), dataset, root, device)
     if as_json:
@@ -265,6 +271,22 @@ def _runs_root(results: Optional[str]) -> Path:
 format_option = click.option("--format", "fmt", default="markdown", show_default=True,
                              type=click.Choice(["latex", "markdown", "csv"]))
 results_option = click.option("--results", type=click.Path(), help="Runs root to read (default: results/runs).")
+label_options = _options(
+    click.option("--label", help="LaTeX \\label of the table (default: tab:fer-bench-<kind>[-<statistic>])."),
+    click.option("--caption", help="Caption instead of the generated one (special characters are escaped)."),
+)
+
+
+def _emit_table(table: Any, fmt: str, out: Optional[str], label: Optional[str], caption: Optional[str]) -> None:
+    from .report.tables import FORMATS
+
+    if label:
+        table.label = label
+    if caption:
+        table.caption = caption
+    _emit(FORMATS[fmt](table), out)
+
+
 methods_option = click.option(
     "--methods", callback=_csv(str), default="",
     help="Only these run variants, comma-separated (lanet = its default runs, lanet+beta=0.2 a variant).")
@@ -278,15 +300,19 @@ methods_option = click.option(
 @format_option
 @methods_option
 @click.option("--compare-paper", is_flag=True, help="Put LA-Net's published numbers and the difference beside ours.")
+@label_options
 @click.option("--out", type=click.Path(), help="Write here instead of printing.")
 def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tuple[str, ...],
-          compare_paper: bool, out: Optional[str]) -> None:
-    """Mean ± std over seeds of every setting, method and dataset (LA-Net's Table 1 layout)."""
+          compare_paper: bool, label: Optional[str], caption: Optional[str], out: Optional[str]) -> None:
+    """Mean ± std over seeds of every setting, method and dataset (LA-Net's Table 1 layout).
+
+    Each method's default runs only, unless --methods names variants (e.g. a grid's lanet+alpha=0.5).
+    """
     from .report.collect import aggregate, collect_runs
-    from .report.tables import FORMATS, build_table
+    from .report.tables import build_table
 
     agg = aggregate(collect_runs(_runs_root(results)), stat, metric, list(methods))
-    _emit(FORMATS[fmt](build_table(agg, stat, metric, compare_paper)), out)
+    _emit_table(build_table(agg, stat, metric, compare_paper), fmt, out, label, caption)
 
 
 @main.command()
@@ -298,16 +324,17 @@ def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tup
 @click.option("--device", default="auto", show_default=True)
 @format_option
 @methods_option
+@label_options
 @click.option("--out", type=click.Path(), help="Write here instead of printing.")
 def userstudy(results: Optional[str], dataset: Optional[str], root: Optional[str], votes: Optional[str],
-              device: str, fmt: str, methods: tuple[str, ...], out: Optional[str]) -> None:
+              device: str, fmt: str, methods: tuple[str, ...], label: Optional[str], caption: Optional[str],
+              out: Optional[str]) -> None:
     """JS divergence of label descriptors (one-hot, predictions, LA-Net's distributions) to human votes."""
-    from .report.tables import FORMATS
     from .report.userstudy import build_table, measure
 
     measured = measure(_runs_root(results), dataset, root, Path(votes) if votes else None, device,
                        methods=methods)
-    _emit(FORMATS[fmt](build_table(measured)), out)
+    _emit_table(build_table(measured), fmt, out, label, caption)
 
 
 # --- registries ---------------------------------------------------------------
@@ -405,21 +432,23 @@ def noise_list() -> None:
 @click.option("--root", type=click.Path())
 @click.option("--data", "data_opts", multiple=True, metavar="KEY=VALUE", help="A dataset loader option (repeatable).")
 @click.option("--noise", required=True, help="Noise model.")
-@click.option("--rate", required=True, type=float)
+@click.option("--rate", type=float, help="Noise rate in [0, 1); needed by every noise model but none.")
 @click.option("--noise-seed", default=0, type=int, show_default=True)
 @click.option("--exact", is_flag=True)
 @click.option("--confusion", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="Label file to write (plus FILE.json).")
-def noise_export(dataset: str, root: Optional[str], data_opts: tuple[str, ...], noise: str, rate: float,
+def noise_export(dataset: str, root: Optional[str], data_opts: tuple[str, ...], noise: str, rate: Optional[float],
                  noise_seed: int, exact: bool, confusion: Optional[str], out: str) -> None:
     """Write noisy train labels in the dataset's own label-file format, with their record."""
     from .engine.recipe import parse_sets
-    from .engine.run import load_dataset
     from .noise.files import export_train_labels, generate_train_labels
+    from .registry import create_dataset
+    from .noise.models import required_rate
 
+    rate = required_rate(noise, rate)
     if not 0.0 <= rate < 1.0:
         raise UserError(f"noise rate {rate} is outside [0, 1)")
-    ds = load_dataset(DATASETS.get(dataset), root, parse_sets(data_opts, "--data"), progress=True)
+    ds = create_dataset(dataset, root, True, **parse_sets(data_opts, "--data"))
     labels, record = generate_train_labels(ds, noise, rate, noise_seed, exact, Path(confusion) if confusion else None)
     sha = export_train_labels(ds, labels, record, Path(out))
     click.echo(record.summary())
@@ -435,10 +464,10 @@ def noise_export(dataset: str, root: Optional[str], data_opts: tuple[str, ...], 
 def noise_inspect(file: str, dataset: str, root: Optional[str], data_opts: tuple[str, ...]) -> None:
     """Print the record of a label file measured against the dataset's clean labels."""
     from .engine.recipe import parse_sets
-    from .engine.run import load_dataset
     from .noise.files import import_train_labels
+    from .registry import create_dataset
 
-    ds = load_dataset(DATASETS.get(dataset), root, parse_sets(data_opts, "--data"), progress=True)
+    ds = create_dataset(dataset, root, True, **parse_sets(data_opts, "--data"))
     _, record = import_train_labels(ds, Path(file))
     click.echo(record.summary())
 
@@ -569,8 +598,9 @@ def landmarks_extract(dataset: str, root: Optional[str], data_opts: tuple[str, .
     from .engine.recipe import parse_sets
     from .landmarks.backends import create_backend
     from .landmarks.extract import extract_split
+    from .registry import create_dataset
 
-    ds = DATASETS.get(dataset).load(Path(root) if root else None, progress=True, **parse_sets(data_opts, "--data"))
+    ds = create_dataset(dataset, root, True, **parse_sets(data_opts, "--data"))
     fitter = create_backend(backend, Path(predictor) if predictor else None, device, detect)
     for split in splits or ("train", "test"):
         if getattr(ds, split).landmarks is not None and not force:

@@ -173,5 +173,29 @@ def list_datasets(pattern: str = "*") -> list[str]:
     return DATASETS.names(pattern)
 
 
+def create_dataset(name: str, root: Optional[Any] = None, progress: bool = True, **options: Any) -> Any:
+    """Load a registered dataset (a :class:`~fer_bench.datasets.protocol.DatasetLoader`) with its
+    keyword options, checked by name first, and its cached landmarks attached.
+
+    ``root`` is the dataset directory (default: the loader's ``default_root()``).
+    """
+    import inspect
+    from pathlib import Path
+
+    from .landmarks.extract import attach_cached_landmarks
+
+    loader = DATASETS.get(name)
+    params = inspect.signature(loader.load).parameters
+    accepted = [n for n, p in params.items()
+                if n not in ("root", "progress") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        raise ValueError(f"dataset option(s) {', '.join(unknown)} not understood; "
+                         f"this dataset takes: {', '.join(accepted) or 'none'}")
+    dataset = loader.load(Path(root) if root else None, progress=progress, **options)
+    attach_cached_landmarks(dataset)
+    return dataset
+
+
 def list_noise_models(pattern: str = "*") -> list[str]:
     return NOISE_MODELS.names(pattern)

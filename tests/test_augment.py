@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fer_bench.engine.augment import AugmentConfig, BatchAugment
+from fer_bench.augment import AugmentConfig, BatchAugment
 
 
 def _dot_images(n: int, size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,7 +80,7 @@ def test_same_generator_seed_same_batch() -> None:
 def test_crop_distribution_matches_torchvision_random_resized_crop() -> None:
     from torchvision.transforms import RandomResizedCrop
 
-    from fer_bench.engine.augment import _crop_boxes
+    from fer_bench.augment import _crop_boxes
 
     scale, ratio, n = (0.3, 1.0), (3 / 4, 4 / 3), 4000
     cfg = AugmentConfig(image_size=100, crop_scale=scale, crop_ratio=ratio)
@@ -131,7 +131,7 @@ def test_colour_jitter_is_clamped_to_the_normalised_unit_range() -> None:
 def test_the_result_does_not_depend_on_the_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
     """On the CPU the batch is cut into chunks that worker threads share; chunks, threads and
     where the cuts fall must not change a pixel."""
-    from fer_bench.engine import augment
+    from fer_bench import augment
 
     cfg = AugmentConfig(image_size=32, crop_scale=(0.5, 1.0), brightness=0.4, contrast=0.4, saturation=0.4,
                         erase=0.5)

@@ -18,6 +18,7 @@ import torch
 import fer_bench.engine.run as engine
 from fer_bench.engine.run import resolve
 from fer_bench.registry import list_methods
+from fer_bench.runs.model import evaluate_run
 from fer_bench.sweep.local import run_local
 
 from .conftest import interrupt_then_resume, tiny_spec
@@ -48,10 +49,10 @@ def test_trains_resumes_and_evaluates_on_cuda(method: str, tiny_synth: Path, tmp
     # bit-reproducible, but the seeded first epoch must be the same computation.
     assert _train_losses(Path(resumed["run_dir"]))[0] == pytest.approx(_train_losses(run_dir)[0], rel=1e-2)
 
-    on_gpu = engine.evaluate_run(run_dir, device_name="cuda", progress=False)
+    on_gpu = evaluate_run(run_dir, device_name="cuda", progress=False)
     assert on_gpu["acc"] == pytest.approx(full["acc_last"], abs=0.05)
     # A checkpoint written on the GPU is evaluated on a CPU (fp32 there, bf16 on the GPU).
-    on_cpu = engine.evaluate_run(run_dir, device_name="cpu", progress=False)
+    on_cpu = evaluate_run(run_dir, device_name="cpu", progress=False)
     assert on_cpu["acc"] == pytest.approx(full["acc_last"], abs=0.1)
 
 

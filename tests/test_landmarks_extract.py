@@ -10,9 +10,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from fer_bench.cli import main
-from fer_bench.engine.run import load_dataset
 from fer_bench.landmarks.extract import landmark_file
-from fer_bench.registry import DATASETS
+from fer_bench.registry import DATASETS, create_dataset
 
 dlib = pytest.importorskip("dlib")
 skimage_data = pytest.importorskip("skimage.data")
@@ -64,7 +63,7 @@ def test_extract_command_writes_the_cache_and_training_reads_it(tmp_path: Path) 
     nose = saved["landmarks"][:, 30, 0]
     assert abs(nose[0] - (99 - nose[1])) < 3
 
-    ds = load_dataset(DATASETS.get("rafdb"), str(root), {}, progress=False)
+    ds = create_dataset("rafdb", root, progress=False)
     assert ds.train.landmarks is not None and np.allclose(ds.train.landmarks, saved["landmarks"])
     assert ds.info["landmarks"]["train"]["backend"] == "dlib"
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from fer_bench.datasets.synthfer.face import MIRROR
-from fer_bench.engine.augment import AugmentConfig, BatchAugment
+from fer_bench.augment import AugmentConfig, BatchAugment
 from fer_bench.engine.run import evaluate
 from fer_bench.landmarks import (FLIP_19, FLIP_68, heatmap_targets, map_68_to_19, swap_mirrored,
                                  to_heatmap_coords)
@@ -39,8 +39,7 @@ def make_method(landmarks: torch.Tensor | None = None, **hp) -> LANet:
     recipe = {"arch": "resnet18", "width": 8, "stem": "small", "image_size": SIZE}
     ctx = MethodContext(
         num_classes=len(CLASSES), class_names=CLASSES, train_labels=labels, device=torch.device("cpu"),
-        recipe=recipe, epochs=1, steps_per_epoch=1, augment=BatchAugment(AugmentConfig(image_size=SIZE)),
-        seed=0, train_landmarks=landmarks, train_names=[f"train_{i + 1:05d}.jpg" for i in range(N_TRAIN)],
+        recipe=recipe, epochs=1, train_landmarks=landmarks, train_names=[f"train_{i + 1:05d}.jpg" for i in range(N_TRAIN)],
     )
     hparams = dict(LANet.hparams)
     hparams.update(hp)
@@ -295,7 +294,7 @@ def test_evaluation_never_touches_landmarks_or_the_landmark_branch() -> None:
         module.register_forward_hook(lambda *_, name=name: calls.append(name))
     raw = torch.randint(0, 255, (12, SIZE, SIZE, 3), dtype=torch.uint8)
     labels = np.arange(12) % len(CLASSES)
-    cm = evaluate(method, method.ctx.augment, raw, labels, len(CLASSES), torch.device("cpu"), 5, False)
+    cm = evaluate(method, BatchAugment(AugmentConfig(image_size=SIZE)), raw, labels, len(CLASSES), torch.device("cpu"), 5, False)
     assert cm.sum() == 12 and calls == []
     assert method.predict(torch.randn(3, 3, SIZE, SIZE)).shape == (3, len(CLASSES)) and calls == []
     # The hooks do fire when the landmark branch runs: a training step calls every one of them.

@@ -16,6 +16,7 @@ import pytest
 
 import fer_bench.engine.run as engine
 from fer_bench.registry import list_methods
+from fer_bench.runs.model import evaluate_run
 
 from .conftest import interrupt_then_resume, tiny_spec
 
@@ -46,5 +47,5 @@ def test_trains_evaluates_saves_and_resumes(method: str, tiny_synth: Path, tmp_p
     assert resumed["confusion_last"] == full["confusion_last"]
     assert [r["train_loss"] for r in _metrics(run_b)] == [r["train_loss"] for r in _metrics(run_dir)]
 
-    evaluated = engine.evaluate_run(run_dir, progress=False)
+    evaluated = evaluate_run(run_dir, progress=False)
     assert evaluated["acc"] == pytest.approx(full["acc_last"])

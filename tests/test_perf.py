@@ -18,7 +18,7 @@ from scipy.stats import ks_2samp
 from fer_bench.cli import main
 from fer_bench.datasets import raf_layout
 from fer_bench.datasets.synthfer.loader import SynthFER
-from fer_bench.engine.augment import AugmentConfig, BatchAugment, random_erase
+from fer_bench.augment import AugmentConfig, BatchAugment, random_erase
 from fer_bench.perf.reference_pipeline import build_transform, reference_loader
 
 N = 3000

@@ -92,7 +92,7 @@ def test_curves_show_the_aggregate_means(runs: dict[str, Path], tmp_path: Path) 
                                                                  agg.loc[("sym-0.2", "lanet"), "mean"]])
     assert agg.loc[("sym-0.2", "baseline"), "n"] == 2
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend == ["baseline (n=1–2)", "lanet (n=1–2)"]  # asym and clean lanet have one seed
+    assert legend == ["Baseline (n=1–2)", "LA-Net (n=1–2)"]  # asym and clean lanet have one seed
 
     with_variants = plots.curves_data(table, variants=True)
     assert "lanet+alpha=0.5" in set(with_variants["variant"])

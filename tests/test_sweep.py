@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from fer_bench.cli import main as cli
-from fer_bench.engine.lock import RunBusy, run_lock
+from fer_bench.runs import RunBusy, run_lock
 from fer_bench.engine.recipe import RecipeError
 from fer_bench.engine.run import resolve
 from fer_bench.registry import UnknownNameError
@@ -99,7 +99,7 @@ def test_run_lock_excludes_other_processes(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from fer_bench.engine.lock import run_lock, RunBusy\n"
+    code = ("import sys; from fer_bench.runs import run_lock, RunBusy\n"
             "try:\n  with run_lock(sys.argv[1]): pass\nexcept RunBusy as e: print(e); sys.exit(3)\n")
     with run_lock(tmp_path / "run"):
         with run_lock(tmp_path / "run"):  # re-entrant within a process

@@ -1,20 +1,16 @@
-"""Indexing the real datasets' layouts, and checking them (``fer-bench data check``).
+"""Checking a real dataset's layout (``fer-bench data check``).
 
-Each real-dataset loader (RAF-DB, FERPlus, AffectNet) first *scans* its layout
-into a :class:`DatasetIndex`: per split the sample names, labels and image
-files (or pixels), plus crop boxes, landmarks and votes where the dataset has
-them. Problems found while scanning go to a :class:`Problems` collector. A
-loader's collector raises at the first problem, so a load fails fast with a
-message naming the file and line; ``data check`` uses a collecting one, then
-opens every image, so that one pass reports *every* problem of a layout along
-with the per-split per-class counts and the class mapping.
+A loader's ``scan`` (see :mod:`.index`) reads the layout into a
+:class:`~fer_bench.datasets.index.DatasetIndex`; here it runs with a collecting
+:class:`~fer_bench.datasets.base.Problems`, then every image is opened, so that
+one pass reports *every* problem of a layout along with the per-split per-class
+counts and the class mapping.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
-import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,80 +21,8 @@ import numpy as np
 from PIL import Image
 
 from .base import Problems
-from .cache import ImageSet, load_image_set, pixel_box
-
-SPLITS: tuple[str, ...] = ("train", "test")
-
-
-@dataclass
-class SplitIndex:
-    """One split as scanned from the layout, before any image is decoded.
-
-    Attributes:
-        names: sample names (unique within the split; the names label files use).
-        labels: int64 ``(N,)``, 0-based in the dataset's class order.
-        paths: the image file of each sample, or None when the pixels come from
-            a table (FERPlus's ``fer2013.csv``).
-        boxes: optional float ``(N, 4)`` crop boxes ``x_min, y_min, x_max, y_max``
-            in the source image's pixels.
-        landmarks: optional float32 ``(N, 68, 2)`` in the source image's pixels.
-        votes: optional float32 ``(N, C)`` annotator votes in the class order.
-        extra: other per-sample arrays (first axis N) that follow the samples
-            when some are skipped.
-    """
-
-    names: list[str]
-    labels: np.ndarray
-    paths: Optional[list[Path]] = None
-    boxes: Optional[np.ndarray] = None
-    landmarks: Optional[np.ndarray] = None
-    votes: Optional[np.ndarray] = None
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-
-@dataclass
-class DatasetIndex:
-    """A scanned dataset: its classes, how raw labels map to them, and its splits."""
-
-    layout: str
-    class_names: tuple[str, ...]
-    mapping: list[tuple[str, str]]
-    splits: dict[str, SplitIndex]
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def class_counts(labels: np.ndarray, class_names: tuple[str, ...]) -> dict[str, int]:
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
-    return {c: int(counts[i]) for i, c in enumerate(class_names)}
-
-
-# --- loading helpers shared by the loaders -------------------------------------------
-
-def cache_dir_for(root: Path, cache: Optional[Path]) -> Path:
-    return Path(cache) if cache is not None else Path(root) / ".cache"
-
-
-def load_split_images(
-    split: SplitIndex, cache_dir: Path, size: Optional[int], skip_bad: bool, progress: bool, desc: str
-) -> ImageSet:
-    """Decode a split's image files (cropped to its boxes) through the image cache."""
-    assert split.paths is not None
-    return load_image_set(split.paths, cache_dir, size, boxes=split.boxes, skip_bad=skip_bad,
-                          progress=progress, desc=desc)
-
-
-def report_skipped(dataset: str, bad: list[tuple[str, str]], info: dict[str, Any]) -> None:
-    """Warn with every skipped image and record the count in ``info["skipped"]``."""
-    info["skipped"] = len(bad)
-    info["skipped_files"] = [p for p, _ in bad]
-    if bad:
-        listing = "\n".join(f"  {reason}" for _, reason in bad)
-        warnings.warn(f"{dataset}: skipped {len(bad)} unreadable or missing image(s):\n{listing}",
-                      stacklevel=3)
-
+from .cache import pixel_box
+from .index import SplitIndex, class_counts
 
 # --- data check -------------------------------------------------------------------------
 

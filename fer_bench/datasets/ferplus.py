@@ -39,7 +39,7 @@ from ..registry import register_dataset
 from . import raf_layout
 from .base import DatasetError, FERDataset, Split
 from .cache import manifest_hash
-from .check import (
+from .index import (
     SPLITS, DatasetIndex, Problems, SplitIndex, cache_dir_for, load_split_images, report_skipped,
 )
 

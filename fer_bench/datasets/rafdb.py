@@ -29,7 +29,7 @@ from ..paths import data_root
 from ..registry import register_dataset
 from . import raf_layout
 from .base import DatasetError, FERDataset, Split
-from .check import (
+from .index import (
     SPLITS, DatasetIndex, Problems, SplitIndex, cache_dir_for, load_split_images, report_skipped,
 )
 

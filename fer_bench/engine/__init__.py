@@ -2,7 +2,8 @@
 
 :mod:`.run` holds the run (``main(spec)``, ``train_one_epoch``, ``evaluate``);
 :mod:`.recipe` resolves protocols, profiles and ``--set`` overrides;
-:mod:`.augment` is the batched on-device augmentation; :mod:`.samplers` picks
+:mod:`.samplers` picks
 each epoch's samples; :mod:`.optim` builds optimisers and schedules; :mod:`.metrics` and :mod:`.environment` make the
-run record.
+run record. The batched augmentation lives in :mod:`fer_bench.augment`, which
+methods import too.
 """

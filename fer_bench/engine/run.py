@@ -3,16 +3,8 @@
 The loop knows no method by name: a :class:`~fer_bench.methods.Method` supplies
 the model, the loss and optional hooks; this module supplies data, noise,
 augmentation, optimisation, evaluation on the clean test set, checkpoints and
-the run record. One run is one directory::
-
-    <runs root>/<dataset>/<noise>-<rate>/<method>/seed<k>/
-        config.json        resolved config (recipe, hyper-parameters, noise spec)
-        noise.json         the noise record (realised rate, per-class rates, matrix)
-        train_labels.txt   the noisy training labels, in the dataset's format
-        env.json           versions, hardware, device
-        metrics.csv        one row per epoch
-        checkpoint.pt      written every epoch; the final model once done
-        result.json        written last and atomically: the done marker
+the run record, in the run's directory (:class:`fer_bench.runs.RunDir`, named by
+:class:`fer_bench.runs.RunId`).
 
 Re-running the same command resumes from ``checkpoint.pt`` and, on CPU, ends
 with the same numbers as an uninterrupted run: every epoch's shuffling,
@@ -22,15 +14,12 @@ augmentation and in-model randomness come from generators seeded by
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
 import math
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional, Sized
 
 import numpy as np
 import torch
@@ -39,23 +28,19 @@ from tqdm import tqdm
 from .. import threads
 from ..atomic import save_torch, write_csv, write_json, write_text
 from ..datasets.base import FERDataset
-from ..landmarks.extract import attach_cached_landmarks
 from ..methods.base import Batch, Method, MethodContext
 from ..models.pretrained import NORMALISATIONS, load_pretrained
+from ..noise.models import required_rate
 from ..noise.files import generate_train_labels, import_train_labels, label_file_text
 from ..paths import results_root
-from ..registry import DATASETS, METHODS, NOISE_MODELS
+from ..registry import DATASETS, METHODS, NOISE_MODELS, create_dataset
+from ..runs import RunDir, RunError, RunId, config_hash
 from . import recipe as recipes
-from .augment import AugmentConfig, BatchAugment
+from ..augment import AugmentConfig, BatchAugment
 from .environment import environment_record
-from .lock import run_lock
 from .metrics import accuracy, confusion_matrix, mean_class_accuracy, summarise_epochs
 from .optim import build_optimizer, build_scheduler
 from .samplers import SAMPLERS, epoch_order
-
-
-class RunError(ValueError):
-    """A run that cannot start or continue; the message says why and what to do."""
 
 
 @dataclass
@@ -67,7 +52,7 @@ class RunSpec:
     root: Optional[str] = None
     data_options: dict[str, Any] = field(default_factory=dict)
     noise: str = "none"
-    rate: float = 0.0
+    rate: Optional[float] = None  # required by every noise model but none (and a label file)
     exact: bool = False
     confusion: Optional[str] = None
     noise_file: Optional[str] = None
@@ -95,24 +80,21 @@ class ResolvedRun:
     noise_seed: int
 
     @property
-    def run_dir(self) -> Path:
+    def id(self) -> RunId:
         s = self.spec
-        root = Path(s.out) if s.out else results_root() / "runs"
-        if s.noise_file:
-            noise_part = f"file-{Path(s.noise_file).stem}"
-        elif s.noise == "none" or s.rate == 0:
-            noise_part = "clean"
-        else:
-            noise_part = f"{s.noise}{'-exact' if s.exact else ''}-{s.rate:g}"
-        variant = [s.method.lower()]
-        if s.protocol != "official":
-            variant.append(s.protocol)
-        if self.profile != getattr(self.dataset_cls, "default_profile", "paper"):
-            variant.append(f"profile={self.profile}")
-        variant += [f"{k}={v}" for k, v in sorted(s.overrides.items())]
-        dataset_part = s.dataset.lower() + "".join(f"+{k}={v}" for k, v in sorted(s.data_options.items()))
-        seed_part = f"seed{s.seed}" + (f"-noise{self.noise_seed}" if self.noise_seed != s.seed else "")
-        return root / dataset_part / noise_part / "+".join(variant) / seed_part
+        return RunId.build(
+            method=s.method, dataset=s.dataset, data_options=s.data_options, noise=s.noise, rate=s.rate,
+            exact=s.exact, noise_file=s.noise_file, protocol=s.protocol, profile=self.profile,
+            default_profile=self.default_profile, overrides=s.overrides, seed=s.seed, noise_seed=self.noise_seed)
+
+    @property
+    def default_profile(self) -> str:
+        return getattr(self.dataset_cls, "default_profile", "paper")
+
+    @property
+    def run_dir(self) -> Path:
+        root = Path(self.spec.out) if self.spec.out else results_root() / "runs"
+        return root / self.id.name()
 
 
 def resolve(spec: RunSpec) -> ResolvedRun:
@@ -121,6 +103,11 @@ def resolve(spec: RunSpec) -> ResolvedRun:
     dataset_cls = DATASETS.get(spec.dataset)
     if not spec.noise_file:
         NOISE_MODELS.get(spec.noise)
+    if spec.rate is None:
+        try:
+            spec = replace(spec, rate=0.0 if spec.noise_file else required_rate(spec.noise, spec.rate))
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
     if not 0.0 <= spec.rate < 1.0:  # also false for NaN
         raise RunError(f"noise rate {spec.rate} is outside [0, 1)")
     if spec.noise == "none" and spec.rate > 0 and not spec.noise_file:
@@ -170,10 +157,14 @@ def augment_config(recipe: dict[str, Any]) -> AugmentConfig:
     )
 
 
-def config_record(run: ResolvedRun, noise_sha: str) -> dict[str, Any]:
+def config_record(run: ResolvedRun, noise_sha: Optional[str]) -> dict[str, Any]:
+    """The run's config.json. ``root`` is absolute, so that reports find the data from any directory;
+    None means the dataset's default place under the data root (:func:`fer_bench.paths.data_root`)."""
     s = run.spec
     return {
-        "method": s.method.lower(), "dataset": s.dataset.lower(), "root": s.root,
+        "method": s.method.lower(), "dataset": s.dataset.lower(),
+        "root": str(Path(s.root).resolve()) if s.root else None,
+        "default_profile": run.default_profile,
         "data_options": s.data_options, "seed": s.seed,
         "noise": {"model": "file" if s.noise_file else s.noise, "rate": s.rate, "exact": s.exact,
                   "noise_seed": None if s.noise_file else run.noise_seed, "confusion": s.confusion,
@@ -181,24 +172,6 @@ def config_record(run: ResolvedRun, noise_sha: str) -> dict[str, Any]:
         "protocol": s.protocol, "profile": run.profile, "overrides": s.overrides,
         "recipe": run.recipe, "hparams": run.hparams,
     }
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """Identity of a run's config; where the dataset lies is not part of it (its labels' sha is)."""
-    identity = {k: v for k, v in config.items() if k not in ("root", "config_hash")}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = sorted(set(old) | set(new))
-    out: list[str] = []
-    for k in keys:
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
-    return out
 
 
 def make_train_labels(run: ResolvedRun, dataset: FERDataset):
@@ -211,10 +184,9 @@ def make_train_labels(run: ResolvedRun, dataset: FERDataset):
     )
 
 
-def build_context(method_cls: type[Method], recipe: dict[str, Any], seed: int, dataset: FERDataset,
+def build_context(method_cls: type[Method], recipe: dict[str, Any], dataset: FERDataset,
                   train_labels: np.ndarray, device: torch.device, training: bool = True) -> MethodContext:
     """The method's view of the run; ``training=False`` (evaluation) never needs landmarks."""
-    n = len(train_labels)
     landmarks = None
     if method_cls.needs_landmarks and training:
         if dataset.train.landmarks is None:
@@ -226,11 +198,14 @@ def build_context(method_cls: type[Method], recipe: dict[str, Any], seed: int, d
     return MethodContext(
         num_classes=dataset.num_classes, class_names=dataset.class_names,
         train_labels=torch.as_tensor(train_labels, dtype=torch.long, device=device).clone(),
-        device=device, recipe=recipe, epochs=recipe["epochs"],
-        steps_per_epoch=max(1, n // recipe["batch_size"]),
-        augment=BatchAugment(augment_config(recipe)), seed=seed, train_landmarks=landmarks,
+        device=device, recipe=recipe, epochs=recipe["epochs"], train_landmarks=landmarks,
         train_names=list(dataset.train.names),
     )
+
+
+def steps_per_epoch(n: int, recipe: dict[str, Any]) -> int:
+    """Optimiser steps in an epoch of ``n`` samples (a final partial batch is dropped, see epoch_batches)."""
+    return max(1, n // recipe["batch_size"])
 
 
 def load_backbone_weights(method: Method, recipe: dict[str, Any], trust_pickle: bool) -> list[dict[str, Any]]:
@@ -265,30 +240,53 @@ def epoch_batches(method: Method, ctx: MethodContext, epoch: int, gen: torch.Gen
     return batches
 
 
-def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, images: torch.Tensor,
-                    epoch: int, amp: bool, progress: bool) -> dict[str, float]:
-    device = ctx.device
+class CachedBatches:
+    """The engine's batch source: an epoch's index batches gathered from the uint8 image cache and
+    augmented on the device.
+
+    Iterating it seeds the epoch (torch's global generator for in-model randomness, and the
+    generator of the order and the augmentation) from ``(seed, epoch)``, so a resumed epoch
+    replays exactly; it is lazy, so the method's ``on_epoch_start`` runs before any of that.
+    """
+
+    def __init__(self, method: Method, images: torch.Tensor, augment: BatchAugment, seed: int, epoch: int) -> None:
+        self.method, self.images, self.augment, self.seed, self.epoch = method, images, augment, seed, epoch
+
+    def __len__(self) -> int:
+        ctx = self.method.ctx
+        return steps_per_epoch(ctx.num_train, ctx.recipe)
+
+    def __iter__(self) -> Iterator[Batch]:
+        ctx, device, images = self.method.ctx, self.method.ctx.device, self.images
+        torch.manual_seed(epoch_seed(self.seed, self.epoch, 1))
+        gen = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch, 0))
+        for idx in epoch_batches(self.method, ctx, self.epoch, gen):
+            # A pinned source is copied by DMA while the host goes on; a pageable one is staged by the host first.
+            idx_dev = idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx
+            raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
+            landmarks = ctx.train_landmarks[idx_dev] if ctx.train_landmarks is not None else None
+            aug = self.augment(raw, gen, landmarks=landmarks, noiseless=self.method.needs_noiseless)
+            yield Batch(images=aug.images, labels=ctx.train_labels[idx_dev], indices=idx_dev, raw=raw,
+                        gen=gen, flipped=aug.flipped, landmarks=aug.landmarks, noiseless=aug.noiseless)
+
+
+def train_one_epoch(method: Method, batches: Iterable[Batch], optimizer: Any, scheduler: Any, amp: bool,
+                    epoch: int, progress: bool = False) -> dict[str, float]:
+    """One epoch of ``method`` over ``batches`` (any iterable of :class:`Batch`, e.g. :class:`CachedBatches`)."""
+    device = method.ctx.device
     method.model.train()
     method.on_epoch_start(epoch)
-    torch.manual_seed(epoch_seed(ctx.seed, epoch, 1))
-    gen = torch.Generator().manual_seed(epoch_seed(ctx.seed, epoch, 0))
-    batches = epoch_batches(method, ctx, epoch, gen)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    seen_logits = 0
+    seen_logits = n_seen = 0
     log_sums: dict[str, torch.Tensor] = {}
     governor = threads.governor() if device.type == "cpu" else None
     start = time.perf_counter()
-    for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{ctx.epochs}", leave=False, disable=not progress):
+    total = len(batches) if isinstance(batches, Sized) else None
+    for batch in tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{method.ctx.epochs}", leave=False,
+                      disable=not progress):
         if governor is not None:
             governor.tick()
-        # A pinned source is copied by DMA while the host goes on; a pageable one is staged by the host first.
-        idx_dev = idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx
-        raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
-        landmarks = ctx.train_landmarks[idx_dev] if ctx.train_landmarks is not None else None
-        aug = ctx.augment(raw, gen, landmarks=landmarks, noiseless=method.needs_noiseless)
-        batch = Batch(images=aug.images, labels=ctx.train_labels[idx_dev], indices=idx_dev, raw=raw,
-                      gen=gen, flipped=aug.flipped, landmarks=aug.landmarks, noiseless=aug.noiseless)
         if device.type == "cuda":
             batch.images = batch.images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -297,16 +295,17 @@ def train_one_epoch(method: Method, ctx: MethodContext, optimizer, scheduler, im
         out.loss.backward()
         optimizer.step()
         scheduler.step()
-        loss_sum += out.loss.detach().float() * len(idx)
+        b = len(batch.labels)
+        n_seen += b
+        loss_sum += out.loss.detach().float() * b
         if out.logits is not None:
             correct += (out.logits.detach().argmax(1) == batch.labels).sum()
-            seen_logits += len(idx)
+            seen_logits += b
         for key, value in out.logs.items():
-            log_sums[key] = log_sums.get(key, 0) + value.detach().float() * len(idx)
+            log_sums[key] = log_sums.get(key, 0) + value.detach().float() * b
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    n_seen = sum(len(b) for b in batches)
     loss = float(loss_sum) / n_seen
     if not math.isfinite(loss):
         raise RunError(f"training loss became {loss} in epoch {epoch + 1}; lower the lr (--set lr=...)")
@@ -365,24 +364,11 @@ def format_summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def load_dataset(dataset_cls: Any, root: Optional[str], options: dict[str, Any], progress: bool) -> FERDataset:
-    """Call a registered dataset's ``load`` with its keyword options, checked by name first."""
-    params = inspect.signature(dataset_cls.load).parameters
-    accepted = [n for n, p in params.items()
-                if n not in ("root", "progress") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unknown = [k for k in options if k not in accepted]
-    if unknown:
-        raise RunError(f"dataset option(s) {', '.join(unknown)} not understood; "
-                       f"this dataset takes: {', '.join(accepted) or 'none'}")
-    dataset = dataset_cls.load(Path(root) if root else None, progress=progress, **options)
-    attach_cached_landmarks(dataset)
-    return dataset
-
-
 def prepare(run: ResolvedRun, progress: bool) -> tuple[FERDataset, np.ndarray, Any, dict[str, Any]]:
-    dataset = load_dataset(run.dataset_cls, run.spec.root, run.spec.data_options, progress)
+    dataset = create_dataset(run.spec.dataset, run.spec.root, progress, **run.spec.data_options)
     labels, record = make_train_labels(run, dataset)
     config = config_record(run, record.label_file_sha256)
+    config["config_hash"] = config_hash(config)
     return dataset, labels, record, config
 
 
@@ -391,39 +377,18 @@ def main(spec: RunSpec) -> dict[str, Any]:
 
     Everything that can be checked is checked before the run directory is
     touched; the directory's lock is taken just before the first write.
-    Raises :class:`~fer_bench.engine.lock.RunBusy` if another process is running it.
+    Raises :class:`~fer_bench.runs.RunBusy` if another process is running it.
     """
     run = resolve(spec)
     dataset, train_labels, record, config = prepare(run, spec.progress)
-    config["config_hash"] = config_hash(config)
-    done = finished_result(run.run_dir, config, spec.force)
+    run_dir = RunDir(run.run_dir)
+    done = run_dir.check(config, spec.force)
     if done:
         return done
     setup = build_training(run, dataset, train_labels)
-    with run_lock(run.run_dir):
+    with run_dir.lock():
         # another process may have finished it while this one was getting ready
-        return finished_result(run.run_dir, config, spec.force) or _train(run, dataset, train_labels, record,
-                                                                          config, setup)
-
-
-def finished_result(run_dir: Path, config: dict[str, Any], force: bool) -> Optional[dict[str, Any]]:
-    """The result of a finished run with this config, None if there is none (or ``force``).
-
-    A directory that holds a different config is an error, not something to overwrite.
-    """
-    config_file, result_file = run_dir / "config.json", run_dir / "result.json"
-    if force or not config_file.is_file():
-        return None
-    old = json.loads(config_file.read_text())
-    if old.get("config_hash") != config["config_hash"]:
-        diff = "; ".join(_differences(old, config)[:4])
-        raise RunError(f"{run_dir} holds a run with a different config ({diff}); "
-                       f"use --force to replace it or --out for another results root")
-    if not result_file.is_file():
-        return None
-    result = json.loads(result_file.read_text())
-    result["already_done"] = True
-    return result
+        return run_dir.check(config, spec.force) or _train(run, dataset, train_labels, record, config, setup)
 
 
 @dataclass
@@ -436,13 +401,15 @@ class Training:
     optimizer: Any
     scheduler: Any
     pretrained: list[dict[str, Any]]
+    augment: BatchAugment
+    seed: int
 
 
 def build_training(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray) -> Training:
     spec, recipe = run.spec, run.recipe
     device = select_device(spec.device)
     torch.manual_seed(spec.seed)
-    ctx = build_context(run.method_cls, recipe, spec.seed, dataset, train_labels, device)
+    ctx = build_context(run.method_cls, recipe, dataset, train_labels, device)
     method = run.method_cls(ctx, run.hparams)
     pretrained = load_backbone_weights(method, recipe, spec.trust_pickle)
     if device.type == "cuda":
@@ -453,27 +420,29 @@ def build_training(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarr
         for backbone in method.backbones() or [method.model]:
             backbone.compile()
     optimizer = build_optimizer(method.param_groups(), recipe)
-    scheduler = build_scheduler(optimizer, recipe, ctx.steps_per_epoch)
-    return Training(device, ctx, method, optimizer, scheduler, pretrained)
+    scheduler = build_scheduler(optimizer, recipe, steps_per_epoch(len(train_labels), recipe))
+    return Training(device, ctx, method, optimizer, scheduler, pretrained, BatchAugment(augment_config(recipe)),
+                    spec.seed)
 
 
 def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, record: Any,
            config: dict[str, Any], setup: Training) -> dict[str, Any]:
-    spec, recipe, run_dir = run.spec, run.recipe, run.run_dir
+    spec, recipe, rd = run.spec, run.recipe, RunDir(run.run_dir)
+    run_dir = rd.path
     device, ctx, method, optimizer, scheduler = setup.device, setup.ctx, setup.method, setup.optimizer, setup.scheduler
     amp = device.type == "cuda"
     chash = config["config_hash"]
-    result_file, ckpt_file, config_file = run_dir / "result.json", run_dir / "checkpoint.pt", run_dir / "config.json"
+    result_file, ckpt_file = rd.result_file, rd.checkpoint_file
 
     if spec.force:
-        for f in (result_file, ckpt_file, run_dir / "metrics.csv"):
+        for f in (result_file, ckpt_file, rd.metrics_file):
             f.unlink(missing_ok=True)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(config_file, config)
-    write_json(run_dir / "noise.json", record.to_dict())
-    write_text(run_dir / "train_labels.txt", label_file_text(dataset, train_labels))
-    write_json(run_dir / "env.json", environment_record(device))
+    write_json(rd.config_file, config)
+    write_json(rd.noise_file, record.to_dict())
+    write_text(rd.labels_file, label_file_text(dataset, train_labels))
+    write_json(rd.env_file, environment_record(device))
 
     rows: list[dict[str, Any]] = []
     start_epoch, elapsed = 0, 0.0
@@ -491,8 +460,9 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
     for epoch in range(start_epoch, ctx.epochs):
         t0 = time.perf_counter()
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-        row.update(train_one_epoch(method, ctx, optimizer, scheduler, train_images, epoch, amp, spec.progress))
-        cm = evaluate(method, ctx.augment, test_images, dataset.test.labels, dataset.num_classes,
+        batches = CachedBatches(method, train_images, setup.augment, setup.seed, epoch)
+        row.update(train_one_epoch(method, batches, optimizer, scheduler, amp, epoch, spec.progress))
+        cm = evaluate(method, setup.augment, test_images, dataset.test.labels, dataset.num_classes,
                       device, recipe["eval_batch_size"], amp)
         row.update(test_acc=accuracy(cm), test_mean_class_acc=mean_class_accuracy(cm), confusion=cm.tolist())
         rows.append(row)
@@ -502,7 +472,7 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
             "scheduler": scheduler.state_dict(), "method": method.extra_state(),
             "train_labels": ctx.train_labels.cpu(), "metrics": rows, "elapsed": elapsed, "config_hash": chash,
         })
-        write_csv(run_dir / "metrics.csv", [{k: v for k, v in r.items() if k != "confusion"} for r in rows])
+        write_csv(rd.metrics_file, [{k: v for k, v in r.items() if k != "confusion"} for r in rows])
         if spec.progress:
             tqdm.write(f"epoch {epoch + 1}/{ctx.epochs}: loss {row['train_loss']:.3f}  "
                        f"test acc {row['test_acc']:.2%}  ({row['images_per_s']:.0f} img/s)")
@@ -527,65 +497,3 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
     result["method_info"] = method.on_train_end(run_dir)
     write_json(result_file, result)
     return result
-
-
-@dataclass
-class TrainedRun:
-    """A finished (or interrupted) run's final model, ready to predict on a dataset."""
-
-    run_dir: Path
-    config: dict[str, Any]
-    dataset: FERDataset
-    method: Method
-    ctx: MethodContext
-    epoch: int
-
-    def logits(self, images: np.ndarray) -> torch.Tensor:
-        device = self.ctx.device
-        return predict_logits(self.method, self.ctx.augment, _images_on(device, images), device,
-                              self.config["recipe"]["eval_batch_size"], device.type == "cuda")
-
-
-def load_trained(run_dir: Path, dataset_name: Optional[str] = None, root: Optional[str] = None,
-                 device_name: str = "auto", progress: bool = True,
-                 dataset: Optional[FERDataset] = None) -> TrainedRun:
-    """Rebuild a run's model from ``checkpoint.pt``, with the run's dataset, another one, or one already loaded."""
-    run_dir = Path(run_dir)
-    config_file, ckpt_file = run_dir / "config.json", run_dir / "checkpoint.pt"
-    for f in (config_file, ckpt_file):
-        if not f.is_file():
-            raise RunError(f"{run_dir} is not a run directory: {f.name} is missing")
-    config = json.loads(config_file.read_text())
-    method_cls = METHODS.get(config["method"])
-    device = select_device(device_name)
-    if dataset is None:
-        dataset_cls = DATASETS.get(dataset_name or config["dataset"])
-        options: dict[str, Any] = {}
-        if dataset_name is None or dataset_name == config["dataset"]:
-            root = root or config.get("root")
-            options = config.get("data_options", {})
-        dataset = load_dataset(dataset_cls, root, options, progress)
-    # The method is built only for its model, so the clean train labels stand in for the noisy ones.
-    ctx = build_context(method_cls, config["recipe"], config["seed"], dataset, dataset.train.labels, device,
-                        training=False)
-    method = method_cls(ctx, config["hparams"])
-    ckpt = torch.load(ckpt_file, map_location=device, weights_only=True)
-    try:
-        method.model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise RunError(f"{ckpt_file} does not match the {config['method']} model for {dataset.name} "
-                       f"({dataset.num_classes} classes): {' '.join(first[1:3]).strip()}") from None
-    return TrainedRun(run_dir, config, dataset, method, ctx, ckpt["epoch"])
-
-
-def evaluate_run(run_dir: Path, dataset_name: Optional[str] = None, root: Optional[str] = None,
-                 device_name: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """Re-evaluate a run's final model (its last checkpoint) on a dataset's test split."""
-    trained = load_trained(run_dir, dataset_name, root, device_name, progress)
-    test = trained.dataset.test
-    pred = trained.logits(test.images).argmax(1).numpy()
-    cm = confusion_matrix(np.asarray(test.labels, dtype=np.int64), pred, trained.dataset.num_classes)
-    return {"run_dir": str(run_dir), "dataset": trained.dataset.name, "epoch": trained.epoch,
-            "acc": accuracy(cm), "mean_class_acc": mean_class_accuracy(cm),
-            "confusion": cm.tolist(), "class_names": list(trained.dataset.class_names)}

@@ -34,8 +34,6 @@ from typing import Any, ClassVar, Optional
 import torch
 from torch import nn
 
-from ..engine.augment import BatchAugment
-
 
 @dataclass
 class MethodContext:
@@ -52,9 +50,6 @@ class MethodContext:
     device: torch.device
     recipe: dict[str, Any]
     epochs: int
-    steps_per_epoch: int
-    augment: BatchAugment
-    seed: int
     train_landmarks: Optional[torch.Tensor] = None
     train_names: list[str] = field(default_factory=list)
 

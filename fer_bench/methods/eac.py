@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.augment import random_erase
+from ..augment import random_erase
 from ..models import create_backbone
 from ..registry import register_method
 from .base import Batch, Method, StepOutput

@@ -37,6 +37,16 @@ from ..registry import NOISE_MODELS, register_noise_model
 NoiseModel = Callable[..., np.ndarray]
 """``fn(class_names: Sequence[str], confusion: np.ndarray | None = None) -> np.ndarray``."""
 
+
+def required_rate(noise: str, rate: Optional[float]) -> float:
+    """The rate to use with ``noise``: every model but ``none`` needs one, since without it a
+    noisy run would quietly train on the clean labels."""
+    if rate is None:
+        if noise != "none":
+            raise ValueError(f"--noise {noise} needs --rate (the noise rate in (0, 1))")
+        return 0.0
+    return rate
+
 # LA-Net's asymmetric map (its dataloader, translated from its own class indices
 # to names). Contempt is not in LA-Net (7 classes); neutral is its closest class.
 ASYM_MAP: Mapping[str, str] = MappingProxyType({

@@ -3,7 +3,7 @@
 * :mod:`.reference_pipeline`: the input pipeline the peer FER repositories use
   (one PIL image decoded per item, torchvision per-image transforms, a
   DataLoader with worker processes), configured from the same
-  :class:`~fer_bench.engine.augment.AugmentConfig` as the batched on-device
+  :class:`~fer_bench.augment.AugmentConfig` as the batched on-device
   pipeline, so that the two can be compared op for op.
 * :mod:`.bench`: ``fer-bench bench``; training throughput and peak memory of
   every method through the engine's own loop, the Baseline fed by either

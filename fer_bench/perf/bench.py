@@ -10,11 +10,11 @@ as RAF-DB-layout JPEGs, and decoded once into the uint8 cache):
    at ``--size`` and ``--batch``. The training set is cut to ``--steps``
    batches; one short epoch of warm-up steps comes first and is not timed.
 2. **Baseline fed by the reference pipeline** (``pipeline = reference``): the
-   same engine loop and Baseline step, with the augmented batches coming
-   from :mod:`.reference_pipeline` (PIL decode of every JPEG per item,
+   same engine loop and Baseline step, fed by :class:`ReferenceBatches`, the
+   batches of :mod:`.reference_pipeline` (PIL decode of every JPEG per item,
    torchvision transforms, a DataLoader with ``--workers`` processes) instead
-   of :class:`~fer_bench.engine.augment.BatchAugment`. The loader is handed the
-   engine's own index batches, so each image still trains with its own label.
+   of the engine's :class:`~fer_bench.engine.run.CachedBatches`. The loader
+   walks the index batches the engine would draw.
 3. **Input pipelines alone** (``part = pipeline``): augmented batches per
    second with no model, :class:`BatchAugment` on the device from the uint8
    cache (running ``max(1, workers)`` torch threads) against the reference
@@ -61,18 +61,18 @@ import torch
 from tqdm import tqdm
 
 from ..atomic import write_json
+from ..methods.base import Batch
 from ..datasets import raf_layout
 from ..datasets.base import FERDataset, Split
-from ..engine.augment import AugmentConfig, AugmentedBatch, BatchAugment
+from ..augment import AugmentConfig, BatchAugment
 from ..engine.environment import environment_record
-from ..engine.optim import build_optimizer, build_scheduler
 from ..engine.recipe import PROFILES
 from ..engine.run import (
-    ResolvedRun, RunSpec, _images_on, augment_config, build_context, epoch_batches, epoch_seed, load_dataset,
+    CachedBatches, ResolvedRun, RunSpec, _images_on, augment_config, build_training, epoch_batches, epoch_seed,
     resolve, select_device, train_one_epoch,
 )
 from ..paths import data_root, results_root
-from ..registry import DATASETS, METHODS, list_methods
+from ..registry import METHODS, create_dataset, list_methods
 from .reference_pipeline import reference_loader
 
 RAFDB_N_TRAIN = 12271   # RAF-DB's basic training split
@@ -121,7 +121,7 @@ def prepare_dataset(size: int, n_train: int, progress: bool) -> FERDataset:
 
     root = bench_root(size, n_train)
     generate(root, n_train=n_train, n_test=min(BENCH_N_TEST, n_train), size=size, seed=0, progress=progress)
-    return load_dataset(DATASETS.get("synthfer"), str(root), {}, progress=progress)
+    return create_dataset("synthfer", root, progress)
 
 
 def cpu_model() -> str:
@@ -316,50 +316,50 @@ def _subset(dataset: FERDataset, n: int) -> FERDataset:
     return replace(dataset, train=sub)
 
 
-class _LoaderFeed:
-    """Stands in for ``ctx.augment`` so the engine's loop trains on the reference pipeline's batches.
+class ReferenceBatches:
+    """The peers' per-image pipeline as a batch source of the engine's loop.
 
-    The engine gathers ``raw = images[idx]`` before augmenting; here ``images``
-    is an index placeholder ``(N, 1, 1, 1)``, so ``raw`` costs nothing and holds
-    the indices the engine wanted, which are checked against the loader's
-    (without a device sync) to prove both walk the same batches.
+    ``batches`` is an iterator over :func:`~.reference_pipeline.reference_loader`
+    shared by consecutive epochs (so its workers start once, before anything is
+    timed); each epoch takes its ``count`` batches from it. Labels are the
+    engine's current ones at the loader's indices. There are no un-augmented
+    uint8 images or landmarks, so only methods that read neither (the bench
+    feeds Baseline) can train on it.
     """
 
-    def __init__(self, loader: Any, device: torch.device) -> None:
-        self._batches = iter(loader)
-        self.device = device
-        self.mismatch = torch.zeros((), dtype=torch.bool, device=device)
+    def __init__(self, batches: Iterator[Any], count: int, method: Any, gen: torch.Generator) -> None:
+        self.batches, self.count, self.method, self.gen = batches, count, method, gen
 
-    def __call__(self, raw: torch.Tensor, gen: torch.Generator, landmarks: Any = None,
-                 flip: Any = None, noiseless: bool = False) -> AugmentedBatch:
-        # The per-image pipeline has no noiseless twin: EAC then mirrors its (maybe noisy) view.
-        images, _, idx = next(self._batches)
-        images = images.to(self.device, non_blocking=True)
-        self.mismatch |= (raw.reshape(-1) != idx.to(self.device, non_blocking=True)).any()
-        b = images.shape[0]
-        return AugmentedBatch(images, None, torch.zeros(b, dtype=torch.bool), torch.zeros(b, 2, 3))
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Batch]:
+        ctx = self.method.ctx
+        device = ctx.device
+        for _ in range(self.count):
+            images, _, idx = next(self.batches)
+            idx = idx.to(device, non_blocking=True)
+            b = len(idx)
+            yield Batch(images=images.to(device, non_blocking=True), labels=ctx.train_labels[idx], indices=idx,
+                        raw=torch.empty(0, dtype=torch.uint8, device=device), gen=self.gen,
+                        flipped=torch.zeros(b, dtype=torch.bool, device=device))
 
 
 def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device, steps: int, warmup: int,
                      workers: Optional[int], progress: bool, trace: bool = False) -> dict[str, Any]:
     """Images/s of ``steps`` training steps through ``train_one_epoch`` after ``warmup`` untimed ones.
 
-    ``workers=None`` feeds the engine's batched pipeline; a number feeds the
-    reference pipeline with that many DataLoader workers. ``trace`` profiles
-    one more epoch of the same steps after the timed one.
+    ``workers=None`` feeds the engine's own batch source (:class:`~fer_bench.engine.run.CachedBatches`);
+    a number feeds :class:`ReferenceBatches` with that many DataLoader workers. ``trace``
+    profiles one more epoch of the same steps after the timed one.
     """
     batch = run.recipe["batch_size"]
     n_sub = max(steps, warmup, 1) * batch
     full_n = len(dataset.train)
     sub = _subset(dataset, n_sub)
     memory = _PeakMemory(device)
-    torch.manual_seed(0)
-    ctx = build_context(run.method_cls, run.recipe, 0, sub, sub.train.labels, device)
-    method = run.method_cls(ctx, run.hparams)
-    if device.type == "cuda":
-        method.model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(method.param_groups(), run.recipe)
-    scheduler = build_scheduler(optimizer, run.recipe, ctx.steps_per_epoch)
+    setup = build_training(run, sub, sub.train.labels)
+    method, ctx = setup.method, setup.ctx
     amp = device.type == "cuda"
     all_labels = ctx.train_labels
     # Epoch 0 is the warm-up: the same context over its first warmup batches (a view, so a
@@ -369,22 +369,27 @@ def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device
     if trace:
         epochs.append((2, all_labels))
 
-    feed = None
     if workers is None:
         # The whole cache, as a real run holds it, whenever the subset is a prefix of it.
         images = _images_on(device, dataset.train.images if n_sub <= full_n else sub.train.images)
+
+        def source(epoch: int) -> Any:
+            return CachedBatches(method, images, setup.augment, setup.seed, epoch)
     else:
-        images = torch.arange(n_sub, device=device).view(n_sub, 1, 1, 1)
-        order: list[torch.Tensor] = []
-        for epoch, labels in epochs:  # the very batches train_one_epoch will draw
+        orders: dict[int, list[torch.Tensor]] = {}
+        gens: dict[int, torch.Generator] = {}
+        for epoch, labels in epochs:  # each epoch's batches, drawn as the engine draws them
             ctx.train_labels = labels
-            order += epoch_batches(method, ctx, epoch, torch.Generator().manual_seed(epoch_seed(ctx.seed, epoch, 0)))
+            gens[epoch] = torch.Generator().manual_seed(epoch_seed(setup.seed, epoch, 0))
+            orders[epoch] = epoch_batches(method, ctx, epoch, gens[epoch])
         ctx.train_labels = all_labels
         paths = [raf_layout.aligned_path(dataset.root, name) for name in sub.train.names]
-        loader = reference_loader(paths, sub.train.labels, ctx.augment.cfg, workers, batches=order,
-                                  pin_memory=device.type == "cuda")
-        feed = _LoaderFeed(loader, device)
-        ctx.augment = feed  # type: ignore[assignment]
+        loader = iter(reference_loader(paths, sub.train.labels, setup.augment.cfg, workers,
+                                       batches=[b for e, _ in epochs for b in orders[e]],
+                                       pin_memory=device.type == "cuda"))
+
+        def source(epoch: int) -> Any:
+            return ReferenceBatches(loader, len(orders[epoch]), method, gens[epoch])
 
     rows = {}
     profiled: dict[str, Any] = {}
@@ -393,14 +398,12 @@ def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device
         watch = _profiled(device, profiled) if epoch == 2 else contextlib.nullcontext()
         try:
             with watch:
-                rows[epoch] = train_one_epoch(method, ctx, optimizer, scheduler, images, epoch, amp,
+                rows[epoch] = train_one_epoch(method, source(epoch), setup.optimizer, setup.scheduler, amp, epoch,
                                               progress=progress and epoch == 1)
         finally:
             ctx.train_labels = all_labels
         if epoch == 1:
             peak = memory.read()  # before a traced epoch, whose profiler holds memory of its own
-    if feed is not None and bool(feed.mismatch):
-        raise RuntimeError("the reference loader's batches drifted from the engine's; the comparison is void")
     timed = rows[1]
     n_images = round(timed["images_per_s"] * timed["train_seconds"])
     extra: dict[str, Any] = {"workers": workers} if workers is not None else {}
@@ -410,7 +413,7 @@ def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device
         extra["trace"] = profiled
     result = _row("training", run.spec.method.lower(), "batched" if workers is None else "reference",
                   n_images, timed["train_seconds"], batch, peak, **extra)
-    del method, optimizer, scheduler, ctx, images, feed
+    del method, setup, ctx, source
     return result
 
 
@@ -475,7 +478,8 @@ def run_bench(
     _check(methods, size, batch, steps, warmup, workers, n_train)
     overrides = {"image_size": size, "batch_size": batch}
     runs = [] if pipeline_only else [
-        resolve(RunSpec(method=m, profile=profile, overrides=overrides)) for m in [REFERENCE_METHOD, *methods]]
+        resolve(RunSpec(method=m, profile=profile, overrides=overrides, device=device))
+        for m in [REFERENCE_METHOD, *methods]]
     if profile not in PROFILES:  # resolve checks it too, but not under --pipeline-only
         raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     dev = select_device(device)

@@ -5,8 +5,8 @@ way: a ``Dataset`` opens and decodes one image file with PIL per item and
 applies torchvision's per-image transforms, and a ``DataLoader`` runs that in
 N worker processes and collates the batches. This module builds that pipeline
 with every parameter taken from the same
-:class:`~fer_bench.engine.augment.AugmentConfig` that configures the batched,
-on-device pipeline (:class:`~fer_bench.engine.augment.BatchAugment`), op for op:
+:class:`~fer_bench.augment.AugmentConfig` that configures the batched,
+on-device pipeline (:class:`~fer_bench.augment.BatchAugment`), op for op:
 
 ==========================  ====================================================
 AugmentConfig               torchvision transform (in this order)
@@ -47,7 +47,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from ..engine.augment import AugmentConfig
+from ..augment import AugmentConfig
 
 
 class GaussianNoise:

@@ -2,60 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 
-STATS = ("last", "best", "last5")
-METRICS = ("acc", "mean_class_acc")
-# A setting is what a table row block stands for; a variant is a method plus whatever else sets its
-# runs apart (protocol, profile, overrides), named as in the run directory.
-GROUP = ["dataset", "noise", "rate", "setting", "method", "variant"]
+from ..runs import collect, to_frame
+from ..runs.record import GROUP, METRICS, STATS
 
-
-def setting_name(noise: str, rate: float, exact: bool = False) -> str:
-    if noise in ("none", "file") and rate == 0:
-        return "clean" if noise == "none" else "file"
-    return f"{noise}{'-exact' if exact else ''}-{rate:g}"
-
-
-def variant_name(method: str, overrides: dict) -> str:
-    return "+".join([method] + [f"{k}={v}" for k, v in sorted(overrides.items())])
+__all__ = ["GROUP", "METRICS", "STATS", "aggregate", "collect_runs"]
 
 
 def collect_runs(results: Path) -> pd.DataFrame:
     """One row per finished run under ``results`` (any depth): its identity and every accuracy statistic.
 
-    Runs still in progress (no ``result.json``) are left out. Accuracies are in percent.
+    Runs still in progress (no ``result.json``) are left out. Accuracies are in percent; the
+    ``record`` column holds each run's :class:`~fer_bench.runs.RunRecord`.
     """
-    rows = []
-    for result_file in sorted(Path(results).rglob("result.json")):
-        run_dir = result_file.parent
-        try:
-            result = json.loads(result_file.read_text())
-            config = json.loads((run_dir / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{run_dir}: unreadable run record ({exc})") from None
-        noise = config["noise"]
-        row = {
-            "dataset": config["dataset"] + "".join(f"+{k}={v}" for k, v in sorted(config["data_options"].items())),
-            "noise": noise["model"], "rate": float(noise["rate"]),
-            "setting": setting_name(noise["model"], float(noise["rate"]), noise.get("exact", False)),
-            "method": config["method"], "variant": run_dir.parent.name,
-            "protocol": config["protocol"], "profile": config["profile"],
-            "seed": config["seed"], "noise_seed": noise.get("noise_seed"), "epochs": result["epochs"],
-            "realised_rate": result["noise_record"].get("realised_rate") if result.get("noise_record") else None,
-            "train_seconds": result.get("train_seconds"), "run_dir": str(run_dir),
-        }
-        for metric in METRICS:
-            for stat in STATS:
-                row[f"{metric}_{stat}"] = 100.0 * result[f"{metric}_{stat}"]
-        rows.append(row)
-    columns = GROUP + ["protocol", "profile", "seed", "noise_seed", "epochs", "realised_rate", "train_seconds",
-                       "run_dir"] + [f"{m}_{s}" for m in METRICS for s in STATS]
-    return pd.DataFrame(rows, columns=columns)
+    return to_frame(collect(results))
 
 
 def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
@@ -69,8 +33,12 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
         raise ValueError(f"--stat must be one of {', '.join(STATS)} and --metric one of {', '.join(METRICS)}")
     if runs.empty:
         raise ValueError("no finished runs (no result.json) found")
-    if methods:  # a method's default runs carry its plain name; a variant is named in full
-        runs = runs[runs["variant"].isin(methods)]
+    # A method's default runs carry its plain name; a variant (a grid's values, one seed each) is named
+    # in full and goes in only when asked for, so that it never sits among the defaults unannounced.
+    runs = runs[runs["variant"].isin(methods)] if methods else runs[runs["is_default"]]
+    if runs.empty:
+        raise ValueError(f"no finished runs of {', '.join(methods)}" if methods else
+                         "no finished default runs (only variants; choose them with --methods)")
     column = f"{metric}_{stat}"
     grouped = runs.groupby(GROUP, sort=False)
     out = grouped[column].agg(mean="mean", std="std", n="count").reset_index()

@@ -39,10 +39,13 @@ from typing import Any, Optional, Sequence
 import matplotlib
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .collect import METRICS, STATS, aggregate, collect_runs, setting_name, variant_name
+from ..runs import RunDir, RunId
+from .collect import METRICS, STATS, aggregate, collect_runs
+from .style import LINESTYLES, block_title, method_color, method_of, method_title, noise_title, setting_key, variant_order
 
 STAT_TEXT = {"last": "last epoch", "best": "best epoch (optimistic)", "last5": "mean of last 5 epochs"}
 METRIC_TEXT = {"acc": "test accuracy (%)", "mean_class_acc": "mean class accuracy (%)"}
@@ -112,31 +115,9 @@ def load_runs(results: Path | str) -> pd.DataFrame:
     return runs
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: unreadable ({exc})") from None
-
-
-def _require_run(run_dir: Path, *files: str) -> Path:
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise ValueError(f"{run_dir} is not a run directory (no config.json)")
-    for name in files:
-        if not (run_dir / name).is_file():
-            extra = " (is the run finished?)" if name == "result.json" else ""
-            raise ValueError(f"{run_dir} has no {name}{extra}")
-    return run_dir
-
-
 def run_title(config: dict[str, Any]) -> str:
     """``lanet+alpha=0.5 · synthfer · sym-0.3 · seed 0`` for a run's config.json."""
-    noise = config.get("noise", {})
-    overrides = config.get("overrides", {})
-    variant = "+".join([config.get("method", "?")] + [f"{k}={v}" for k, v in sorted(overrides.items())])
-    setting = setting_name(noise.get("model", "none"), float(noise.get("rate", 0.0)), noise.get("exact", False))
-    return f"{variant} · {config.get('dataset', '?')} · {setting} · seed {config.get('seed', '?')}"
+    return RunId.from_config(config).title()
 
 
 def _n_text(ns: Sequence[int]) -> str:
@@ -145,12 +126,9 @@ def _n_text(ns: Sequence[int]) -> str:
 
 
 def _palette(names: Sequence[str]) -> dict[str, Any]:
-    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
-
-
-def _setting_order(noise: str, rate: float, setting: str) -> tuple[Any, ...]:
-    return (noise not in ("none",), noise, setting, rate)
+    """Colours for lines that are not methods (a grid's noise settings), in their given order."""
+    colors = sns.color_palette("colorblind", max(len(names), 1))
+    return {name: colors[i % len(colors)] for i, name in enumerate(names)}
 
 
 # --- accuracy vs noise rate ---------------------------------------------------------
@@ -180,23 +158,15 @@ def curves_data(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", dat
     runs = runs[runs["noise"] != "file"]
     if runs.empty:
         raise ValueError("only label-file runs found; they have no noise rate to plot against")
-    runs = runs.assign(variant=_own_variants(runs))
     if not variants:
-        runs = runs[(runs["variant"] == runs["method"]) | runs["variant"].isin(methods or ())]
-    parts = []
-    combos = runs[["protocol", "profile"]].drop_duplicates()
-    for _, combo in combos.iterrows():
-        sub = runs[(runs["protocol"] == combo["protocol"]) & (runs["profile"] == combo["profile"])]
-        agg = aggregate(sub, stat, metric)
-        suffix = f" [{combo['protocol']}, {combo['profile']}]" if len(combos) > 1 else ""
-        agg["line"] = agg["variant"] + suffix
-        parts.append(agg)
-    agg = pd.concat(parts, ignore_index=True)
+        runs = runs[runs["is_default"] | runs["variant"].isin(methods or ())]
+    agg = aggregate(runs, stat, metric, methods=list(runs["variant"].unique()))
+    agg["line"] = agg["variant"]
     clean = agg[agg["noise"] == "none"]
     noisy = agg[agg["noise"] != "none"].copy()
     if noisy.empty:
         raise ValueError("no noisy runs to plot against the noise rate (only clean runs found)")
-    noisy["panel"] = [s.rsplit("-", 1)[0] for s in noisy["setting"]]
+    noisy["panel"] = noisy["noise"]
     rows = [noisy]
     for (ds, panel), _ in noisy.groupby(["dataset", "panel"], sort=False):
         c = clean[clean["dataset"] == ds].copy()
@@ -206,23 +176,6 @@ def curves_data(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", dat
     out = out[["dataset", "panel", "line", "method", "variant", "setting", "rate", "mean", "std", "n"]]
     return out.sort_values(["dataset", "panel", "line", "rate"], kind="stable").reset_index(drop=True)
 
-
-def _own_variants(runs: pd.DataFrame) -> list[str]:
-    """Variant names without the overrides that every run of the method shares.
-
-    A sweep run entirely with ``--set epochs=5`` is still the method's default
-    line; only overrides that set some of its runs apart make a variant.
-    """
-    overrides = [_read_json(Path(d) / "config.json").get("overrides", {}) for d in runs["run_dir"]]
-    common: dict[str, set[tuple[str, str]]] = {}
-    for method, o in zip(runs["method"], overrides):
-        items = {(k, _key(v)) for k, v in o.items()}
-        common[method] = common[method] & items if method in common else items
-    return [variant_name(m, {k: v for k, v in o.items() if (k, _key(v)) not in common[m]})
-            for m, o in zip(runs["method"], overrides)]
-
-
-@_styled
 
 def _panel_grid(n: int, width: float, height: float) -> tuple[Figure, np.ndarray, int]:
     """Up to three panels a row, sharing the y axis; unused cells hidden. Returns the column count too."""
@@ -234,15 +187,21 @@ def _panel_grid(n: int, width: float, height: float) -> tuple[Figure, np.ndarray
         ax.set_visible(False)
     return fig, axes, cols
 
+
+@_styled
 def curves_figure(data: pd.DataFrame, stat: str = "last", metric: str = "acc") -> Figure:
     """Accuracy vs noise rate, one panel per (dataset, noise type), a mean line and ±std band per line.
 
     Each panel's axes has ``gid`` ``<dataset>/<panel>``, each mean line ``gid`` = its line name.
     """
-    panels = list(data[["dataset", "panel"]].drop_duplicates().itertuples(index=False, name=None))
+    panels = sorted(data[["dataset", "panel"]].drop_duplicates().itertuples(index=False, name=None),
+                    key=lambda p: (p[0], setting_key(p[1], 0.0)))
     multi_dataset = data["dataset"].nunique() > 1
-    lines = sorted(data["line"].unique())
-    colors = _palette(lines)
+    lines = variant_order(list(data["line"].unique()))
+    colors = {line: method_color(line) for line in lines}
+    dashes: dict[str, Any] = {}
+    for line in lines:  # a method's variants share its colour; each gets its own dashes
+        dashes[line] = LINESTYLES[sum(method_of(x) == method_of(line) for x in dashes) % len(LINESTYLES)]
     fig, axes, cols = _panel_grid(len(panels), 3.6, 3.0)
     handles: dict[str, Any] = {}
     for ax, (ds, panel) in zip(axes, panels):
@@ -253,7 +212,7 @@ def curves_figure(data: pd.DataFrame, stat: str = "last", metric: str = "acc") -
             if d.empty:
                 continue
             x, y, s = d["rate"].to_numpy(float), d["mean"].to_numpy(float), d["std"].to_numpy(float)
-            (h,) = ax.plot(x, y, marker="o", color=colors[line], gid=line)
+            (h,) = ax.plot(x, y, marker="o", color=colors[line], linestyle=dashes[line], gid=line)
             band = ~np.isnan(s)
             if band.any():
                 lo, hi = np.where(band, y - np.nan_to_num(s), y), np.where(band, y + np.nan_to_num(s), y)
@@ -264,11 +223,11 @@ def curves_figure(data: pd.DataFrame, stat: str = "last", metric: str = "acc") -
         ax.set_xticklabels([f"{r:g}" for r in rates])
         pad = 0.04 * max(max(rates) - min(rates), 0.1)
         ax.set_xlim(min(rates) - pad, max(rates) + pad)
-        ax.set_title(f"{ds} · {panel}" if multi_dataset else f"{panel} noise")
+        ax.set_title(f"{ds} · {noise_title(panel)}" if multi_dataset else f"{noise_title(panel)} noise")
         ax.set_xlabel("noise rate")
     for ax in axes[::cols]:
         ax.set_ylabel(METRIC_TEXT[metric])
-    labels = [f"{line} ({_n_text(data.loc[data['line'] == line, 'n'].tolist())})" for line in handles]
+    labels = [f"{method_title(line)} ({_n_text(data.loc[data['line'] == line, 'n'].tolist())})" for line in handles]
     fig.legend(list(handles.values()), labels, loc="outside lower center", ncols=min(len(labels), 2 + 2 * cols),
                title=f"mean ± std over training seeds (n = seeds) · {STAT_TEXT[stat]}", frameon=False)
     if not multi_dataset:
@@ -314,7 +273,7 @@ def grid_data(runs: pd.DataFrame, method: str, stat: str = "last", metric: str =
         known = ", ".join(sorted(runs["method"].unique()))
         raise ValueError(f"no finished runs of method {method!r}{f' on {dataset}' if dataset else ''} "
                          f"(methods found: {known})")
-    configs = [_read_json(Path(d) / "config.json") for d in mine["run_dir"]]
+    configs = [r.config for r in mine["record"]]
     keys = sorted({k for c in configs for k in c.get("overrides", {})})
     values = {k: [_effective(c, k) for c in configs] for k in keys}
     varying = [k for k in keys if len({_key(v) for v in values[k]}) > 1]
@@ -357,8 +316,10 @@ def grid_figure(data: pd.DataFrame, method: str = "", stat: str = "last", metric
     hparams = list(dict.fromkeys(data["hparam"]))
     multi_dataset = data["dataset"].nunique() > 1
     data = data.assign(line=[f"{d} · {s}" if multi_dataset else s for d, s in zip(data["dataset"], data["setting"])])
+    titles = {ln: (f"{d} · " if multi_dataset else "") + block_title(n, r, st)
+              for ln, d, n, r, st in zip(data["line"], data["dataset"], data["noise"], data["rate"], data["setting"])}
     order = sorted(dict.fromkeys(zip(data["noise"], data["rate"], data["line"])),
-                   key=lambda t: _setting_order(t[0], t[1], t[2]))
+                   key=lambda t: setting_key(t[0], t[1], t[2]))
     line_names = list(dict.fromkeys(t[2] for t in order))
     colors = _palette(line_names)
     fig, axes, cols = _panel_grid(len(hparams), 3.5, 2.9)
@@ -408,7 +369,7 @@ def grid_figure(data: pd.DataFrame, method: str = "", stat: str = "last", metric
         ax.set_xlabel(k)
     for ax in axes[::cols]:
         ax.set_ylabel(METRIC_TEXT[metric])
-    labels = [f"{ln} ({_n_text(ns[ln])})" for ln in handles]
+    labels = [f"{titles[ln]} ({_n_text(ns[ln])})" for ln in handles]
     fig.legend(list(handles.values()), labels, loc="outside lower center", ncols=min(len(labels), 4),
                title=f"mean ± std over training seeds (n = seeds) · {STAT_TEXT[stat]}", frameon=False)
     fig.suptitle(f"{method + ': ' if method else ''}grid search" +
@@ -422,7 +383,8 @@ def grid_figure(data: pd.DataFrame, method: str = "", stat: str = "last", metric
 class GalleryData:
     """The chosen training images of one run and the three label views of each.
 
-    ``labels`` are the run's training labels (``train_labels.txt``), ``clean`` the
+    ``labels`` are the run's training labels (``train_labels.txt``, or generated again from its
+    noise record when the file was not kept), ``clean`` the
     dataset's clean labels, ``human`` the normalised votes (or the true
     distributions when the dataset has no votes; None if neither), ``learned``
     the rows of the run's ``label_distributions.csv`` (None when the run has none).
@@ -480,20 +442,12 @@ def gallery_data(run_dir: Path | str, n: int = 8, root: Optional[str] = None, am
                  progress: bool = False) -> GalleryData:
     """Load a run's dataset (``root``, else the run's recorded root, else the default) and pick ``n`` images."""
     from ..datasets.votes import read_class_table
-    from ..engine.run import load_dataset
-    from ..noise.files import import_train_labels
-    from ..registry import DATASETS
+    from ..runs.model import run_dataset, run_train_labels
 
-    run_dir = _require_run(Path(run_dir), "train_labels.txt")
-    config = _read_json(run_dir / "config.json")
-    dataset_cls = DATASETS.get(config["dataset"])
-    where = root or config.get("root")
-    if where is None and hasattr(dataset_cls, "default_root"):
-        where = str(dataset_cls.default_root())
-    if where is not None and not Path(where).is_dir():  # never generate or download data just to draw it
-        raise ValueError(f"{run_dir}: its dataset {config['dataset']} is not at {where}; pass --root")
-    dataset = load_dataset(dataset_cls, where, config.get("data_options", {}), progress)
-    labels, _ = import_train_labels(dataset, run_dir / "train_labels.txt")
+    rd = RunDir(Path(run_dir)).require()
+    run_dir, config = rd.path, rd.config()
+    dataset = run_dataset(config, root, progress)
+    labels = run_train_labels(run_dir, dataset)
     split = dataset.train
     human, source = human_distribution(split.votes, split.distributions)
     idx = select_images(human, n, len(split), ambiguous)
@@ -583,11 +537,11 @@ def gallery_figure(g: GalleryData) -> Figure:
 
 def confusion_data(run_dir: Path | str) -> tuple[np.ndarray, list[str], str]:
     """A finished run's last-epoch confusion matrix (rows: true class), its class names and a title."""
-    run_dir = _require_run(Path(run_dir), "result.json")
-    result = _read_json(run_dir / "result.json")
+    rd = RunDir(Path(run_dir))
+    result = rd.result()
     if "confusion_last" not in result or "class_names" not in result:
-        raise ValueError(f"{run_dir / 'result.json'} has no confusion_last/class_names")
-    title = run_title(_read_json(run_dir / "config.json"))
+        raise ValueError(f"{rd.result_file} has no confusion_last/class_names")
+    title = run_title(rd.config())
     if "acc_last" in result:
         title += f"\ntest accuracy (last epoch) {100 * result['acc_last']:.1f}%"
     return np.asarray(result["confusion_last"], dtype=np.float64), list(result["class_names"]), title
@@ -597,11 +551,11 @@ def transition_data(run_dir: Path | str) -> Any:
     """A run's noise record (:class:`~fer_bench.noise.record.NoiseRecord`) from noise.json."""
     from ..noise.record import NoiseRecord
 
-    run_dir = _require_run(Path(run_dir), "noise.json")
+    rd = RunDir(Path(run_dir)).require("noise.json")
     try:
-        return NoiseRecord.from_dict(_read_json(run_dir / "noise.json"))
+        return NoiseRecord.from_dict(json.loads(rd.noise_file.read_text()))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{run_dir / 'noise.json'}: {exc}") from None
+        raise ValueError(f"{rd.noise_file}: {exc}") from None
 
 
 def _heatmap(ax: Any, matrix: np.ndarray, class_names: Sequence[str], fmt: str, vmax: Optional[float],
@@ -668,6 +622,8 @@ def transition_figure(matrix: np.ndarray, class_names: Sequence[str], title: str
 
 def transition_title(record: Any) -> str:
     """Two lines: the noise model, mode and nominal rate; the realised rate and flip count."""
+    if record.model == "none":
+        return f"clean labels (no noise)\n{record.n_flipped} of {record.n} labels flipped"
     nominal = "unknown" if record.rate is None else f"{record.rate:g}"
     return (f"{record.model} noise ({record.mode}), nominal rate {nominal}\n"
             f"realised rate {record.realised_rate:.3f} ({record.n_flipped} of {record.n} labels flipped)")

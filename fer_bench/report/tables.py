@@ -18,11 +18,11 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 import pandas as pd
 
+from ..runs.identity import parse_setting
+from .style import block_title, method_title, setting_key, variant_order
 from . import paper
 
 DATASET_TITLES = {"synthfer": "synthfer", "rafdb": "RAF-DB", "ferplus": "FERPlus", "affectnet": "AffectNet"}
-METHOD_TITLES = {"baseline": "Baseline", "scn": "SCN", "rul": "RUL", "eac": "EAC", "lanet": "LA-Net"}
-NOISE_TITLES = {"sym": "Symmetric", "asym": "Asymmetric"}
 STAT_WORDS = {"last": "at the last epoch", "best": "at the best epoch (optimistic: chosen on the test set)",
               "last5": "averaged over the last 5 epochs"}
 METRIC_WORDS = {"acc": "Clean-test accuracy (%)", "mean_class_acc": "Clean-test mean class accuracy (%)"}
@@ -59,7 +59,7 @@ class Table:
     digits: int = 2
     row_header: str = "Method"
     column_name: str = "dataset"  # what a column is, for the CSV
-    label: str = "tab:fer-bench"  # LaTeX \label
+    label: str = "tab:fer-bench"  # LaTeX \label; build_table makes it unique per metric and statistic
 
     def mark_best(self, higher: bool = True) -> None:
         """Bold the best mean of each block and column (ties too), where a block has a choice."""
@@ -78,30 +78,14 @@ def _dataset_order(names: list[str]) -> list[str]:
     return sorted(names, key=lambda d: (rank.get(d.split("+")[0], len(rank)), d))
 
 
-def variant_order(names: list[str]) -> list[str]:
-    """The paper's method order, then other methods by name; a method's variants after it."""
-    rank = {m: i for i, m in enumerate(METHOD_TITLES)}
-    return sorted(names, key=lambda v: (rank.get(v.split("+")[0], len(rank)), v.split("+")[0], "+" in v, v))
-
-
-def setting_order(settings: Iterable[str]) -> list[tuple[str, str, float]]:
-    """``(setting, noise, rate)`` in the paper's order: clean, symmetric, asymmetric, others; rates ascending."""
+def setting_order(settings: Iterable[str], rates: Optional[dict[str, float]] = None) -> list[tuple[str, str, float]]:
+    """``(setting, noise, rate)`` in :func:`~fer_bench.report.style.setting_key`'s order. A label file's
+    rate is its realised one, from ``rates`` (setting -> rate)."""
     parsed = []
     for setting in set(settings):
-        if setting in ("clean", "file"):
-            parsed.append((setting, "none" if setting == "clean" else "file", 0.0))
-        else:
-            noise, _, rate = setting.rpartition("-")
-            parsed.append((setting, noise, float(rate)))
-    rank = {n: i for i, n in enumerate(["none", *NOISE_TITLES])}
-    return sorted(parsed, key=lambda p: (rank.get(p[1], len(rank)), p[1], p[2]))
-
-
-def block_title(noise: str, rate: float) -> str:
-    if noise in ("none", "file"):
-        return "clean" if noise == "none" else "label file"
-    base, exact = noise.removesuffix("-exact"), noise.endswith("-exact")
-    return f"{NOISE_TITLES.get(base, base)}{' (exact)' if exact else ''} {rate:.0%}"
+        noise, rate = parse_setting(setting)
+        parsed.append((setting, noise, rate if rate is not None else (rates or {}).get(setting, 0.0)))
+    return sorted(parsed, key=lambda p: setting_key(p[1], p[2], p[0]))
 
 
 def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool = False) -> Table:
@@ -109,9 +93,10 @@ def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool =
     datasets = _dataset_order(list(agg["dataset"].unique()))
     compared = [d for d in datasets if compare_paper and d.split("+")[0] in paper.DATASETS]
     blocks = []
-    for setting, noise, rate in setting_order(agg["setting"].unique()):
+    rates = dict(zip(agg["setting"], agg["rate"]))
+    for setting, noise, rate in setting_order(agg["setting"].unique(), rates):
         part = agg[agg["setting"] == setting]
-        block = Block(block_title(noise, rate), noise, rate)
+        block = Block(block_title(noise, rate, setting), noise, rate)
         for variant in variant_order(list(part["variant"].unique())):
             cells = {}
             for r in part[part["variant"] == variant].itertuples(index=False):
@@ -123,14 +108,20 @@ def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool =
     caption = _caption(agg, stat, metric, compared)
     if compare_paper and not compared:
         caption += " No published numbers to compare with: the paper reports RAF-DB, FERPlus and AffectNet only."
-    table = Table(blocks, datasets, compared, caption)
+    table = Table(blocks, datasets, compared, caption, label=default_label(metric, stat))
     table.mark_best(higher=True)
     return table
 
 
+def default_label(*parts: str) -> str:
+    """``tab:fer-bench-acc-last``: unique per table kind and statistic, so that two tables in one paper
+    do not clash."""
+    return "-".join(["tab:fer-bench", *[p.replace("_", "-") for p in parts]])
+
+
 def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> str:
     ns = sorted(set(agg["n"].astype(int)))
-    seeds = f"{ns[0]} seeds" if len(ns) == 1 else f"{ns[0]}-{ns[-1]} seeds (n per cell)"
+    seeds = f"{ns[0]} seed{'s' if ns[0] != 1 else ''}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]} seeds (n per cell)"
     varied = agg.loc[(agg["noise"] != "none") & (agg["n"] > 1), "noise_seeds_varied"]
     noise_seeds = ("" if varied.empty
                    else "; the noise seed followed the training seed, so the noisy labels differ between seeds"
@@ -157,11 +148,6 @@ def _paper_text(p: Optional[paper.Cell], pm: str) -> str:
     return f"{p[0]:.2f}" + (f"{pm}{p[1]:.2f}" if p[1] is not None else "")
 
 
-def _title(variant: str) -> str:
-    method, *rest = variant.split("+")
-    return "+".join([METHOD_TITLES.get(method, method), *rest])
-
-
 def _header(table: Table) -> list[str]:
     cols = ["Noise", table.row_header]
     for d in table.columns:
@@ -177,7 +163,7 @@ def _body(table: Table, cell: Callable[[Cell], str], pm: str,
     for block in table.blocks:
         rows = []
         for i, (variant, cells) in enumerate(block.rows):
-            row = [plain(block.title if i == 0 else ""), plain(_title(variant))]
+            row = [plain(block.title if i == 0 else ""), plain(method_title(variant))]
             for d in table.columns:
                 c = cells.get(d)
                 row.append(plain("–") if c is None else cell(c))
@@ -204,6 +190,7 @@ def to_markdown(table: Table) -> str:
 
 TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+               "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
                "±": r"$\pm$", "Δ": r"$\Delta$", "–": "--", "−": "-"}
 
 
@@ -251,3 +238,13 @@ def to_csv(table: Table) -> str:
 
 
 FORMATS = {"latex": to_latex, "markdown": to_markdown, "csv": to_csv}
+
+
+def make_table(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", fmt: str = "markdown",
+               methods: Optional[list[str]] = None, compare_paper: bool = False) -> str:
+    """What ``fer-bench table`` prints, from :func:`~fer_bench.report.collect.collect_runs`' frame."""
+    from .collect import aggregate
+
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    return FORMATS[fmt](build_table(aggregate(runs, stat, metric, methods), stat, metric, compare_paper))

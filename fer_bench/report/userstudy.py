@@ -31,13 +31,13 @@ from ..atomic import write_json
 from ..datasets.base import FERDataset
 from ..datasets.synthfer.labels import js_divergence
 from ..datasets.votes import read_class_table
-from ..engine.run import load_dataset, load_trained
+from ..runs import RunDir
+from ..runs.model import run_dataset, run_train_labels
 from ..methods.lanet.method import DISTRIBUTION_FILE
-from ..noise.files import import_train_labels
-from ..registry import DATASETS
 from . import paper
 from .collect import collect_runs
-from .tables import METHOD_TITLES, Block, Cell, Table, block_title, setting_order, variant_order
+from .style import block_title, method_title, variant_order
+from .tables import Block, Cell, Table, default_label, setting_order
 
 AMBIGUOUS_BELOW = 0.7
 CLEAN, NOISY = "one-hot clean labels", "one-hot noisy labels"
@@ -82,8 +82,8 @@ CACHE_FILE = "userstudy.json"
 def _run_descriptors(run_dir: Path, dataset: FERDataset, idx: np.ndarray, device: str) -> dict[str, np.ndarray]:
     """A run's label descriptors on the reference images: noisy one-hot, predictions, LA-Net's memory."""
     C = dataset.num_classes
-    noisy, _ = import_train_labels(dataset, run_dir / "train_labels.txt")
-    trained = load_trained(run_dir, device_name=device, progress=False, dataset=dataset)
+    noisy = run_train_labels(run_dir, dataset)
+    trained = RunDir(run_dir).load_model(device_name=device, progress=False, dataset=dataset)
     logits = trained.logits(dataset.train.images[idx]).numpy().astype(np.float64)
     out = {"noisy": _one_hot(noisy[idx], C), "predictions": _softmax(logits)}
     if (run_dir / DISTRIBUTION_FILE).is_file():
@@ -134,9 +134,7 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
     names = sorted(runs["dataset"].unique())
     if len(names) > 1:
         raise ValueError(f"runs of several datasets under {results} ({', '.join(names)}); choose one with --dataset")
-    config = json.loads((Path(runs.iloc[0]["run_dir"]) / "config.json").read_text())
-    dataset = load_dataset(DATASETS.get(config["dataset"]), root or config.get("root"),
-                           config.get("data_options", {}), progress)
+    dataset = run_dataset(runs.iloc[0]["record"].config, root, progress)
     idx, ref, source = reference(dataset, votes_csv)
     ambiguous = ref.max(1) < AMBIGUOUS_BELOW
 
@@ -154,21 +152,22 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
         if r.setting != "clean" and (r.setting, r.noise_seed) not in seen_noise:  # shared by the setting's methods
             seen_noise.add((r.setting, r.noise_seed))
             rows.append(row(r.setting, NOISY, r.seed, js["noisy"]))
-        name = METHOD_TITLES.get(r.method, r.method) + r.variant[len(r.method):]  # e.g. "LA-Net+alpha=0.0"
+        name = method_title(r.variant)  # e.g. "LA-Net+alpha=0.0"
         rows.append(row(r.setting, f"{name} predictions", r.seed, js["predictions"]))
         if "distributions" in js:
             rows.append(row(r.setting, f"{name} label distributions", r.seed, js["distributions"]))
     out = pd.DataFrame(rows)
-    out.attrs.update(source=source, n_images=int(len(idx)), n_ambiguous=int(ambiguous.sum()), dataset=dataset.name)
+    out.attrs.update(rates=dict(zip(runs["setting"], runs["rate"])), source=source, n_images=int(len(idx)), n_ambiguous=int(ambiguous.sum()), dataset=dataset.name)
     return out
 
 
 def build_table(measured: pd.DataFrame) -> Table:
     """Blocks of settings, a row per descriptor, columns all / ambiguous images; lowest JS in bold."""
     blocks = []
-    for setting, noise, rate in setting_order(measured["setting"].unique()):
+    rates = measured.attrs.get("rates", {})
+    for setting, noise, rate in setting_order(measured["setting"].unique(), rates):
         part = measured[measured["setting"] == setting]
-        block = Block(block_title(noise, rate), noise, rate)
+        block = Block(block_title(noise, rate, setting), noise, rate)
         for descriptor in part["descriptor"].unique():
             d = part[part["descriptor"] == descriptor]
             cells = {col: Cell(float(d[f"js_{col}"].mean()), float(d[f"js_{col}"].std()), len(d))
@@ -185,6 +184,6 @@ def build_table(measured: pd.DataFrame) -> Table:
                f"{paper.USER_STUDY['LA-Net label distributions']:.4f}.")
     table = Table(blocks, ["all", "ambiguous"], [], caption, titles={"all": "all images",
                   "ambiguous": "ambiguous images"}, digits=4, row_header="Descriptor", column_name="images",
-                  label="tab:fer-bench-userstudy")
+                  label=default_label("userstudy"))
     table.mark_best(higher=False)
     return table

@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable
 
 from ..engine.recipe import RecipeError, parse_value
-from ..engine.run import RunSpec, config_hash, config_record, resolve
+from ..engine.run import RunSpec, config_record, resolve
+from ..runs import RunDir
 
 
 @dataclass(frozen=True)
@@ -90,16 +91,4 @@ def run_state(spec: RunSpec) -> str:
     the run itself computes (it needs the dataset).
     """
     run = resolve(spec)
-    run_dir = run.run_dir
-    config_file = run_dir / "config.json"
-    if not config_file.is_file():
-        return "new"
-    old = json.loads(config_file.read_text())
-    sha = old.get("noise", {}).get("label_file_sha256", "")
-    if config_hash(config_record(run, sha)) != old.get("config_hash"):
-        return "different config"
-    if (run_dir / "result.json").is_file():
-        return "finished"
-    metrics = run_dir / "metrics.csv"
-    epochs = max(0, len(metrics.read_text().splitlines()) - 1) if metrics.is_file() else 0
-    return f"partial (epoch {epochs})"
+    return RunDir(run.run_dir).state(config_record(run, None))

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..engine.lock import RunBusy, run_lock
 from ..engine.run import RunSpec, format_summary, main, resolve
 from ..registry import load_env_plugins
+from ..runs import RunBusy, RunDir
 from .plan import run_state, spec_from_json
 
 DONE, SKIPPED, BUSY, FAILED = 0, 10, 11, 1
@@ -51,7 +51,7 @@ def execute(spec: RunSpec, log_to_run_dir: bool = True) -> int:
     """Run one spec under its lock; return DONE, SKIPPED or BUSY (exceptions propagate)."""
     run_dir = resolve(spec).run_dir
     try:
-        with run_lock(run_dir):
+        with RunDir(run_dir).lock():
             if run_state(spec) == "finished":  # finished by another sweep since the parent looked
                 return SKIPPED
             if log_to_run_dir:

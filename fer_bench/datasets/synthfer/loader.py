@@ -10,6 +10,7 @@ default-size dataset is generated there first.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -44,6 +45,9 @@ class SynthFER:
         if not meta_file.is_file():
             if root != cls.default_root() and root.exists() and any(root.iterdir()):
                 raise DatasetError(f"{root} is not a complete synthfer dataset (no {META_FILE})")
+            # said even when quiet: a few hundred MB appear here, once per machine
+            print(f"generating synthfer in {root.resolve()} (the data root is {data_root()}; "
+                  f"set FER_BENCH_DATA to use another)", file=sys.stderr, flush=True)
             generate(root, progress=progress)
         meta = json.loads(meta_file.read_text())
         num_classes = int(meta["num_classes"])

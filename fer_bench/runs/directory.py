@@ -1,0 +1,188 @@
+"""A run's directory: its files, its state, its lock and its saved records.
+
+One run is one directory (named by :class:`~fer_bench.runs.identity.RunId`)::
+
+    config.json        resolved config (recipe, hyper-parameters, noise spec, data root)
+    noise.json         the noise record (realised rate, per-class rates, matrix)
+    train_labels.txt   the noisy training labels, in the dataset's format
+    env.json           versions, hardware, device, git commit and whether its tree was dirty
+    metrics.csv        one row per epoch
+    checkpoint.pt      written every epoch; the final model once done
+    result.json        written last and atomically: the done marker
+
+A directory is ``new`` (no config), ``partial (epoch k)``, ``finished`` or
+holds a ``different config``; :meth:`RunDir.check` turns the last into an
+error that says how to keep both runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ContextManager, Optional
+
+from .lock import run_lock
+
+NEW, FINISHED, DIFFERENT = "new", "finished", "different config"
+# Where the data lies and what the dataset defaults to are recorded, but do not make a run different.
+_NOT_IDENTITY = ("root", "config_hash", "default_profile")
+
+
+class RunError(ValueError):
+    """A run that cannot start, continue or be read; the message says why and what to do."""
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Identity of a run's config; where the dataset lies is not part of it (its labels' sha is)."""
+    identity = {k: v for k, v in config.items() if k not in _NOT_IDENTITY}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every (nested) key whose value differs."""
+    out: list[str] = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path}: unreadable ({exc})") from None
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The files of one run directory, and what they say about the run."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def result_file(self) -> Path:
+        return self.path / "result.json"
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def noise_file(self) -> Path:
+        return self.path / "noise.json"
+
+    @property
+    def labels_file(self) -> Path:
+        return self.path / "train_labels.txt"
+
+    @property
+    def env_file(self) -> Path:
+        return self.path / "env.json"
+
+    def lock(self) -> ContextManager[None]:
+        """This directory's inter-process lock (see :mod:`.lock`)."""
+        return run_lock(self.path)
+
+    def load_model(self, **kwargs: Any) -> Any:
+        """The trained model (:func:`fer_bench.runs.model.load_trained`)."""
+        from .model import load_trained
+
+        return load_trained(self.path, **kwargs)
+
+    def require(self, *files: str) -> "RunDir":
+        """This directory, if it is a run directory holding ``files``; else an error naming what is missing."""
+        if not self.config_file.is_file():
+            raise RunError(f"{self.path} is not a run directory (no config.json)")
+        for name in files:
+            if not (self.path / name).is_file():
+                extra = " (is the run finished?)" if name == "result.json" else ""
+                raise RunError(f"{self.path} has no {name}{extra}")
+        return self
+
+    def config(self) -> dict[str, Any]:
+        return _read_json(self.require().config_file)
+
+    def result(self) -> dict[str, Any]:
+        return _read_json(self.require("result.json").result_file)
+
+    def epochs_done(self) -> int:
+        lines = self.metrics_file.read_text().splitlines() if self.metrics_file.is_file() else []
+        return max(0, len(lines) - 1)
+
+    def state(self, config: dict[str, Any]) -> str:
+        """``new``, ``partial (epoch k)``, ``finished`` or ``different config`` for a run with ``config``.
+
+        ``config`` may lack the noisy labels' sha (only a run that loaded the data knows it);
+        the saved one then stands in.
+        """
+        if not self.config_file.is_file():
+            return NEW
+        old = _read_json(self.config_file)
+        if config_hash(self._with_saved_sha(config, old)) != old.get("config_hash"):
+            return DIFFERENT
+        if self.result_file.is_file():
+            return FINISHED
+        return f"partial (epoch {self.epochs_done()})"
+
+    @staticmethod
+    def _with_saved_sha(config: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+        if config.get("noise", {}).get("label_file_sha256") is not None:
+            return config
+        sha = old.get("noise", {}).get("label_file_sha256")
+        return {**config, "noise": {**config.get("noise", {}), "label_file_sha256": sha}}
+
+    def check(self, config: dict[str, Any], force: bool = False) -> Optional[dict[str, Any]]:
+        """The result of a finished run with this config, None if there is none (or ``force``).
+
+        A directory that holds a different config is an error, not something to overwrite;
+        when the two differ in the data they read, the message says how to keep both.
+        """
+        if force or self.state(config) == NEW:
+            return None
+        old = _read_json(self.config_file)
+        if old.get("config_hash") != config_hash(config):
+            diff = differences({k: v for k, v in old.items() if k != "config_hash"},
+                               {k: v for k, v in config.items() if k != "config_hash"})
+            raise RunError(self._different_message(old, config, diff))
+        if not self.result_file.is_file():
+            return None
+        result = _read_json(self.result_file)
+        result["already_done"] = True
+        return result
+
+    def _different_message(self, old: dict[str, Any], new: dict[str, Any], diff: list[str]) -> str:
+        if old.get("root") != new.get("root"):
+            # The data root is not part of a run's name, so the same command on two copies of a
+            # dataset that differ meets here: say exactly how to keep both.
+            runs_root = self.path.parents[3] if len(self.path.parts) > 4 else self.path.parent
+            where = {k: c.get("root") or "the default data root" for k, c in (("old", old), ("new", new))}
+            other = f"{runs_root}-{Path(new.get('root') or 'default').name}"
+            rest = "; ".join(d for d in diff if not d.startswith("root:"))
+            return (f"{self.path} holds a run on the data in {where['old']}; this one reads {where['new']}"
+                    f"{f' ({rest})' if rest else ''}. To keep both, give this one its own runs root: "
+                    f"--out {other} (or --force to replace the old run)")
+        return (f"{self.path} holds a run with a different config ({'; '.join(diff[:4])}); "
+                f"use --force to replace it or --out for another runs root")

@@ -1,0 +1,106 @@
+"""A run's data and trained model, found from its record: for ``eval``, the user study and the gallery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..datasets.base import FERDataset
+from ..engine.metrics import accuracy, confusion_matrix, mean_class_accuracy
+from ..augment import BatchAugment
+from ..engine.run import RunError, _images_on, augment_config, build_context, predict_logits, select_device
+from ..methods.base import Method, MethodContext
+from ..noise.files import generate_train_labels, import_train_labels
+from ..registry import METHODS, create_dataset
+from .directory import RunDir
+
+
+def run_dataset(config: dict[str, Any], root: Optional[str] = None, progress: bool = True) -> FERDataset:
+    """The dataset a run was trained on: at ``root`` if given, else where the run recorded it, else
+    the dataset's default place under the data root (generated there once if it is synthfer)."""
+    where = root or config.get("root")
+    if where is not None and not Path(where).is_dir():
+        raise RunError(f"the {config['dataset']} data of this run is not at {where}; pass --root DIR")
+    return create_dataset(config["dataset"], where, progress, **config.get("data_options", {}))
+
+
+def run_train_labels(run_dir: Path | str, dataset: FERDataset) -> np.ndarray:
+    """The noisy labels a run trained on: its ``train_labels.txt``, or, where that was not kept
+    (the committed reference records), generated again from its noise record and checked
+    against the sha256 it recorded."""
+    rd = RunDir(Path(run_dir))
+    if rd.labels_file.is_file():
+        return import_train_labels(dataset, rd.labels_file)[0]
+    noise = rd.config()["noise"]
+    if noise.get("model") == "file":
+        raise RunError(f"{rd} has no train_labels.txt, and its labels came from a file ({noise.get('file')})")
+    confusion = Path(noise["confusion"]) if noise.get("confusion") else None
+    labels, record = generate_train_labels(dataset, noise["model"], float(noise["rate"]), int(noise["noise_seed"]),
+                                           bool(noise.get("exact", False)), confusion)
+    if record.label_file_sha256 != noise.get("label_file_sha256"):
+        raise RunError(f"{rd} has no train_labels.txt, and its noise record does not give its labels again on "
+                       f"{dataset.name} at {dataset.root} (sha256 differs): is that the data it was trained on?")
+    return labels
+
+
+@dataclass
+class TrainedRun:
+    """A finished (or interrupted) run's final model, ready to predict on a dataset."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    dataset: FERDataset
+    method: Method
+    ctx: MethodContext
+    epoch: int
+
+    def logits(self, images: np.ndarray) -> torch.Tensor:
+        device = self.ctx.device
+        augment = BatchAugment(augment_config(self.config["recipe"]))
+        return predict_logits(self.method, augment, _images_on(device, images), device,
+                              self.config["recipe"]["eval_batch_size"], device.type == "cuda")
+
+
+def load_trained(run_dir: Path | str, dataset_name: Optional[str] = None, root: Optional[str] = None,
+                 device_name: str = "auto", progress: bool = True,
+                 dataset: Optional[FERDataset] = None) -> TrainedRun:
+    """Rebuild a run's model from ``checkpoint.pt``, with the run's dataset, another one, or one already loaded."""
+    rd = RunDir(Path(run_dir))
+    for f in (rd.config_file, rd.checkpoint_file):
+        if not f.is_file():
+            raise RunError(f"{rd} is not a run directory: {f.name} is missing")
+    config = rd.config()
+    method_cls = METHODS.get(config["method"])
+    device = select_device(device_name)
+    if dataset is None:
+        if dataset_name is None or dataset_name == config["dataset"]:
+            dataset = run_dataset(config, root, progress)
+        else:
+            dataset = create_dataset(dataset_name, root, progress)
+    # The method is built only for its model, so the clean train labels stand in for the noisy ones.
+    ctx = build_context(method_cls, config["recipe"], dataset, dataset.train.labels, device, training=False)
+    method = method_cls(ctx, config["hparams"])
+    ckpt = torch.load(rd.checkpoint_file, map_location=device, weights_only=True)
+    try:
+        method.model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise RunError(f"{rd.checkpoint_file} does not match the {config['method']} model for {dataset.name} "
+                       f"({dataset.num_classes} classes): {' '.join(first[1:3]).strip()}") from None
+    return TrainedRun(rd.path, config, dataset, method, ctx, ckpt["epoch"])
+
+
+def evaluate_run(run_dir: Path | str, dataset_name: Optional[str] = None, root: Optional[str] = None,
+                 device_name: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Re-evaluate a run's final model (its last checkpoint) on a dataset's test split."""
+    trained = load_trained(run_dir, dataset_name, root, device_name, progress)
+    test = trained.dataset.test
+    pred = trained.logits(test.images).argmax(1).numpy()
+    cm = confusion_matrix(np.asarray(test.labels, dtype=np.int64), pred, trained.dataset.num_classes)
+    return {"run_dir": str(run_dir), "dataset": trained.dataset.name, "epoch": trained.epoch,
+            "acc": accuracy(cm), "mean_class_acc": mean_class_accuracy(cm),
+            "confusion": cm.tolist(), "class_names": list(trained.dataset.class_names)}
