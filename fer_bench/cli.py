@@ -121,10 +121,14 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(quiet: bool, **kw: Any) -> None:
     """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
-    from .engine.run import format_summary
+    from .engine.run import RunInterrupted, format_summary
     from .engine.run import main as run_main
 
-    result = run_main(_base_spec(progress=not quiet, **kw))
+    try:
+        result = run_main(_base_spec(progress=not quiet, **kw))
+    except RunInterrupted as exc:  # instead of click's bare "Aborted!"
+        click.echo(str(exc), err=True)
+        sys.exit(130)
     if result.get("already_done"):
         click.echo(f"already finished (use --force to re-run): {result['run_dir']}")
     click.echo(format_summary(result))
@@ -413,10 +417,11 @@ def noise_export(dataset: str, root: Optional[str], data_opts: tuple[str, ...], 
     """Write noisy train labels in the dataset's own label-file format, with their record."""
     from .engine.recipe import parse_sets
     from .engine.run import load_dataset
-    from .noise.files import export_train_labels, generate_train_labels
+    from .noise.files import check_export_path, export_train_labels, generate_train_labels
 
     if not 0.0 <= rate < 1.0:
         raise UserError(f"noise rate {rate} is outside [0, 1)")
+    check_export_path(Path(out))
     ds = load_dataset(DATASETS.get(dataset), root, parse_sets(data_opts, "--data"), progress=True)
     labels, record = generate_train_labels(ds, noise, rate, noise_seed, exact, Path(confusion) if confusion else None)
     sha = export_train_labels(ds, labels, record, Path(out))

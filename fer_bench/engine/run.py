@@ -26,6 +26,7 @@ import hashlib
 import inspect
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..atomic import save_torch, write_csv, write_json, write_text
+from ..atomic import remove_stale_temporaries, save_torch, write_csv, write_json, write_text
 from ..datasets.base import FERDataset
 from ..landmarks.extract import attach_cached_landmarks
 from ..methods.base import Batch, Method, MethodContext
@@ -55,6 +56,21 @@ from .samplers import SAMPLERS, epoch_order
 
 class RunError(ValueError):
     """A run that cannot start or continue; the message says why and what to do."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the message says how far the saved progress goes."""
+
+
+def load_checkpoint(path: Path, device: torch.device, remedy: str) -> dict[str, Any]:
+    """``torch.load`` a run's checkpoint; a truncated or foreign file is a :class:`RunError`
+    that names it and says what to do (``remedy``)."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
+        # torch reports a cut-off zip as "PytorchStreamReader failed reading zip archive ..."
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RunError(f"{path} cannot be read (truncated or damaged: {reason}); {remedy}") from None
 
 
 @dataclass
@@ -413,6 +429,7 @@ def finished_result(run_dir: Path, config: dict[str, Any], force: bool) -> Optio
         return None
     result = json.loads(result_file.read_text())
     result["already_done"] = True
+    result["run_dir"] = str(run_dir)  # where it is now: a copied run directory records where it was trained
     return result
 
 
@@ -460,6 +477,7 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
             f.unlink(missing_ok=True)
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(run_dir)  # left by a killed process; this one holds the lock
     write_json(config_file, config)
     write_json(run_dir / "noise.json", record.to_dict())
     write_text(run_dir / "train_labels.txt", label_file_text(dataset, train_labels))
@@ -468,34 +486,41 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
     rows: list[dict[str, Any]] = []
     start_epoch, elapsed = 0, 0.0
     if ckpt_file.is_file():
-        ckpt = torch.load(ckpt_file, map_location=device, weights_only=True)
+        ckpt = load_checkpoint(ckpt_file, device, "the same command with --force trains this run again from scratch")
         method.model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         method.load_extra_state(ckpt["method"])
         ctx.train_labels.copy_(ckpt["train_labels"].to(device))
         rows, start_epoch, elapsed = ckpt["metrics"], ckpt["epoch"], ckpt["elapsed"]
+        print(f"resuming from epoch {start_epoch} of {ctx.epochs} ({run_dir})", file=sys.stderr, flush=True)
 
     train_images = _images_on(device, dataset.train.images)
     test_images = _images_on(device, dataset.test.images)
-    for epoch in range(start_epoch, ctx.epochs):
-        t0 = time.perf_counter()
-        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-        row.update(train_one_epoch(method, ctx, optimizer, scheduler, train_images, epoch, amp, spec.progress))
-        cm = evaluate(method, ctx.augment, test_images, dataset.test.labels, dataset.num_classes,
-                      device, recipe["eval_batch_size"], amp)
-        row.update(test_acc=accuracy(cm), test_mean_class_acc=mean_class_accuracy(cm), confusion=cm.tolist())
-        rows.append(row)
-        elapsed += time.perf_counter() - t0
-        save_torch(ckpt_file, {
-            "epoch": epoch + 1, "model": method.model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "method": method.extra_state(),
-            "train_labels": ctx.train_labels.cpu(), "metrics": rows, "elapsed": elapsed, "config_hash": chash,
-        })
-        write_csv(run_dir / "metrics.csv", [{k: v for k, v in r.items() if k != "confusion"} for r in rows])
-        if spec.progress:
-            tqdm.write(f"epoch {epoch + 1}/{ctx.epochs}: loss {row['train_loss']:.3f}  "
-                       f"test acc {row['test_acc']:.2%}  ({row['images_per_s']:.0f} img/s)")
+    saved = start_epoch
+    try:
+        for epoch in range(start_epoch, ctx.epochs):
+            t0 = time.perf_counter()
+            row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+            row.update(train_one_epoch(method, ctx, optimizer, scheduler, train_images, epoch, amp, spec.progress))
+            cm = evaluate(method, ctx.augment, test_images, dataset.test.labels, dataset.num_classes,
+                          device, recipe["eval_batch_size"], amp)
+            row.update(test_acc=accuracy(cm), test_mean_class_acc=mean_class_accuracy(cm), confusion=cm.tolist())
+            rows.append(row)
+            elapsed += time.perf_counter() - t0
+            save_torch(ckpt_file, {
+                "epoch": epoch + 1, "model": method.model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "method": method.extra_state(),
+                "train_labels": ctx.train_labels.cpu(), "metrics": rows, "elapsed": elapsed, "config_hash": chash,
+            })
+            saved = epoch + 1
+            write_csv(run_dir / "metrics.csv", [{k: v for k, v in r.items() if k != "confusion"} for r in rows])
+            if spec.progress:
+                tqdm.write(f"epoch {epoch + 1}/{ctx.epochs}: loss {row['train_loss']:.3f}  "
+                           f"test acc {row['test_acc']:.2%}  ({row['images_per_s']:.0f} img/s)")
+    except KeyboardInterrupt:
+        progress = f"progress saved at epoch {saved} of {ctx.epochs}" if saved else "no epoch had finished yet"
+        raise RunInterrupted(f"interrupted: {progress} ({run_dir}); the same command resumes") from None
 
     result: dict[str, Any] = {
         "method": config["method"], "dataset": config["dataset"], "seed": spec.seed,
@@ -559,7 +584,8 @@ def load_trained(run_dir: Path, dataset_name: Optional[str] = None, root: Option
     ctx = build_context(method_cls, config["recipe"], config["seed"], dataset, dataset.train.labels, device,
                         training=False)
     method = method_cls(ctx, config["hparams"])
-    ckpt = torch.load(ckpt_file, map_location=device, weights_only=True)
+    ckpt = load_checkpoint(ckpt_file, device, "the run's model is lost; train it again (its `fer-bench run` "
+                                              "command with --force)")
     try:
         method.model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
