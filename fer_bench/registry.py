@@ -124,6 +124,11 @@ class Registry(Generic[T]):
             raise UnknownNameError(f"unknown {self.kind} {name!r}; registered: {known}")
         return self._entries[key].obj
 
+    def canonical(self, name: str) -> str:
+        """The registered spelling of ``name`` (names are case-insensitive); unknown names raise."""
+        self.get(name)
+        return name.lower()
+
     def entries(self, pattern: str = "*") -> list[Entry[T]]:
         self._discover()
         return [self._entries[k] for k in sorted(self._entries) if fnmatch.fnmatch(k, pattern)]

@@ -132,10 +132,14 @@ class ResolvedRun:
 
 def resolve(spec: RunSpec) -> ResolvedRun:
     """Check every name and number of a spec before anything is loaded or written."""
+    # Names are case-insensitive; the registered spelling is the one recorded and in the run directory.
+    spec = replace(spec, method=METHODS.canonical(spec.method), dataset=DATASETS.canonical(spec.dataset),
+                   noise=spec.noise if spec.noise_file else NOISE_MODELS.canonical(spec.noise))
     method_cls = METHODS.get(spec.method)
     dataset_cls = DATASETS.get(spec.dataset)
-    if not spec.noise_file:
-        NOISE_MODELS.get(spec.noise)
+    for option, seed in (("--seed", spec.seed), ("--noise-seed", spec.noise_seed)):
+        if seed is not None and seed < 0:
+            raise RunError(f"{option} {seed}: seeds are integers from 0")
     if not 0.0 <= spec.rate < 1.0:  # also false for NaN
         raise RunError(f"noise rate {spec.rate} is outside [0, 1)")
     if spec.noise == "none" and spec.rate > 0 and not spec.noise_file:
@@ -358,11 +362,13 @@ def _relabel_summary(initial: np.ndarray, final: np.ndarray, clean: np.ndarray) 
 
 def format_summary(result: dict[str, Any]) -> str:
     noise = result["noise_record"]
+    n = result["epochs"]  # acc_last5 is over fewer epochs in a shorter run
+    last5 = "mean of last 5" if n >= 5 else ("mean of its 1 epoch" if n == 1 else f"mean of all {n} epochs")
     lines = [
         f"{result['method']} on {result['dataset']}, noise {noise['model']} {noise['rate']:g} "
         f"(realised {noise['realised_rate']:.4f}), seed {result['seed']}",
         f"  clean-test accuracy: last {result['acc_last']:.2%}   best {result['acc_best']:.2%} "
-        f"(epoch {result['best_epoch']}, optimistic)   mean of last 5 {result['acc_last5']:.2%}",
+        f"(epoch {result['best_epoch']}, optimistic)   {last5} {result['acc_last5']:.2%}",
         f"  mean class accuracy (last epoch): {result['mean_class_acc_last']:.2%}",
         f"  {result['epochs']} epochs in {result['train_seconds']:.0f} s "
         f"({result['images_per_second']:.0f} images/s on {result['device']})",
@@ -381,6 +387,9 @@ def load_dataset(dataset_cls: Any, root: Optional[str], options: dict[str, Any],
         raise RunError(f"dataset option(s) {', '.join(unknown)} not understood; "
                        f"this dataset takes: {', '.join(accepted) or 'none'}")
     dataset = dataset_cls.load(Path(root) if root else None, progress=progress, **options)
+    for name, split in (("training", dataset.train), ("test", dataset.test)):
+        if len(split.labels) == 0:
+            raise RunError(f"dataset {dataset.name} at {dataset.root} has no {name} images")
     attach_cached_landmarks(dataset)
     return dataset
 

@@ -42,7 +42,10 @@ class SynthFER:
         root = Path(root) if root is not None else cls.default_root()
         meta_file = root / META_FILE
         if not meta_file.is_file():
-            if root != cls.default_root() and root.exists() and any(root.iterdir()):
+            if root != cls.default_root() and not root.exists():
+                raise DatasetError(f"synthfer root {root} does not exist; generate synthfer there with "
+                                   f"`fer-bench data synth --out {root}`, or leave out --root")
+            if root != cls.default_root() and any(root.iterdir()):
                 raise DatasetError(f"{root} is not a complete synthfer dataset (no {META_FILE})")
             generate(root, progress=progress)
         meta = json.loads(meta_file.read_text())
