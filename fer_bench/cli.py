@@ -121,6 +121,10 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(quiet: bool, **kw: Any) -> None:
     """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
+    from .engine.checks import check_noise_rate, check_seeds
+
+    check_seeds(kw["seed"], kw["noise_seed"])  # answered before torch is imported
+    check_noise_rate(kw["rate"])
     from .engine.run import RunInterrupted, format_summary
     from .engine.run import main as run_main
 
@@ -315,10 +319,10 @@ def userstudy(results: Optional[str], dataset: Optional[str], root: Optional[str
 # --- registries ---------------------------------------------------------------
 
 def _print_entries(registry: Any) -> None:
-    entries = registry.entries()
-    width = max([4] + [len(e.name) for e in entries])
-    for e in entries:
-        click.echo(f"{e.name:<{width}}  {e.description}  [{e.source}]")
+    entries = registry.listing()
+    width = max([4] + [len(name) for name, _, _ in entries])
+    for name, description, source in entries:
+        click.echo(f"{name:<{width}}  {description}  [{source}]")
 
 
 @main.group(cls=Group)
@@ -417,10 +421,11 @@ def noise_export(dataset: str, root: Optional[str], data_opts: tuple[str, ...], 
     """Write noisy train labels in the dataset's own label-file format, with their record."""
     from .engine.recipe import parse_sets
     from .engine.run import load_dataset
+    from .engine.checks import check_noise_rate
+
+    check_noise_rate(rate)
     from .noise.files import check_export_path, export_train_labels, generate_train_labels
 
-    if not 0.0 <= rate < 1.0:
-        raise UserError(f"noise rate {rate} is outside [0, 1)")
     check_export_path(Path(out))
     ds = load_dataset(DATASETS.get(dataset), root, parse_sets(data_opts, "--data"), progress=True)
     labels, record = generate_train_labels(ds, noise, rate, noise_seed, exact, Path(confusion) if confusion else None)

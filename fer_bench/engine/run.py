@@ -47,15 +47,12 @@ from ..paths import results_root
 from ..registry import DATASETS, METHODS, NOISE_MODELS
 from . import recipe as recipes
 from .augment import AugmentConfig, BatchAugment
+from .checks import RunError, check_noise_rate, check_seeds
 from .environment import environment_record
 from .lock import run_lock
 from .metrics import accuracy, confusion_matrix, mean_class_accuracy, summarise_epochs
 from .optim import build_optimizer, build_scheduler
 from .samplers import SAMPLERS, epoch_order
-
-
-class RunError(ValueError):
-    """A run that cannot start or continue; the message says why and what to do."""
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -137,11 +134,8 @@ def resolve(spec: RunSpec) -> ResolvedRun:
                    noise=spec.noise if spec.noise_file else NOISE_MODELS.canonical(spec.noise))
     method_cls = METHODS.get(spec.method)
     dataset_cls = DATASETS.get(spec.dataset)
-    for option, seed in (("--seed", spec.seed), ("--noise-seed", spec.noise_seed)):
-        if seed is not None and seed < 0:
-            raise RunError(f"{option} {seed}: seeds are integers from 0")
-    if not 0.0 <= spec.rate < 1.0:  # also false for NaN
-        raise RunError(f"noise rate {spec.rate} is outside [0, 1)")
+    check_seeds(spec.seed, spec.noise_seed)
+    check_noise_rate(spec.rate)
     if spec.noise == "none" and spec.rate > 0 and not spec.noise_file:
         raise RunError(f"--noise none with --rate {spec.rate}: choose a noise model (sym, asym, ...)")
     if spec.noise_file and not Path(spec.noise_file).is_file():
