@@ -38,7 +38,10 @@ _PROBE = ("import sys\nfrom fer_bench.cli import main\ntry:\n    main(sys.argv[1
 def time_command(args: list[str], code: Path) -> tuple[float, bool]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")]))
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _PROBE, *args], env=env, capture_output=True, text=True)
+    # Run from the file system root: `python -c` puts the working directory first on sys.path,
+    # where a checkout's fer_bench would shadow the one asked for.
+    done = subprocess.run([sys.executable, "-c", _PROBE, *args], env=env, capture_output=True, text=True,
+                          cwd=Path("/").anchor or None)
     seconds = time.perf_counter() - start
     return seconds, done.stderr.strip().endswith("torch-imported")
 
