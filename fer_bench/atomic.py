@@ -3,6 +3,10 @@
 Every run file is written to a temporary name in the same directory and moved
 into place with ``os.replace``, so a run killed at any moment (even SIGKILL)
 leaves no truncated ``result.json``, ``metrics.csv`` or checkpoint behind.
+Temporary names carry the writer's process id (``.NAME.tmp<pid>``, and
+``images-<key>.tmp<pid>.npy`` for the image cache), so the temporaries that a
+killed process left can be told from a live writer's and removed
+(:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
+# ".tmp<pid>" ends every temporary name, before the image cache's "c" and ".npy" suffixes.
+_TEMPORARY = re.compile(r"\.tmp(\d+)c?(\.npy)?$")
 
 
 def _replace_from(tmp: Path, path: Path) -> None:
@@ -46,7 +52,44 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def save_torch(path: Path, obj: Any) -> None:
+    import torch  # here, so that the modules writing text need not load torch
+
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(obj, tmp)
     _replace_from(tmp, path)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: Path, of: Sequence[str] = ()) -> list[Path]:
+    """Delete the temporaries in ``directory`` (only those of the file names ``of``, when given)
+    whose writing process no longer runs; return them.
+
+    A temporary of a live process (this one included) is never touched. Process ids are
+    this machine's: on a file system shared between machines, call this only where a lock
+    keeps other machines out (a run directory) or where a half-written file is worthless.
+    """
+    removed = []
+    try:
+        entries = list(Path(directory).iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for path in entries:
+        match = _TEMPORARY.search(path.name)
+        if of and not any(path.name.startswith(f".{name}.tmp") for name in of):
+            continue
+        if match and path.is_file() and not _alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

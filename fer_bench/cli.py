@@ -123,10 +123,19 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(quiet: bool, **kw: Any) -> None:
     """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
-    from .engine.run import format_summary
+    from .engine.checks import check_noise_rate, check_seeds
+
+    check_seeds(kw["seed"], kw["noise_seed"])  # answered before torch is imported
+    if kw["rate"] is not None:  # a missing one is the engine's to refuse: it depends on the noise model
+        check_noise_rate(kw["rate"])
+    from .engine.run import RunInterrupted, format_summary
     from .engine.run import main as run_main
 
-    result = run_main(_base_spec(progress=not quiet, **kw))
+    try:
+        result = run_main(_base_spec(progress=not quiet, **kw))
+    except RunInterrupted as exc:  # instead of click's bare "Aborted!"
+        click.echo(str(exc), err=True)
+        sys.exit(130)
     if result.get("already_done"):
         click.echo(f"already finished (use --force to re-run): {result['run_dir']}")
     click.echo(format_summary(result))
@@ -340,10 +349,10 @@ def userstudy(results: Optional[str], dataset: Optional[str], root: Optional[str
 # --- registries ---------------------------------------------------------------
 
 def _print_entries(registry: Any) -> None:
-    entries = registry.entries()
-    width = max([4] + [len(e.name) for e in entries])
-    for e in entries:
-        click.echo(f"{e.name:<{width}}  {e.description}  [{e.source}]")
+    entries = registry.listing()
+    width = max([4] + [len(name) for name, _, _ in entries])
+    for name, description, source in entries:
+        click.echo(f"{name:<{width}}  {description}  [{source}]")
 
 
 @main.group(cls=Group)
@@ -441,13 +450,14 @@ def noise_export(dataset: str, root: Optional[str], data_opts: tuple[str, ...], 
                  noise_seed: int, exact: bool, confusion: Optional[str], out: str) -> None:
     """Write noisy train labels in the dataset's own label-file format, with their record."""
     from .engine.recipe import parse_sets
-    from .noise.files import export_train_labels, generate_train_labels
-    from .registry import create_dataset
+    from .engine.checks import check_noise_rate
+    from .noise.files import check_export_path, export_train_labels, generate_train_labels
     from .noise.models import required_rate
+    from .registry import create_dataset
 
     rate = required_rate(noise, rate)
-    if not 0.0 <= rate < 1.0:
-        raise UserError(f"noise rate {rate} is outside [0, 1)")
+    check_noise_rate(rate)
+    check_export_path(Path(out))
     ds = create_dataset(dataset, root, True, **parse_sets(data_opts, "--data"))
     labels, record = generate_train_labels(ds, noise, rate, noise_seed, exact, Path(confusion) if confusion else None)
     sha = export_train_labels(ds, labels, record, Path(out))

@@ -17,14 +17,17 @@ others. Each entry remembers where it came from, for ``fer-bench methods list``.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fnmatch
 import importlib
+import importlib.util
 import os
 import types
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Callable, Generic, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
@@ -124,9 +127,25 @@ class Registry(Generic[T]):
             raise UnknownNameError(f"unknown {self.kind} {name!r}; registered: {known}")
         return self._entries[key].obj
 
+    def canonical(self, name: str) -> str:
+        """The registered spelling of ``name`` (names are case-insensitive); unknown names raise."""
+        self.get(name)
+        return name.lower()
+
     def entries(self, pattern: str = "*") -> list[Entry[T]]:
         self._discover()
         return [self._entries[k] for k in sorted(self._entries) if fnmatch.fnmatch(k, pattern)]
+
+    def listing(self) -> list[tuple[str, str, str]]:
+        """``(name, description, source)`` of every entry, for ``fer-bench ... list``.
+
+        When nothing but the built-ins can be registered (no plugin loaded, no entry point
+        installed), they are read from their source files instead of imported: importing the
+        built-in methods imports torch, seconds for a listing."""
+        if self._discovered or self._entries or entry_points(group=self.group):
+            return [(e.name, e.description, e.source) for e in self.entries()]
+        found = [entry for module in self._builtins for entry in _registered_in_source(module)]
+        return sorted(found)
 
     def names(self, pattern: str = "*") -> list[str]:
         return [e.name for e in self.entries(pattern)]
@@ -134,6 +153,32 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         self._discover()
         return name.lower() in self._entries
+
+
+def _registered_in_source(package: str) -> list[tuple[str, str, str]]:
+    """What the modules of ``package`` register with a ``@register_*("name")`` decorator, and the
+    description :func:`_first_doc_line` would give, read with :mod:`ast` (nothing is imported)."""
+    spec = importlib.util.find_spec(package)
+    locations = (spec.submodule_search_locations or []) if spec else []
+    found = []
+    for path in sorted(p for location in locations for p in Path(location).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+                continue
+            for deco in node.decorator_list:
+                func = deco.func if isinstance(deco, ast.Call) else None
+                fname = getattr(func, "id", None) or getattr(func, "attr", "")
+                if not (fname.startswith("register_") and deco.args and isinstance(deco.args[0], ast.Constant)):
+                    continue
+                given = [k.value.value for k in deco.keywords
+                         if k.arg == "description" and isinstance(k.value, ast.Constant)]
+                description = given[0] if given else next((stmt.value.value for stmt in getattr(node, "body", [])
+                                    if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant)
+                                    and any(getattr(t, "id", None) == "description" for t in stmt.targets)), "")
+                doc = description or ast.get_docstring(node) or ""
+                first = doc.strip().splitlines()[0] if doc.strip() else ""
+                found.append((str(deco.args[0].value).lower(), first, "built-in"))
+    return found
 
 
 METHODS: Registry = Registry("method", "fer_bench.methods", ("fer_bench.methods",))
@@ -193,6 +238,9 @@ def create_dataset(name: str, root: Optional[Any] = None, progress: bool = True,
         raise ValueError(f"dataset option(s) {', '.join(unknown)} not understood; "
                          f"this dataset takes: {', '.join(accepted) or 'none'}")
     dataset = loader.load(Path(root) if root else None, progress=progress, **options)
+    for split_name, split in (("training", dataset.train), ("test", dataset.test)):
+        if len(split.labels) == 0:
+            raise ValueError(f"dataset {dataset.name} at {dataset.root} has no {split_name} images")
     attach_cached_landmarks(dataset)
     return dataset
 

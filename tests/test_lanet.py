@@ -90,6 +90,33 @@ def test_pairwise_weights_and_aggregation_match_the_dense_definition() -> None:
     assert torch.allclose(q.sum(1), torch.ones(b), atol=1e-6)
 
 
+def test_pairwise_score_gradients_do_not_depend_on_thread_scheduling() -> None:
+    """The neighbour gather's backward adds repeated rows; on two threads that sum must keep one
+    order (it used to be atomic adds once the gradient reached torch's 32,768-element grain)."""
+    torch.manual_seed(0)
+    b, dim = 64, 128                        # 64 anchors x 8 neighbours x 64 hidden = the grain
+    score = PairwiseScore(dim)
+    x = torch.randn(b, dim)
+    nb = topk_neighbours(x, 8)
+    weights = torch.randn(b, 8)
+
+    def grads() -> list[torch.Tensor]:
+        score.zero_grad(set_to_none=True)
+        xg = x.clone().requires_grad_()
+        (score.pair_scores(xg, nb) * weights).sum().backward()
+        return [xg.grad] + [p.grad.clone() for p in score.parameters()]
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = grads()
+        torch.set_num_threads(2)
+        for _ in range(20):
+            assert all(torch.equal(a, b_) for a, b_ in zip(grads(), serial))
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_memory_starts_one_hot_and_updates_as_the_spec_ema() -> None:
     labels = torch.tensor([2, 0, 1, 2])
     omega = 0.9

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..atomic import remove_stale_temporaries
 from .base import DatasetError
 
 
@@ -119,6 +120,7 @@ def load_image_set(
         side = size or 0
         return ImageSet(np.zeros((0, side, side, 3), np.uint8), np.zeros(0, np.int64))
     cache_dir = Path(cache_dir)
+    remove_stale_temporaries(cache_dir)  # a decode killed half-way leaves a dataset-sized file
     key = manifest_hash(paths, size, boxes, allow_missing=skip_bad)
     cache_file = cache_dir / f"images-{key}.npy"
     bad_file = cache_dir / f"images-{key}.bad.json"

@@ -134,6 +134,9 @@ def check_dataset(name: str, root: Optional[Path] = None, deep: bool = True, **o
     problems = Problems(collect=True)
     index = cls.scan(root, problems, **options)
     counts: dict[str, dict[str, int]] = {}
+    for split_name in ("train", "test"):
+        if split_name not in index.splits or len(index.splits[split_name]) == 0:
+            problems.add(f"{root}: the {split_name} split is empty (no {split_name} images or labels found)")
     for split_name, split in index.splits.items():
         problems.items += check_images(split, deep)
         counts[split_name] = class_counts(split.labels, index.class_names)

@@ -11,6 +11,7 @@ this layout too, so every RAF-DB tool reads it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -55,11 +56,14 @@ def read_labels(path: Path, num_classes: int,
     seen: dict[str, int] = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
+            if lineno == 1 and line.startswith("\ufeff"):
+                problems.add(f"{path}:1: the file starts with a UTF-8 byte-order mark (BOM); save it without one")
+                line = line[1:]
             text = line.strip()
             if not text:
                 continue
             parts = text.split()
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            if len(parts) != 2 or not re.fullmatch(r"-?[0-9]+", parts[1]):  # not isdigit(): it takes "²"
                 problems.add(f"{path}:{lineno}: expected '<name> <label>', got {text!r}")
                 continue
             name, label = parts[0], int(parts[1])

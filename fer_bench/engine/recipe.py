@@ -140,6 +140,40 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     raise RecipeError(f"--set {key}={value!r}: expected a value like {default!r}")
 
 
+# The range of each numeric recipe key, checked after the overrides so that a bad value stops
+# the run before its directory exists.
+_AT_LEAST_ONE = ("epochs", "batch_size", "eval_batch_size", "width")
+_NON_NEGATIVE = ("lr", "weight_decay", "warmup_epochs", "aug_brightness", "aug_contrast", "aug_saturation")
+_PROBABILITY = ("aug_flip", "aug_erase", "momentum")
+_INTERVALS = {"aug_crop_scale": 1.0, "aug_erase_scale": 1.0, "aug_crop_ratio": float("inf")}  # key: upper bound
+MIN_IMAGE_SIZE = 8
+
+
+def check_ranges(recipe: dict[str, Any]) -> None:
+    """A :class:`RecipeError` naming the first recipe value outside its range."""
+    def bad(key: str, what: str) -> RecipeError:
+        return RecipeError(f"--set {key}={recipe[key]!r}: {what}")
+
+    for key in _AT_LEAST_ONE:
+        if key in recipe and recipe[key] < 1:
+            raise bad(key, "must be at least 1")
+    if recipe.get("image_size", MIN_IMAGE_SIZE) < MIN_IMAGE_SIZE:
+        raise bad("image_size", f"must be at least {MIN_IMAGE_SIZE} (pixels)")
+    for key in _NON_NEGATIVE:
+        if key in recipe and not recipe[key] >= 0:
+            raise bad(key, "must be at least 0")
+    for key in _PROBABILITY:
+        if key in recipe and not 0 <= recipe[key] <= 1:
+            raise bad(key, "must lie in [0, 1]")
+    if "gamma" in recipe and not recipe["gamma"] > 0:
+        raise bad("gamma", "must be above 0")
+    for key, upper in _INTERVALS.items():
+        value = recipe.get(key)
+        if value is not None and not (len(value) == 2 and 0 < value[0] <= value[1] <= upper):
+            bound = "1" if upper == 1.0 else "infinity"
+            raise bad(key, f"must be [low, high] with 0 < low <= high <= {bound}")
+
+
 def resolve(
     method_recipe: dict[str, Any],
     method_hparams: dict[str, Any],
@@ -166,6 +200,7 @@ def resolve(
             known = sorted(recipe) + sorted(hparams)
             raise RecipeError(f"unknown --set key {key!r}; known: {', '.join(known)}")
     _apply_checkpoint_kind(recipe, overrides)
+    check_ranges(recipe)
     return recipe, hparams
 
 

@@ -15,6 +15,7 @@ augmentation and in-model randomness come from generators seeded by
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -26,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from .. import threads
-from ..atomic import save_torch, write_csv, write_json, write_text
+from ..atomic import remove_stale_temporaries, save_torch, write_csv, write_json, write_text
 from ..datasets.base import FERDataset
 from ..methods.base import Batch, Method, MethodContext
 from ..models.pretrained import NORMALISATIONS, load_pretrained
@@ -34,13 +35,29 @@ from ..noise.models import required_rate
 from ..noise.files import generate_train_labels, import_train_labels, label_file_text
 from ..paths import results_root
 from ..registry import DATASETS, METHODS, NOISE_MODELS, create_dataset
-from ..runs import RunDir, RunError, RunId, config_hash
+from ..runs import RunDir, RunId, config_hash
 from . import recipe as recipes
 from ..augment import AugmentConfig, BatchAugment
+from .checks import RunError, check_noise_rate, check_seeds
 from .environment import environment_record
 from .metrics import accuracy, confusion_matrix, mean_class_accuracy, summarise_epochs
 from .optim import build_optimizer, build_scheduler
 from .samplers import SAMPLERS, epoch_order
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the message says how far the saved progress goes."""
+
+
+def load_checkpoint(path: Path, device: torch.device, remedy: str) -> dict[str, Any]:
+    """``torch.load`` a run's checkpoint; a truncated or foreign file is a :class:`RunError`
+    that names it and says what to do (``remedy``)."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
+        # torch reports a cut-off zip as "PytorchStreamReader failed reading zip archive ..."
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RunError(f"{path} cannot be read (truncated or damaged: {reason}); {remedy}") from None
 
 
 @dataclass
@@ -99,6 +116,9 @@ class ResolvedRun:
 
 def resolve(spec: RunSpec) -> ResolvedRun:
     """Check every name and number of a spec before anything is loaded or written."""
+    # Names are case-insensitive; the registered spelling is the one recorded and in the run directory.
+    spec = replace(spec, method=METHODS.canonical(spec.method), dataset=DATASETS.canonical(spec.dataset),
+                   noise=spec.noise if spec.noise_file else NOISE_MODELS.canonical(spec.noise))
     method_cls = METHODS.get(spec.method)
     dataset_cls = DATASETS.get(spec.dataset)
     if not spec.noise_file:
@@ -108,8 +128,8 @@ def resolve(spec: RunSpec) -> ResolvedRun:
             spec = replace(spec, rate=0.0 if spec.noise_file else required_rate(spec.noise, spec.rate))
         except ValueError as exc:
             raise RunError(str(exc)) from None
-    if not 0.0 <= spec.rate < 1.0:  # also false for NaN
-        raise RunError(f"noise rate {spec.rate} is outside [0, 1)")
+    check_seeds(spec.seed, spec.noise_seed)
+    check_noise_rate(spec.rate)
     if spec.noise == "none" and spec.rate > 0 and not spec.noise_file:
         raise RunError(f"--noise none with --rate {spec.rate}: choose a noise model (sym, asym, ...)")
     if spec.noise_file and not Path(spec.noise_file).is_file():
@@ -351,11 +371,13 @@ def _relabel_summary(initial: np.ndarray, final: np.ndarray, clean: np.ndarray) 
 
 def format_summary(result: dict[str, Any]) -> str:
     noise = result["noise_record"]
+    n = result["epochs"]  # acc_last5 is over fewer epochs in a shorter run
+    last5 = "mean of last 5" if n >= 5 else ("mean of its 1 epoch" if n == 1 else f"mean of all {n} epochs")
     lines = [
         f"{result['method']} on {result['dataset']}, noise {noise['model']} {noise['rate']:g} "
         f"(realised {noise['realised_rate']:.4f}), seed {result['seed']}",
         f"  clean-test accuracy: last {result['acc_last']:.2%}   best {result['acc_best']:.2%} "
-        f"(epoch {result['best_epoch']}, optimistic)   mean of last 5 {result['acc_last5']:.2%}",
+        f"(epoch {result['best_epoch']}, optimistic)   {last5} {result['acc_last5']:.2%}",
         f"  mean class accuracy (last epoch): {result['mean_class_acc_last']:.2%}",
         f"  {result['epochs']} epochs in {result['train_seconds']:.0f} s "
         f"({result['images_per_second']:.0f} images/s on {result['device']})",
@@ -439,6 +461,7 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
             f.unlink(missing_ok=True)
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(run_dir)  # left by a killed process; this one holds the lock
     write_json(rd.config_file, config)
     write_json(rd.noise_file, record.to_dict())
     write_text(rd.labels_file, label_file_text(dataset, train_labels))
@@ -447,35 +470,42 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
     rows: list[dict[str, Any]] = []
     start_epoch, elapsed = 0, 0.0
     if ckpt_file.is_file():
-        ckpt = torch.load(ckpt_file, map_location=device, weights_only=True)
+        ckpt = load_checkpoint(ckpt_file, device, "the same command with --force trains this run again from scratch")
         method.model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         method.load_extra_state(ckpt["method"])
         ctx.train_labels.copy_(ckpt["train_labels"].to(device))
         rows, start_epoch, elapsed = ckpt["metrics"], ckpt["epoch"], ckpt["elapsed"]
+        print(f"resuming from epoch {start_epoch} of {ctx.epochs} ({run_dir})", file=sys.stderr, flush=True)
 
     train_images = _images_on(device, dataset.train.images)
     test_images = _images_on(device, dataset.test.images)
-    for epoch in range(start_epoch, ctx.epochs):
-        t0 = time.perf_counter()
-        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-        batches = CachedBatches(method, train_images, setup.augment, setup.seed, epoch)
-        row.update(train_one_epoch(method, batches, optimizer, scheduler, amp, epoch, spec.progress))
-        cm = evaluate(method, setup.augment, test_images, dataset.test.labels, dataset.num_classes,
-                      device, recipe["eval_batch_size"], amp)
-        row.update(test_acc=accuracy(cm), test_mean_class_acc=mean_class_accuracy(cm), confusion=cm.tolist())
-        rows.append(row)
-        elapsed += time.perf_counter() - t0
-        save_torch(ckpt_file, {
-            "epoch": epoch + 1, "model": method.model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "method": method.extra_state(),
-            "train_labels": ctx.train_labels.cpu(), "metrics": rows, "elapsed": elapsed, "config_hash": chash,
-        })
-        write_csv(rd.metrics_file, [{k: v for k, v in r.items() if k != "confusion"} for r in rows])
-        if spec.progress:
-            tqdm.write(f"epoch {epoch + 1}/{ctx.epochs}: loss {row['train_loss']:.3f}  "
-                       f"test acc {row['test_acc']:.2%}  ({row['images_per_s']:.0f} img/s)")
+    saved = start_epoch
+    try:
+        for epoch in range(start_epoch, ctx.epochs):
+            t0 = time.perf_counter()
+            row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+            batches = CachedBatches(method, train_images, setup.augment, setup.seed, epoch)
+            row.update(train_one_epoch(method, batches, optimizer, scheduler, amp, epoch, spec.progress))
+            cm = evaluate(method, setup.augment, test_images, dataset.test.labels, dataset.num_classes,
+                          device, recipe["eval_batch_size"], amp)
+            row.update(test_acc=accuracy(cm), test_mean_class_acc=mean_class_accuracy(cm), confusion=cm.tolist())
+            rows.append(row)
+            elapsed += time.perf_counter() - t0
+            save_torch(ckpt_file, {
+                "epoch": epoch + 1, "model": method.model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "method": method.extra_state(),
+                "train_labels": ctx.train_labels.cpu(), "metrics": rows, "elapsed": elapsed, "config_hash": chash,
+            })
+            saved = epoch + 1
+            write_csv(rd.metrics_file, [{k: v for k, v in r.items() if k != "confusion"} for r in rows])
+            if spec.progress:
+                tqdm.write(f"epoch {epoch + 1}/{ctx.epochs}: loss {row['train_loss']:.3f}  "
+                           f"test acc {row['test_acc']:.2%}  ({row['images_per_s']:.0f} img/s)")
+    except KeyboardInterrupt:
+        progress = f"progress saved at epoch {saved} of {ctx.epochs}" if saved else "no epoch had finished yet"
+        raise RunInterrupted(f"interrupted: {progress} ({run_dir}); the same command resumes") from None
 
     result: dict[str, Any] = {
         "method": config["method"], "dataset": config["dataset"], "seed": spec.seed,

@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..atomic import write_json, write_text
+from ..atomic import remove_stale_temporaries, write_json, write_text
 from ..datasets.base import DatasetError, FERDataset
 from .confusion import read_confusion_csv
 from .inject import inject_noise
@@ -78,10 +78,24 @@ def import_train_labels(dataset: FERDataset, path: Path) -> tuple[np.ndarray, No
     return noisy, record
 
 
+def check_export_path(out: Path) -> Path:
+    """``out`` as a label file to write: not a directory, and no file where a directory must be."""
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; give the label file's name, e.g. {out / 'noisy_labels.txt'}")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"--out {out}: {parent} is a file, not a directory")
+            break
+    return out
+
+
 def export_train_labels(dataset: FERDataset, labels: np.ndarray, record: NoiseRecord, out: Path) -> str:
     """Write ``out`` (the label file) and ``out.json`` (its record); return the file's sha256."""
-    out = Path(out)
+    out = check_export_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out.parent, of=(out.name, out.name + ".json"))  # of an export killed half-way
     text = label_file_text(dataset, labels)
     record.label_file_sha256 = sha256_text(text)
     write_text(out, text)

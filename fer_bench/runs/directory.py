@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ContextManager, Optional
 
+from ..engine.checks import RunError
 from .lock import run_lock
 
 NEW, FINISHED, DIFFERENT = "new", "finished", "different config"
@@ -30,8 +31,22 @@ NEW, FINISHED, DIFFERENT = "new", "finished", "different config"
 _NOT_IDENTITY = ("root", "config_hash", "default_profile")
 
 
-class RunError(ValueError):
-    """A run that cannot start, continue or be read; the message says why and what to do."""
+# Recipe keys added after runs were first recorded, with the value that reproduces what the code
+# did before the key existed. A run recorded without them is the same run as one with these values,
+# so it stays finished rather than turning into a "different config" (the committed reference runs).
+_BEFORE_THE_KEY_EXISTED = {"normalize": "imagenet", "aug_noise": 0.0, "aug_noise_var": 30.0,
+                           "aug_flip_or_noise": False}
+
+
+def as_recorded_today(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with the recipe keys it predates filled in as the code then behaved."""
+    recipe = config.get("recipe")
+    if not isinstance(recipe, dict):
+        return config
+    filled = {**_BEFORE_THE_KEY_EXISTED, **recipe}
+    if "pretrained_kind" not in recipe and recipe.get("pretrained", "none") == "none":
+        filled["pretrained_kind"] = "none"
+    return {**config, "recipe": filled}
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -141,7 +156,7 @@ class RunDir:
         if not self.config_file.is_file():
             return NEW
         old = _read_json(self.config_file)
-        if config_hash(self._with_saved_sha(config, old)) != old.get("config_hash"):
+        if config_hash(self._with_saved_sha(config, old)) != config_hash(as_recorded_today(old)):
             return DIFFERENT
         if self.result_file.is_file():
             return FINISHED
@@ -163,7 +178,8 @@ class RunDir:
         if force or self.state(config) == NEW:
             return None
         old = _read_json(self.config_file)
-        if old.get("config_hash") != config_hash(config):
+        old = as_recorded_today(old)
+        if config_hash(old) != config_hash(config):
             diff = differences({k: v for k, v in old.items() if k != "config_hash"},
                                {k: v for k, v in config.items() if k != "config_hash"})
             raise RunError(self._different_message(old, config, diff))
@@ -171,6 +187,7 @@ class RunDir:
             return None
         result = _read_json(self.result_file)
         result["already_done"] = True
+        result["run_dir"] = str(self.path)  # where it is now: a copied run directory records where it was trained
         return result
 
     def _different_message(self, old: dict[str, Any], new: dict[str, Any], diff: list[str]) -> str:

@@ -43,7 +43,10 @@ class SynthFER:
         root = Path(root) if root is not None else cls.default_root()
         meta_file = root / META_FILE
         if not meta_file.is_file():
-            if root != cls.default_root() and root.exists() and any(root.iterdir()):
+            if root != cls.default_root() and not root.exists():
+                raise DatasetError(f"synthfer root {root} does not exist; generate synthfer there with "
+                                   f"`fer-bench data synth --out {root}`, or leave out --root")
+            if root != cls.default_root() and any(root.iterdir()):
                 raise DatasetError(f"{root} is not a complete synthfer dataset (no {META_FILE})")
             # said even when quiet: a few hundred MB appear here, once per machine
             print(f"generating synthfer in {root.resolve()} (the data root is {data_root()}; "

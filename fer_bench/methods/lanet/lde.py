@@ -56,6 +56,21 @@ def topk_neighbours(features: torch.Tensor, k: int) -> torch.Tensor:
     return sim.topk(k, dim=1).indices
 
 
+def take_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[index]`` for a 2-D ``x``: rows picked by an index table of any shape, with a backward
+    that sums repeated rows in a fixed order.
+
+    The backward of ``x[index]`` on the CPU adds repeated rows with atomic float additions
+    from several threads once the gradient has 32,768 elements (torch's grain size), so their
+    order, and the last bits of the sum, change from run to run; that made LA-Net's two-thread
+    runs differ. ``index_select``'s backward adds them serially on the CPU (the same bits as
+    one thread's ``x[index]``); on CUDA it is the one with atomics, and indexing the sorted,
+    deterministic one."""
+    if x.device.type == "cuda":
+        return x[index]
+    return x.index_select(0, index.reshape(-1)).view(*index.shape, x.shape[1])
+
+
 def neighbour_mask(neighbours: torch.Tensor, batch_size: int) -> torch.Tensor:
     """The binary ``(B, B)`` mask N_ij of a neighbour index table."""
     mask = torch.zeros(neighbours.shape[0], batch_size, dtype=torch.bool, device=neighbours.device)
@@ -90,7 +105,7 @@ class PairwiseScore(nn.Module):
         s = self.split
         anchor = F.linear(a[:, :s], layer1.weight[:, :s], layer1.bias)   # the a_i part, (B, h)
         other = F.linear(a[:, s:], layer1.weight[:, s:])                  # the b_j part, (B, h)
-        hidden = torch.relu(anchor.unsqueeze(1) + other[candidates])
+        hidden = torch.relu(anchor.unsqueeze(1) + take_rows(other, candidates))
         return self.mlp[2:](hidden).softmax(-1)[..., 0]
 
 
@@ -98,7 +113,7 @@ def aggregate(scores: torch.Tensor, neighbours: torch.Tensor, probs: torch.Tenso
               eps: float = EPS) -> torch.Tensor:
     """``q_i = sum_j w_ij p_j`` with the normalised weights of step 3 (pairs outside the top-K weigh 0)."""
     b = probs.shape[0]
-    weighted = (scores.unsqueeze(-1) * probs[neighbours]).sum(1)
+    weighted = (scores.unsqueeze(-1) * take_rows(probs, neighbours)).sum(1)
     numerator = weighted + (eps / b) * probs.sum(0, keepdim=True)
     return numerator / (scores.sum(1, keepdim=True) + eps)
 
