@@ -268,11 +268,14 @@ class Governor:
 
     def tick(self) -> None:
         """Once per step: count the step; every ``interval`` seconds, adapt to the load."""
+        import torch
+
+        if self.mode != "auto":  # the count is someone else's to change: record what it is
+            self.threads = torch.get_num_threads()
         self._sum += self.threads
         self._n += 1
         if self.mode != "auto" or self._mark is None or self._clock() - self._mark[0] < self.interval:
             return
-        import torch
 
         if torch.get_num_threads() != self.threads:  # someone else took over
             self.mode, self.stopped = "fixed", "torch.set_num_threads"

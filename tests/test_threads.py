@@ -233,3 +233,21 @@ def test_bench_contention_refuses_bad_options(tmp_path: Path) -> None:
         res = CliRunner().invoke(main, base + extra)
         assert res.exit_code == 2 and says in res.output, res.output
     assert not (tmp_path / "x.json").exists()
+
+
+def test_the_recorded_count_follows_torch_when_the_policy_does_not_adapt() -> None:
+    # A governor made while torch had one thread must not keep reporting one after the count
+    # was changed (the contract test trains on two threads in a process that began with one).
+    import torch
+
+    from fer_bench.threads import Governor
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        gov = Governor("off", None)
+        torch.set_num_threads(2)
+        gov.tick()
+        assert gov.take_mean() == 2.0
+    finally:
+        torch.set_num_threads(before)
