@@ -202,6 +202,13 @@ def test_bench_command_writes_its_record(tmp_path: Path) -> None:
         assert row["ratio_to_reference"] > 0
     assert [r["ratio_to_reference"] for r in record["rows"] if r["pipeline"] == "reference"] == [1.0, 1.0]
     assert "images/s" in res.output and "vs reference" in res.output and "RSS" in res.output
+    # how it was timed: no workers, so nothing to drain, and the whole timed epoch is the window
+    assert record["timing"] | {"clock": None, "method": None} == {
+        "method": None, "clock": None, "warmup_steps": 1, "drain_steps": 0, "window_steps": 2, "epoch_steps": 2,
+        "requested_steps": 2, "prefetch_factor": 2}
+    for row in record["rows"]:
+        assert row["images"] == 2 * 16 and row["epoch_images"] == 2 * 16 and row["epoch_images_per_s"] > 0
+    assert "epoch images/s" in res.output and "steady state" in res.output
 
     # --trace: every training row says where its time went, measured in an extra, untimed epoch
     for row in record["rows"]:
@@ -310,3 +317,30 @@ def test_training_on_the_reference_pipeline_is_timed_in_its_steady_state(tiny_sy
     assert 0 < row["epoch_images_per_s"] < 1.15 * rate
     # each epoch (warm-up, timed) iterates a loader of its own, whose workers start with it, as a run's do
     assert [len(loader) for loader in FakeWorkersLoader.made] == [1, 2 * workers + 8]
+
+
+def test_timing_drains_what_the_workers_prefetch_and_times_whole_rounds() -> None:
+    from fer_bench.perf.bench import Timing
+
+    assert Timing.of(30, 5, 8) == Timing(warmup=5, drain=16, window=32)
+    assert Timing.of(30, 5, 8).epoch == 48
+    assert Timing.of(2, 1, 0) == Timing(warmup=1, drain=0, window=2)
+    assert Timing.of(6, 0, 3) == Timing(warmup=0, drain=6, window=6)
+
+
+def test_step_clock_times_only_the_steps_after_the_drained_ones() -> None:
+    from fer_bench.perf.bench import StepClock
+
+    clock = StepClock(torch.device("cpu"), drain=2, total=5)
+    sizes = [4, 4, 4, 4, 3]
+    for k, n in enumerate(clock(iter(sizes), lambda n: n)):
+        time.sleep(0.3 if k < 2 else 0.02)  # slow steps before the window, fast ones in it
+    out = clock.result()
+    assert out["images"] == 11 and out["epoch_images"] == 19
+    assert 0.06 <= out["seconds"] < 0.5 <= out["epoch_seconds"]
+    with pytest.raises(RuntimeError, match="ended before its 5 steps"):
+        short = StepClock(torch.device("cpu"), drain=0, total=5)
+        list(short(iter(sizes[:3]), lambda n: n))
+        short.result()
+    with pytest.raises(ValueError, match="cannot drain 3"):
+        StepClock(torch.device("cpu"), drain=3, total=3)
