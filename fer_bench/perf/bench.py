@@ -30,9 +30,8 @@ the steady state over the ``--steps`` after them (rounded up to whole rounds of
 the workers), and the ratios come from it. The whole timed epoch, start-up and
 prefetching included, is recorded beside it (``epoch_images_per_s``). Timing a
 window that starts where the warm-up stopped, as this bench once did, counts
-the batches the workers made during the warm-up as the window's: on an H100 it
-reported training on the reference pipeline at 3,853 images/s, a pipeline that
-delivers 1,592.
+the batches the workers made during the warm-up as the window's (with eight
+workers, up to 16 of its 20 timed steps).
 
 Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU (the uint8 cache
 moved to the GPU included, as in a real run) and, on a CPU, how far the main
