@@ -629,8 +629,12 @@ def landmarks_extract(dataset: str, root: Optional[str], data_opts: tuple[str, .
 @click.option("--size", default=224, type=int, show_default=True, help="Image and input size in pixels.")
 @click.option("--batch", default=128, type=int, show_default=True, help="Batch size of every measurement.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
-@click.option("--steps", default=30, type=int, show_default=True, help="Timed steps (batches) per measurement.")
-@click.option("--warmup", default=5, type=int, show_default=True, help="Untimed steps before each measurement.")
+@click.option("--steps", default=30, type=int, show_default=True,
+              help="Steady-state steps (batches) timed per measurement: the last ones of a timed epoch whose "
+                   "first --workers x 2 (what the reference pipeline's workers can prefetch) are not timed; "
+                   "rounded up to a multiple of --workers (with --contention: the whole timed epoch).")
+@click.option("--warmup", default=5, type=int, show_default=True,
+              help="Untimed steps, in an epoch of their own, before each measurement.")
 @click.option("--workers", default=None, type=int,
               help="DataLoader workers of the reference pipeline, and torch threads of the batched one "
                    "in the pipeline comparison (default: the usable cores, at most 8).")

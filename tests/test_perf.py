@@ -7,6 +7,7 @@ pipeline is the same transform, and ``fer-bench bench`` runs end to end.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from scipy.stats import ks_2samp
 from fer_bench.cli import main
 from fer_bench.datasets import raf_layout
 from fer_bench.datasets.synthfer.loader import SynthFER
+from fer_bench.engine.run import RunSpec, resolve
 from fer_bench.augment import AugmentConfig, BatchAugment, random_erase
 from fer_bench.perf.reference_pipeline import build_transform, reference_loader
 
@@ -200,6 +202,13 @@ def test_bench_command_writes_its_record(tmp_path: Path) -> None:
         assert row["ratio_to_reference"] > 0
     assert [r["ratio_to_reference"] for r in record["rows"] if r["pipeline"] == "reference"] == [1.0, 1.0]
     assert "images/s" in res.output and "vs reference" in res.output and "RSS" in res.output
+    # how it was timed: no workers, so nothing to drain, and the whole timed epoch is the window
+    assert record["timing"] | {"clock": None, "method": None} == {
+        "method": None, "clock": None, "warmup_steps": 1, "drain_steps": 0, "window_steps": 2, "epoch_steps": 2,
+        "requested_steps": 2, "prefetch_factor": 2}
+    for row in record["rows"]:
+        assert row["images"] == 2 * 16 and row["epoch_images"] == 2 * 16 and row["epoch_images_per_s"] > 0
+    assert "epoch images/s" in res.output and "steady state" in res.output
 
     # --trace: every training row says where its time went, measured in an extra, untimed epoch
     for row in record["rows"]:
@@ -221,3 +230,117 @@ def test_bench_rejects_an_unknown_method_and_a_tiny_size(tmp_path: Path) -> None
     res = CliRunner().invoke(main, ["bench", "--size", "8", "--device", "cpu"])
     assert res.exit_code == 2 and "--size 8" in res.output
     assert not (tmp_path / "x.json").exists()
+
+
+# --- what the bench times: the steady state, not batches prefetched before the clock started --------
+
+
+
+class FakeWorkersLoader:
+    """A stand-in for the reference DataLoader that times batches as DataLoader's workers do,
+    without decoding anything: ``workers`` processes start when the loader is iterated, worker
+    ``k % workers`` makes batch ``k`` in ``workers * delay`` seconds, and at most ``workers * 2``
+    batches (DataLoader's default prefetch_factor) are dispatched and not yet taken."""
+
+    made: list["FakeWorkersLoader"] = []
+    delay = 0.05  # seconds per batch, all workers together
+
+    def __init__(self, paths, labels, cfg, workers, batches=None, pin_memory=False, **kw) -> None:
+        self.batches = [list(map(int, b)) for b in batches]
+        self.labels, self.size, self.workers = np.asarray(labels), cfg.image_size, workers
+        self.made.append(self)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        return self._batches(time.perf_counter())  # the workers start now, not at the first next()
+
+    def _batches(self, started: float):
+        w, depth = self.workers, 2 * self.workers
+        ready: list[float] = []
+        taken: list[float] = []
+        for k, b in enumerate(self.batches):
+            free = started if k < w else ready[k - w]          # the worker finished its previous batch
+            slot = started if k < depth else taken[k - depth]  # and the batch has been dispatched
+            ready.append(max(free, slot) + w * self.delay)
+            time.sleep(max(0.0, ready[-1] - time.perf_counter()))
+            taken.append(time.perf_counter())
+            yield torch.zeros(len(b), 3, self.size, self.size), torch.as_tensor(self.labels[b]), torch.tensor(b)
+
+
+@pytest.fixture
+def fake_workers(monkeypatch: pytest.MonkeyPatch):
+    import fer_bench.perf.bench as bench
+
+    FakeWorkersLoader.made = []
+    monkeypatch.setattr(bench, "reference_loader", FakeWorkersLoader)
+    return bench
+
+
+def test_bench_times_the_reference_pipeline_in_its_steady_state(fake_workers, tmp_path: Path) -> None:
+    """Workers deliver their batches in bursts; the old bench (timing from its 2nd batch to its 7th,
+    here) counted one burst without the time it took, and reported 1.5x the pipeline's rate."""
+    out = tmp_path / "bench.json"
+    batch, workers = 4, 4
+    res = CliRunner().invoke(main, [
+        "bench", "--pipeline-only", "--n-train", "64", "--size", "16", "--batch", str(batch), "--steps", "6",
+        "--warmup", "1", "--workers", str(workers), "--device", "cpu", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    row = next(r for r in json.loads(out.read_text())["rows"] if r["pipeline"] == "reference")
+    assert row["images_per_s"] == pytest.approx(batch / FakeWorkersLoader.delay, rel=0.15), row
+
+
+def test_training_on_the_reference_pipeline_is_timed_in_its_steady_state(tiny_synth: Path, fake_workers,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow warm-up (cuDNN autotuning, compilation) let the old bench's workers fill their queue
+    before the clock started, and it reported those batches as training speed (on an H100: 3,853
+    images/s trained on a pipeline that delivers 1,592)."""
+    real_epoch = fake_workers.train_one_epoch
+
+    def slow_warmup(*args, **kwargs):
+        row = real_epoch(*args, **kwargs)
+        if args[5] == 0:
+            time.sleep(1.5)  # long enough for the workers to fill their queue
+        return row
+
+    monkeypatch.setattr(fake_workers, "train_one_epoch", slow_warmup)
+    monkeypatch.setattr(FakeWorkersLoader, "delay", 0.25)  # a pipeline well below the model's speed
+    ds = SynthFER.load(tiny_synth, progress=False)
+    batch, workers = 8, 2
+    rate = batch / FakeWorkersLoader.delay
+    run = resolve(RunSpec(method="baseline", profile="cpu", device="cpu",
+                          overrides={"image_size": 16, "batch_size": batch}))
+    row = fake_workers.measure_training(run, ds, torch.device("cpu"), 8, 1, workers, progress=False)
+    assert row["pipeline"] == "reference" and row["images"] == 8 * batch
+    assert row["images_per_s"] < 1.15 * rate, row   # slower if the machine is busy, never faster
+    assert 0 < row["epoch_images_per_s"] < 1.15 * rate
+    # each epoch (warm-up, timed) iterates a loader of its own, whose workers start with it, as a run's do
+    assert [len(loader) for loader in FakeWorkersLoader.made] == [1, 2 * workers + 8]
+
+
+def test_timing_drains_what_the_workers_prefetch_and_times_whole_rounds() -> None:
+    from fer_bench.perf.bench import Timing
+
+    assert Timing.of(30, 5, 8) == Timing(warmup=5, drain=16, window=32)
+    assert Timing.of(30, 5, 8).epoch == 48
+    assert Timing.of(2, 1, 0) == Timing(warmup=1, drain=0, window=2)
+    assert Timing.of(6, 0, 3) == Timing(warmup=0, drain=6, window=6)
+
+
+def test_step_clock_times_only_the_steps_after_the_drained_ones() -> None:
+    from fer_bench.perf.bench import StepClock
+
+    clock = StepClock(torch.device("cpu"), drain=2, total=5)
+    sizes = [4, 4, 4, 4, 3]
+    for k, n in enumerate(clock(iter(sizes), lambda n: n)):
+        time.sleep(0.3 if k < 2 else 0.02)  # slow steps before the window, fast ones in it
+    out = clock.result()
+    assert out["images"] == 11 and out["epoch_images"] == 19
+    assert 0.06 <= out["seconds"] < 0.5 <= out["epoch_seconds"]
+    with pytest.raises(RuntimeError, match="ended before its 5 steps"):
+        short = StepClock(torch.device("cpu"), drain=0, total=5)
+        list(short(iter(sizes[:3]), lambda n: n))
+        short.result()
+    with pytest.raises(ValueError, match="cannot drain 3"):
+        StepClock(torch.device("cpu"), drain=3, total=3)

@@ -7,8 +7,8 @@ as RAF-DB-layout JPEGs, and decoded once into the uint8 cache):
 1. **Methods** (``part = training``, ``pipeline = batched``): every requested
    method trains through the engine's own :func:`~fer_bench.engine.run.train_one_epoch`
    with its official recipe under the chosen profile (``paper``: ResNet-18)
-   at ``--size`` and ``--batch``. The training set is cut to ``--steps``
-   batches; one short epoch of warm-up steps comes first and is not timed.
+   at ``--size`` and ``--batch``. The training set is cut to the timed
+   epoch's batches; one short epoch of warm-up steps comes first.
 2. **Baseline fed by the reference pipeline** (``pipeline = reference``): the
    same engine loop and Baseline step, fed by :class:`ReferenceBatches`, the
    batches of :mod:`.reference_pipeline` (PIL decode of every JPEG per item,
@@ -20,6 +20,18 @@ as RAF-DB-layout JPEGs, and decoded once into the uint8 cache):
    cache (running ``max(1, workers)`` torch threads) against the reference
    pipeline with ``workers`` worker processes, on the same index batches and
    with every op switched on (:data:`PIPELINE_AUGMENT`).
+
+Every measurement is timed the same way (:class:`Timing`, :class:`StepClock`): an
+untimed warm-up epoch of ``--warmup`` steps, then one timed epoch whose loader
+starts with it (the reference loader's workers start at each epoch, as in the
+peers' runs), read at its step boundaries. Its first ``workers x prefetch_factor``
+steps are what the workers can have prefetched and are not timed; images/s is
+the steady state over the ``--steps`` after them (rounded up to whole rounds of
+the workers), and the ratios come from it. The whole timed epoch, start-up and
+prefetching included, is recorded beside it (``epoch_images_per_s``). Timing a
+window that starts where the warm-up stopped, as this bench once did, counts
+the batches the workers made during the warm-up as the window's (with eight
+workers, up to 16 of its 20 timed steps).
 
 Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU (the uint8 cache
 moved to the GPU included, as in a real run) and, on a CPU, how far the main
@@ -51,10 +63,10 @@ import re
 import resource
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -73,7 +85,7 @@ from ..engine.run import (
 )
 from ..paths import data_root, results_root
 from ..registry import METHODS, create_dataset, list_methods
-from .reference_pipeline import reference_loader
+from .reference_pipeline import PREFETCH_FACTOR, prefetched_batches, reference_loader
 
 RAFDB_N_TRAIN = 12271   # RAF-DB's basic training split
 BENCH_N_TEST = 256      # never timed; the loader wants a test split
@@ -95,8 +107,11 @@ NOTES = [
     "torchvision per-image transforms, DataLoader worker processes, collate (pinned memory on a GPU)",
     "batched = fer-bench's pipeline: BatchAugment on the device over the uint8 cache, which is decoded "
     "once per dataset (that one-off decode is not timed)",
-    "both pipelines get the same index batches; warm-up batches/steps are not timed; the reference "
-    "loader runs through warm-up and timed steps in one iterator, so worker start-up is not timed",
+    "both pipelines get the same index batches; each measurement is an untimed warm-up epoch, then a timed "
+    "epoch whose loader starts with it (the reference loader's workers start at each epoch, as in the peers' "
+    "runs); images/s is that epoch's steady state: its steps after the first workers x prefetch_factor ones "
+    "(what the workers can have prefetched), a whole number of rounds of the workers; 'epoch images/s' is "
+    "the whole timed epoch, start-up and prefetching included",
 ]
 
 
@@ -216,10 +231,110 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def _row(part: str, method: Optional[str], pipeline: str, images: int, seconds: float, batch: int,
+def _row(part: str, method: Optional[str], pipeline: str, timed: dict[str, Any], batch: int,
          memory: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """One measurement: its steady state (``images``, ``seconds``, the rates) and its whole timed epoch."""
+    images, seconds = timed["images"], timed["seconds"]
     return {"part": part, "method": method, "pipeline": pipeline, "images": images, "seconds": seconds,
-            "images_per_s": images / seconds, "batches_per_s": images / batch / seconds, **memory, **extra}
+            "images_per_s": images / seconds, "batches_per_s": images / batch / seconds,
+            "epoch_images": timed["epoch_images"], "epoch_seconds": timed["epoch_seconds"],
+            "epoch_images_per_s": timed["epoch_images"] / timed["epoch_seconds"], **memory, **extra}
+
+
+# --- how a measurement is timed -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Timing:
+    """How every measurement of a bench is timed.
+
+    ``warmup`` untimed steps in an epoch of their own, then one timed epoch of
+    ``drain + window`` steps whose loader starts with it (the reference loader's
+    workers start at the epoch's beginning, as in the peers' runs). The steady
+    state is the last ``window`` steps: the first ``drain`` are what the
+    reference loader's workers can have prefetched, so no batch made before the
+    window began is counted in it. The window is a whole number of rounds of the
+    workers, which deliver their batches in bursts (worker ``k % workers`` makes
+    batch ``k``), so the window holds as many bursts as it times.
+    """
+
+    warmup: int
+    drain: int
+    window: int
+
+    @classmethod
+    def of(cls, steps: int, warmup: int, workers: int) -> "Timing":
+        rounds = max(1, workers)
+        return cls(warmup=warmup, drain=prefetched_batches(workers), window=math.ceil(steps / rounds) * rounds)
+
+    @property
+    def epoch(self) -> int:
+        return self.drain + self.window
+
+    def record(self, steps: int) -> dict[str, Any]:
+        return {"method": "steady state of one timed epoch", "warmup_steps": self.warmup,
+                "drain_steps": self.drain, "window_steps": self.window, "epoch_steps": self.epoch,
+                "requested_steps": steps, "prefetch_factor": PREFETCH_FACTOR,
+                "clock": "wall time at step boundaries (after a device synchronisation at the window's "
+                         "start and end); images/s = window images / window seconds; epoch_images_per_s "
+                         "= the whole timed epoch, its loader's start-up and prefetching included"}
+
+
+T = TypeVar("T")
+
+
+class StepClock:
+    """Times one epoch at its step boundaries: the whole epoch, and its steady state after ``drain`` steps.
+
+    It wraps the epoch's batch source and reads the clock whenever the consumer
+    asks for the next batch, i.e. when the step before is done; so the window
+    holds the fetching and the steps of batches ``drain`` to ``total - 1``, and
+    nothing the loader did before. On a GPU the device is synchronised at those
+    two readings (and at the start) only, so the steps stay asynchronous.
+    """
+
+    def __init__(self, device: torch.device, drain: int, total: int) -> None:
+        if not 0 <= drain < total:
+            raise ValueError(f"a timed epoch of {total} steps cannot drain {drain} first")
+        self.device, self.drain, self.total = device, drain, total
+        self.start = self.window_start = self.end = None
+        self.images = self.epoch_images = 0
+
+    def _now(self) -> float:
+        _sync(self.device)
+        return time.perf_counter()
+
+    def __call__(self, items: Iterable[T], images: Callable[[T], int]) -> Iterator[T]:
+        self.start = self._now()
+        if self.drain == 0:
+            self.window_start = self.start
+        for k, item in enumerate(items):
+            n = images(item)
+            yield item  # the step runs here
+            self.epoch_images += n
+            self.images += n if k >= self.drain else 0
+            if k + 1 == self.drain:
+                self.window_start = self._now()
+            if k + 1 == self.total:
+                self.end = self._now()
+
+    def result(self) -> dict[str, Any]:
+        if self.end is None or self.window_start is None or self.start is None:
+            raise RuntimeError(f"the timed epoch ended before its {self.total} steps")
+        return {"images": self.images, "seconds": self.end - self.window_start,
+                "epoch_images": self.epoch_images, "epoch_seconds": self.end - self.start}
+
+
+class _Clocked:
+    """A training batch source whose iteration runs under a :class:`StepClock`."""
+
+    def __init__(self, source: Any, clock: StepClock) -> None:
+        self.source, self.clock = source, clock
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.clock(self.source, lambda b: len(b.labels))
 
 
 # --- input pipelines alone ------------------------------------------------------------
@@ -237,47 +352,64 @@ def train_paths(dataset: FERDataset) -> list[Path]:
     return [raf_layout.aligned_path(dataset.root, name) for name in dataset.train.names]
 
 
+def _time_pipeline(name: str, epoch: Callable[[Sequence[torch.Tensor]], Iterable[Any]], device: torch.device,
+                   batches: Sequence[torch.Tensor], warmup: int, drain: int, progress: bool) -> dict[str, Any]:
+    """Run ``epoch`` (index batches -> the pipeline's batches) over ``warmup`` batches untimed, then
+    over the rest under a :class:`StepClock` draining ``drain``; the clock's result."""
+    if warmup:
+        for _ in epoch(batches[:warmup]):
+            pass
+    timed = batches[warmup:]
+    clock = StepClock(device, drain, len(timed))
+    bar = tqdm(total=len(timed), desc=name, leave=False, disable=not progress)
+    for _ in clock(epoch(timed), lambda b: len(b[0])):
+        bar.update()
+    bar.close()
+    return clock.result()
+
+
 def measure_batched_pipeline(dataset: FERDataset, cfg: AugmentConfig, device: torch.device,
                              batches: Sequence[torch.Tensor], warmup: int, threads: int,
-                             progress: bool) -> dict[str, Any]:
-    """BatchAugment over the uint8 cache, gathered and augmented on the device as the engine does."""
+                             progress: bool, drain: int = 0) -> dict[str, Any]:
+    """BatchAugment over the uint8 cache, gathered and augmented on the device as the engine does.
+
+    ``batches`` are the warm-up batches, then the timed epoch's (see :class:`Timing`).
+    """
     memory = _PeakMemory(device)
     augment = BatchAugment(cfg)
     images = _images_on(device, dataset.train.images)
     gen = torch.Generator().manual_seed(0)
-    with _torch_threads(threads):
-        start = time.perf_counter()
-        for k, idx in enumerate(tqdm(batches, desc="batched pipeline", leave=False, disable=not progress)):
-            if k == warmup:
-                _sync(device)
-                start = time.perf_counter()
+
+    def epoch(index_batches: Sequence[torch.Tensor]) -> Iterator[tuple[torch.Tensor]]:
+        for idx in index_batches:
             idx_dev = idx.to(device, non_blocking=True)
             raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
-            augment(raw, gen)
-        _sync(device)
-        seconds = time.perf_counter() - start
-    n_images = sum(len(b) for b in batches[warmup:])
-    return _row("pipeline", None, "batched", n_images, seconds, len(batches[0]), memory.read(),
-                torch_threads=threads)
+            yield (augment(raw, gen).images,)
+
+    with _torch_threads(threads):
+        timed = _time_pipeline("batched pipeline", epoch, device, batches, warmup, drain, progress)
+    return _row("pipeline", None, "batched", timed, len(batches[0]), memory.read(), torch_threads=threads)
 
 
 def measure_reference_pipeline(dataset: FERDataset, cfg: AugmentConfig, device: torch.device,
                                batches: Sequence[torch.Tensor], warmup: int, workers: int,
-                               progress: bool) -> dict[str, Any]:
-    """The peers' pipeline: JPEG decode + torchvision per image in ``workers`` processes, to the device."""
+                               progress: bool, drain: Optional[int] = None) -> dict[str, Any]:
+    """The peers' pipeline: JPEG decode + torchvision per image in ``workers`` processes, to the device.
+
+    The warm-up and the timed epoch each get a loader of their own, whose workers start with
+    it; ``drain`` (default: what the workers can prefetch) batches of the timed one are not timed.
+    """
     memory = _PeakMemory(device)
-    loader = reference_loader(train_paths(dataset), dataset.train.labels, cfg, workers, batches=batches,
-                              pin_memory=device.type == "cuda")
-    start = time.perf_counter()
-    for k, (x, _, _) in enumerate(tqdm(loader, desc="reference pipeline", leave=False, disable=not progress)):
-        if k == warmup:
-            _sync(device)
-            start = time.perf_counter()
-        x.to(device, non_blocking=True)
-    _sync(device)
-    seconds = time.perf_counter() - start
-    n_images = sum(len(b) for b in batches[warmup:])
-    return _row("pipeline", None, "reference", n_images, seconds, len(batches[0]), memory.read(), workers=workers)
+    paths = train_paths(dataset)
+
+    def epoch(index_batches: Sequence[torch.Tensor]) -> Iterator[tuple[torch.Tensor]]:
+        for x, _, _ in reference_loader(paths, dataset.train.labels, cfg, workers, batches=index_batches,
+                                        pin_memory=device.type == "cuda"):
+            yield (x.to(device, non_blocking=True),)
+
+    drain = prefetched_batches(workers) if drain is None else drain
+    timed = _time_pipeline("reference pipeline", epoch, device, batches, warmup, drain, progress)
+    return _row("pipeline", None, "reference", timed, len(batches[0]), memory.read(), workers=workers)
 
 
 # --- training -----------------------------------------------------------------------
@@ -319,25 +451,23 @@ def _subset(dataset: FERDataset, n: int) -> FERDataset:
 class ReferenceBatches:
     """The peers' per-image pipeline as a batch source of the engine's loop.
 
-    ``batches`` is an iterator over :func:`~.reference_pipeline.reference_loader`
-    shared by consecutive epochs (so its workers start once, before anything is
-    timed); each epoch takes its ``count`` batches from it. Labels are the
-    engine's current ones at the loader's indices. There are no un-augmented
-    uint8 images or landmarks, so only methods that read neither (the bench
-    feeds Baseline) can train on it.
+    ``loader`` is a :func:`~.reference_pipeline.reference_loader` over this
+    epoch's index batches; iterating starts its workers, as each epoch of the
+    peers' runs does. Labels are the engine's current ones at the loader's
+    indices. There are no un-augmented uint8 images or landmarks, so only
+    methods that read neither (the bench feeds Baseline) can train on it.
     """
 
-    def __init__(self, batches: Iterator[Any], count: int, method: Any, gen: torch.Generator) -> None:
-        self.batches, self.count, self.method, self.gen = batches, count, method, gen
+    def __init__(self, loader: Any, method: Any, gen: torch.Generator) -> None:
+        self.loader, self.method, self.gen = loader, method, gen
 
     def __len__(self) -> int:
-        return self.count
+        return len(self.loader)
 
     def __iter__(self) -> Iterator[Batch]:
         ctx = self.method.ctx
         device = ctx.device
-        for _ in range(self.count):
-            images, _, idx = next(self.batches)
+        for images, _, idx in self.loader:
             idx = idx.to(device, non_blocking=True)
             b = len(idx)
             yield Batch(images=images.to(device, non_blocking=True), labels=ctx.train_labels[idx], indices=idx,
@@ -346,15 +476,21 @@ class ReferenceBatches:
 
 
 def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device, steps: int, warmup: int,
-                     workers: Optional[int], progress: bool, trace: bool = False) -> dict[str, Any]:
-    """Images/s of ``steps`` training steps through ``train_one_epoch`` after ``warmup`` untimed ones.
+                     workers: Optional[int], progress: bool, trace: bool = False,
+                     drain: Optional[int] = None) -> dict[str, Any]:
+    """Images/s of training through ``train_one_epoch`` in its steady state (see :class:`Timing`).
 
-    ``workers=None`` feeds the engine's own batch source (:class:`~fer_bench.engine.run.CachedBatches`);
-    a number feeds :class:`ReferenceBatches` with that many DataLoader workers. ``trace``
-    profiles one more epoch of the same steps after the timed one.
+    An epoch of ``warmup`` untimed steps, then a timed epoch of ``drain + steps``
+    steps of which the last ``steps`` are the steady state; ``drain`` defaults to
+    what ``workers`` DataLoader workers can prefetch (none for the engine's own
+    source). ``workers=None`` feeds the engine's own batch source
+    (:class:`~fer_bench.engine.run.CachedBatches`); a number feeds
+    :class:`ReferenceBatches` with that many DataLoader workers. ``trace``
+    profiles one more epoch like the timed one, after it.
     """
     batch = run.recipe["batch_size"]
-    n_sub = max(steps, warmup, 1) * batch
+    drain = prefetched_batches(workers or 0) if drain is None else drain
+    n_sub = max(drain + steps, warmup, 1) * batch
     full_n = len(dataset.train)
     sub = _subset(dataset, n_sub)
     memory = _PeakMemory(device)
@@ -362,12 +498,13 @@ def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device
     method, ctx = setup.method, setup.ctx
     amp = device.type == "cuda"
     all_labels = ctx.train_labels
-    # Epoch 0 is the warm-up: the same context over its first warmup batches (a view, so a
-    # method that rewrites labels rewrites the real ones). Epoch 1 is timed.
+    # Epoch 0 is the warm-up, epoch 1 the timed one: the same context over the first batches of the
+    # subset (views, so a method that rewrites labels rewrites the real ones).
+    timed_labels = all_labels[:(drain + steps) * batch]
     epochs = [(0, all_labels[:warmup * batch])] if warmup > 0 else []
-    epochs.append((1, all_labels))
+    epochs.append((1, timed_labels))
     if trace:
-        epochs.append((2, all_labels))
+        epochs.append((2, timed_labels))
 
     if workers is None:
         # The whole cache, as a real run holds it, whenever the subset is a prefix of it.
@@ -376,43 +513,38 @@ def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device
         def source(epoch: int) -> Any:
             return CachedBatches(method, images, setup.augment, setup.seed, epoch)
     else:
-        orders: dict[int, list[torch.Tensor]] = {}
-        gens: dict[int, torch.Generator] = {}
-        for epoch, labels in epochs:  # each epoch's batches, drawn as the engine draws them
-            ctx.train_labels = labels
-            gens[epoch] = torch.Generator().manual_seed(epoch_seed(setup.seed, epoch, 0))
-            orders[epoch] = epoch_batches(method, ctx, epoch, gens[epoch])
-        ctx.train_labels = all_labels
         paths = [raf_layout.aligned_path(dataset.root, name) for name in sub.train.names]
-        loader = iter(reference_loader(paths, sub.train.labels, setup.augment.cfg, workers,
-                                       batches=[b for e, _ in epochs for b in orders[e]],
-                                       pin_memory=device.type == "cuda"))
 
-        def source(epoch: int) -> Any:
-            return ReferenceBatches(loader, len(orders[epoch]), method, gens[epoch])
+        def source(epoch: int) -> Any:  # the epoch's batches, drawn as the engine draws them
+            gen = torch.Generator().manual_seed(epoch_seed(setup.seed, epoch, 0))
+            loader = reference_loader(paths, sub.train.labels, setup.augment.cfg, workers,
+                                      batches=epoch_batches(method, ctx, epoch, gen),
+                                      pin_memory=device.type == "cuda")
+            return ReferenceBatches(loader, method, gen)
 
-    rows = {}
     profiled: dict[str, Any] = {}
     for epoch, labels in epochs:
         ctx.train_labels = labels
-        watch = _profiled(device, profiled) if epoch == 2 else contextlib.nullcontext()
         try:
-            with watch:
-                rows[epoch] = train_one_epoch(method, source(epoch), setup.optimizer, setup.scheduler, amp, epoch,
-                                              progress=progress and epoch == 1)
+            batches = source(epoch)
+            if epoch == 1:
+                clock = StepClock(device, drain, len(batches))
+                batches = _Clocked(batches, clock)
+            with _profiled(device, profiled) if epoch == 2 else contextlib.nullcontext():
+                row = train_one_epoch(method, batches, setup.optimizer, setup.scheduler, amp, epoch,
+                                      progress=progress and epoch == 1)
         finally:
             ctx.train_labels = all_labels
         if epoch == 1:
+            timed_row = row
             peak = memory.read()  # before a traced epoch, whose profiler holds memory of its own
-    timed = rows[1]
-    n_images = round(timed["images_per_s"] * timed["train_seconds"])
     extra: dict[str, Any] = {"workers": workers} if workers is not None else {}
-    if "torch_threads" in timed:  # the CPU thread policy's mean count over the timed steps
-        extra["torch_threads"] = timed["torch_threads"]
+    if "torch_threads" in timed_row:  # the CPU thread policy's mean count over the timed epoch
+        extra["torch_threads"] = timed_row["torch_threads"]
     if profiled:
         extra["trace"] = profiled
     result = _row("training", run.spec.method.lower(), "batched" if workers is None else "reference",
-                  n_images, timed["train_seconds"], batch, peak, **extra)
+                  clock.result(), batch, peak, **extra)
     del method, setup, ctx, source
     return result
 
@@ -476,6 +608,7 @@ def run_bench(
     methods = list(methods) if methods else list_methods()
     workers = default_workers() if workers is None else workers
     _check(methods, size, batch, steps, warmup, workers, n_train)
+    timing = Timing.of(steps, warmup, workers)
     overrides = {"image_size": size, "batch_size": batch}
     runs = [] if pipeline_only else [
         resolve(RunSpec(method=m, profile=profile, overrides=overrides, device=device))
@@ -486,19 +619,20 @@ def run_bench(
 
     dataset = prepare_dataset(size, n_train, progress)
     pipe_cfg = AugmentConfig(image_size=size, **PIPELINE_AUGMENT)
-    batches = _index_batches(len(dataset.train), batch, warmup + steps)
+    batches = _index_batches(len(dataset.train), batch, warmup + timing.epoch)
+    window, drain = timing.window, timing.drain  # every measurement times the same steps
     tasks: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("pipeline: batched", lambda: measure_batched_pipeline(
-            dataset, pipe_cfg, dev, batches, warmup, max(1, workers), progress)),
+            dataset, pipe_cfg, dev, batches, warmup, max(1, workers), progress, drain)),
         ("pipeline: reference", lambda: measure_reference_pipeline(
-            dataset, pipe_cfg, dev, batches, warmup, workers, progress)),
+            dataset, pipe_cfg, dev, batches, warmup, workers, progress, drain)),
     ]
     if runs:
         tasks.append((f"training: {REFERENCE_METHOD} on reference", lambda: measure_training(
-            runs[0], dataset, dev, steps, warmup, workers, progress, trace)))
+            runs[0], dataset, dev, window, warmup, workers, progress, trace, drain)))
         for run in runs[1:]:
             tasks.append((f"training: {run.spec.method}", lambda run=run: measure_training(
-                run, dataset, dev, steps, warmup, None, progress, trace)))
+                run, dataset, dev, window, warmup, None, progress, trace, drain)))
 
     rows = []
     with tqdm(tasks, desc="bench", unit="measurement", disable=not progress) as bar:
@@ -516,6 +650,7 @@ def run_bench(
         "settings": {"methods": [] if pipeline_only else methods, "size": size, "batch": batch, "steps": steps,
                      "warmup": warmup, "workers": workers, "profile": profile, "pipeline_only": pipeline_only,
                      "trace": trace},
+        "timing": timing.record(steps),
         "pipeline_augment": asdict(pipe_cfg),
         "training_augment_baseline": None if pipeline_only else asdict(augment_config(runs[0].recipe)),
         "notes": NOTES,
@@ -536,13 +671,16 @@ def default_out(device: torch.device, size: int, pipeline_only: bool) -> Path:
 
 def format_table(result: dict[str, Any]) -> str:
     """The printed report: a header naming device and settings, then one line per measurement."""
-    d, s, ds = result["device"], result["settings"], result["dataset"]
+    d, s, ds, t = result["device"], result["settings"], result["dataset"], result["timing"]
     where = f"{d['gpu']} (cuda)" if "gpu" in d else f"CPU {d['cpu']}"
     lines = [
         f"fer-bench bench on {where}, {d['cpu_count']} cores, {d['torch_threads']} torch threads, torch {d['torch']}",
         f"data: {ds['name']}, {ds['n_train']} training images at {ds['image_size']} px ({ds['files']}, {ds['root']})",
-        f"batch {s['batch']}, {s['steps']} timed steps after {s['warmup']} warm-up, {s['workers']} DataLoader "
-        f"workers" + ("" if s["pipeline_only"] else f", profile {s['profile']}"),
+        f"batch {s['batch']}, {s['workers']} DataLoader workers" + (
+            "" if s["pipeline_only"] else f", profile {s['profile']}"),
+        f"timing: {t['warmup_steps']} warm-up steps, then an epoch of {t['epoch_steps']} steps: images/s over its "
+        f"last {t['window_steps']} (steady state), after {t['drain_steps']} that {s['workers']} workers x "
+        f"{t['prefetch_factor']} can have prefetched",
     ]
     lines += [f"  * {note}" for note in result["notes"]]
     pa = result["pipeline_augment"]
@@ -553,14 +691,14 @@ def format_table(result: dict[str, Any]) -> str:
     mem_kind = result["rows"][0]["memory_kind"]
     mem_head = "peak GPU MiB" if mem_kind == "cuda_max_allocated" else "+peak RSS MiB"
     header = (f"{'part':<9} {'method':<10} {'pipeline':<10} {'images/s':>9} {'batches/s':>9} {mem_head:>14} "
-              f"{'vs reference':>12}")
+              f"{'vs reference':>12} {'epoch images/s':>14}")
     lines += ["", header, "-" * len(header)]
     for row in result["rows"]:
         ratio = row["ratio_to_reference"]
         lines.append(
             f"{row['part']:<9} {row['method'] or '-':<10} {row['pipeline']:<10} {row['images_per_s']:>9.1f} "
             f"{row['batches_per_s']:>9.2f} {row['peak_memory_mib']:>14.0f} "
-            f"{(f'{ratio:.2f}x' if ratio else '-'):>12}")
+            f"{(f'{ratio:.2f}x' if ratio else '-'):>12} {row['epoch_images_per_s']:>14.1f}")
     speedup = result.get("speedup", {})
     if speedup:
         lines.append("speed-up of the batched pipeline over the reference: " + ", ".join(

@@ -36,7 +36,7 @@ from ..engine.environment import environment_record
 from ..engine.run import RunSpec, resolve, select_device
 from ..paths import results_root
 from ..registry import list_methods
-from .bench import DEFAULT_STEPS, DEFAULT_WARMUP, RAFDB_N_TRAIN, _check, device_info, device_slug, \
+from .bench import DEFAULT_STEPS, DEFAULT_WARMUP, RAFDB_N_TRAIN, Timing, _check, device_info, device_slug, \
     measure_training, prepare_dataset
 
 # Each competitor keeps one core busy until it is stopped; it says "ready" once it is looping.
@@ -130,6 +130,7 @@ def run_contention(
         "settings": {"methods": methods, "contention": contention, "competitor": competitor, "repeat": repeat,
                      "size": size, "batch": batch, "steps": steps, "warmup": warmup, "profile": profile,
                      "n_train": len(dataset.train)},
+        "timing": Timing(warmup=warmup, drain=0, window=steps).record(steps),  # no prefetching loader to drain
         "rows": rows,
         "summary": summarise(rows, contention),
     }

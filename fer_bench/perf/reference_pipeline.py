@@ -49,6 +49,15 @@ from torchvision import transforms as T
 
 from ..augment import AugmentConfig
 
+# Batches each DataLoader worker may hold ready ahead of the consumer (DataLoader's default).
+PREFETCH_FACTOR = 2
+
+
+def prefetched_batches(workers: int) -> int:
+    """How many batches a :func:`reference_loader` with ``workers`` processes can have ready before
+    they are asked for: what a benchmark must drain before its clock measures the pipeline."""
+    return workers * PREFETCH_FACTOR
+
 
 class GaussianNoise:
     """The peers' ``add_gaussian_noise`` on a PIL image: ``clip(x + N(0, var), 0, 255)`` cast to uint8."""
@@ -137,7 +146,8 @@ def reference_loader(
     dataset = ImageFileDataset(paths, labels, build_transform(cfg, train))
     gen = torch.Generator().manual_seed(seed)
     common = dict(num_workers=workers, pin_memory=pin_memory, generator=gen,
-                  persistent_workers=persistent_workers and workers > 0)
+                  persistent_workers=persistent_workers and workers > 0,
+                  prefetch_factor=PREFETCH_FACTOR if workers > 0 else None)
     if batches is not None:
         return DataLoader(dataset, batch_sampler=[list(map(int, b)) for b in batches], **common)
     return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=train, **common)
