@@ -41,6 +41,14 @@ def test_a_run_name_parses_back_to_the_same_name(name: str, tmp_path: Path) -> N
         RunId.parse(tmp_path / "runs" / "synthfer" / "clean" / "baseline")
 
 
+def test_a_checkpoint_path_names_one_directory_level() -> None:
+    from fer_bench.runs.identity import variant_name
+
+    assert variant_name("eac", overrides={"pretrained": "/w/vggface2/resnet50_ft_weight.pkl"}) == \
+        "eac+pretrained=resnet50_ft_weight.pkl"
+    assert variant_name("lanet", overrides={"pretrained": "C:\\w\\ms.pth", "lr": 0.1}) == "lanet+lr=0.1+pretrained=ms.pth"
+
+
 def test_identity_from_a_saved_config_is_the_directory_it_was_written_to(tiny_synth: Path, tmp_path: Path) -> None:
     from fer_bench.runs import RunId
 

@@ -62,8 +62,16 @@ def variant_name(method: str, protocol: str = "official", profile_differs: Optio
         parts.append(protocol)
     if profile_differs:
         parts.append(f"profile={profile_differs}")
-    parts += [f"{k}={v}" for k, v in sorted((overrides or {}).items())]
+    parts += [f"{k}={_one_level(v)}" for k, v in sorted((overrides or {}).items())]
     return "+".join(parts)
+
+
+def _one_level(value: Any) -> Any:
+    """A value as it may stand in one directory level: a file path (``--pretrained DIR/w.pth``) by
+    its file name. Two files of one name still never share a run: their configs differ."""
+    if isinstance(value, str) and ("/" in value or "\\" in value):
+        return PurePosixPath(value.replace("\\", "/")).name
+    return value
 
 
 def dataset_name(dataset: str, data_options: Optional[Mapping[str, Any]] = None) -> str:
