@@ -535,6 +535,20 @@ def plot_curves(results: Optional[str], stat: str, metric: str, dataset: Optiona
     _saved(curves_figure(data, stat, metric), out)
 
 
+@plot.command("memorisation")
+@click.option("--results", type=click.Path(), help="Runs root to read (default: results/runs).")
+@click.option("--dataset", help="Only this dataset's runs (as in the results table, e.g. synthfer).")
+@click.option("--methods", default="", callback=_csv(str), metavar="A,B,...",
+              help="Only these methods or variants (default: all).")
+@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf.")
+def plot_memorisation(results: Optional[str], dataset: Optional[str], methods: tuple[str, ...], out: str) -> None:
+    """Memorised and corrected shares of the flipped training images per epoch, per method and noise setting."""
+    from .report.plots import load_runs, memorisation_data, memorisation_figure
+
+    data = memorisation_data(load_runs(_results_dir(results)), dataset, methods)
+    _saved(memorisation_figure(data), out)
+
+
 @plot.command("grid")
 @plot_stat_options
 @click.option("--method", required=True, help="The method whose --set KEY=VALUE variants form the grid.")
