@@ -296,6 +296,19 @@ def _emit_table(table: Any, fmt: str, out: Optional[str], label: Optional[str], 
     _emit(FORMATS[fmt](table), out)
 
 
+significance_options = _options(
+    click.option("--significance", default="welch", show_default=True, type=click.Choice(["welch", "none"]),
+                 help="Also mark every entry not significantly worse than the best (one-sided Welch's t-test "
+                      "over seeds), or only the best mean."),
+    click.option("--alpha", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                 help="Significance level of the marks."),
+)
+
+
+def _alpha(significance: str, alpha: float) -> Optional[float]:
+    return None if significance == "none" else alpha
+
+
 methods_option = click.option(
     "--methods", callback=_csv(str), default="",
     help="Only these run variants, comma-separated (lanet = its default runs, lanet+beta=0.2 a variant).")
@@ -309,10 +322,12 @@ methods_option = click.option(
 @format_option
 @methods_option
 @click.option("--compare-paper", is_flag=True, help="Put LA-Net's published numbers and the difference beside ours.")
+@significance_options
 @label_options
 @click.option("--out", type=click.Path(), help="Write here instead of printing.")
 def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tuple[str, ...],
-          compare_paper: bool, label: Optional[str], caption: Optional[str], out: Optional[str]) -> None:
+          compare_paper: bool, significance: str, alpha: float, label: Optional[str], caption: Optional[str],
+          out: Optional[str]) -> None:
     """Mean ± std over seeds of every setting, method and dataset (LA-Net's Table 1 layout).
 
     Each method's default runs only, unless --methods names variants (e.g. a grid's lanet+alpha=0.5).
@@ -321,7 +336,7 @@ def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tup
     from .report.tables import build_table
 
     agg = aggregate(collect_runs(_runs_root(results)), stat, metric, list(methods))
-    _emit_table(build_table(agg, stat, metric, compare_paper), fmt, out, label, caption)
+    _emit_table(build_table(agg, stat, metric, compare_paper, _alpha(significance, alpha)), fmt, out, label, caption)
 
 
 @main.command()
@@ -333,17 +348,18 @@ def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tup
 @click.option("--device", default="auto", show_default=True)
 @format_option
 @methods_option
+@significance_options
 @label_options
 @click.option("--out", type=click.Path(), help="Write here instead of printing.")
 def userstudy(results: Optional[str], dataset: Optional[str], root: Optional[str], votes: Optional[str],
-              device: str, fmt: str, methods: tuple[str, ...], label: Optional[str], caption: Optional[str],
-              out: Optional[str]) -> None:
+              device: str, fmt: str, methods: tuple[str, ...], significance: str, alpha: float,
+              label: Optional[str], caption: Optional[str], out: Optional[str]) -> None:
     """JS divergence of label descriptors (one-hot, predictions, LA-Net's distributions) to human votes."""
     from .report.userstudy import build_table, measure
 
     measured = measure(_runs_root(results), dataset, root, Path(votes) if votes else None, device,
                        methods=methods)
-    _emit_table(build_table(measured), fmt, out, label, caption)
+    _emit_table(build_table(measured, _alpha(significance, alpha)), fmt, out, label, caption)
 
 
 # --- registries ---------------------------------------------------------------
@@ -527,6 +543,20 @@ def plot_curves(results: Optional[str], stat: str, metric: str, dataset: Optiona
 
     data = curves_data(load_runs(_results_dir(results)), stat, metric, dataset, variants, methods)
     _saved(curves_figure(data, stat, metric), out)
+
+
+@plot.command("memorisation")
+@click.option("--results", type=click.Path(), help="Runs root to read (default: results/runs).")
+@click.option("--dataset", help="Only this dataset's runs (as in the results table, e.g. synthfer).")
+@click.option("--methods", default="", callback=_csv(str), metavar="A,B,...",
+              help="Only these methods or variants (default: all).")
+@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf.")
+def plot_memorisation(results: Optional[str], dataset: Optional[str], methods: tuple[str, ...], out: str) -> None:
+    """Memorised and corrected shares of the flipped training images per epoch, per method and noise setting."""
+    from .report.plots import load_runs, memorisation_data, memorisation_figure
+
+    data = memorisation_data(load_runs(_results_dir(results)), dataset, methods)
+    _saved(memorisation_figure(data), out)
 
 
 @plot.command("grid")

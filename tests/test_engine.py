@@ -124,3 +124,35 @@ def test_compiled_backbones_train_and_keep_checkpoint_names(tiny_synth: Path, tm
     assert compiled["acc_last"] == pytest.approx(plain["acc_last"], abs=0.1)
     keys = lambda r: set(torch.load(Path(r["run_dir"]) / "checkpoint.pt", weights_only=True)["model"])
     assert keys(compiled) == keys(plain)
+
+
+def test_memorisation_shares_match_a_hand_computed_case() -> None:
+    from fer_bench.engine.metrics import memorisation_shares, memorisation_subset, relabel_restored
+
+    clean = np.array([0, 0, 1, 1, 2, 2, 2, 0])
+    noisy = np.array([1, 2, 0, 1, 0, 2, 2, 0])  # images 0, 1, 2 and 4 flipped
+    pred = np.array([1, 0, 2, 1, 0, 2, 1, 0])   # memorised, corrected, other, -, memorised; 3 of 4 unflipped right
+    shares = memorisation_shares(pred, noisy, clean)
+    assert shares == pytest.approx({"flipped_memorised": 0.5, "flipped_corrected": 0.25, "flipped_other": 0.25,
+                                    "unflipped_correct": 0.75})
+    assert sum(shares[k] for k in ("flipped_memorised", "flipped_corrected", "flipped_other")) == pytest.approx(1)
+    assert np.isnan(memorisation_shares(pred, clean, clean)["flipped_memorised"])  # clean labels: nothing flipped
+    rewritten = noisy.copy()
+    rewritten[[0, 1, 4]] = [0, 1, 2]  # restores images 0 and 4, moves image 1 to another wrong class
+    assert relabel_restored(noisy, rewritten, clean) == pytest.approx(2 / 3)
+    assert np.isnan(relabel_restored(noisy, noisy, clean))
+    probe = memorisation_subset(noisy, clean, seed=0, size=2)
+    assert np.array_equal(probe, memorisation_subset(noisy, clean, seed=0, size=2))
+    assert (noisy[probe] != clean[probe]).sum() == 2 and (noisy[probe] == clean[probe]).sum() == 2
+
+
+def test_metrics_csv_has_the_memorisation_columns(tiny_synth: Path, tmp_path: Path) -> None:
+    from fer_bench.engine.metrics import MEMORISATION_COLUMNS
+
+    res = engine.main(tiny_spec(tiny_synth, tmp_path, method="scn", noise="sym", rate=0.3))
+    rows = list(csv.DictReader(open(Path(res["run_dir"]) / "metrics.csv")))
+    assert len(rows) == res["epochs"]
+    for row in rows:
+        flipped = [float(row[k]) for k in ("flipped_memorised", "flipped_corrected", "flipped_other")]
+        assert sum(flipped) == pytest.approx(1) and 0 <= float(row["unflipped_correct"]) <= 1
+        assert set(MEMORISATION_COLUMNS) <= set(row)

@@ -212,3 +212,26 @@ def test_bad_input_exits_2_naming_the_path_or_method(runs: dict[str, Path], tmp_
         assert res.exit_code == 2, (args, res.output)
         assert message in res.output and len(res.output.strip().splitlines()) == 1, res.output
     assert not list(tmp_path.glob("x.*"))
+
+
+def test_memorisation_plot_shows_the_mean_shares_of_each_setting(runs: dict[str, Path], tmp_path: Path) -> None:
+    res = _invoke("memorisation", "--results", str(runs["root"]), "--out", str(tmp_path / "memo"))
+    assert res.exit_code == 0, res.output
+    _assert_written(tmp_path / "memo")
+    data = plots.memorisation_data(collect_runs(runs["root"]))
+    assert set(data["setting"]) == {"sym-0.2", "asym-0.2"} and set(data["variant"]) == {"baseline", "lanet"}
+    fig = plots.memorisation_figure(data)
+    seeds = [list(csv.DictReader(open(runs[f"base-sym-{s}"] / "metrics.csv"))) for s in (0, 1)]
+    for share in ("flipped_memorised", "flipped_corrected"):
+        expected = [100 * np.mean([float(rows[e][share]) for rows in seeds]) for e in range(len(seeds[0]))]
+        np.testing.assert_allclose(_line(_panel(fig, "synthfer/sym-0.2"), f"baseline/{share}").get_ydata(), expected)
+    # runs recorded before the diagnostics existed: a clear error, nothing written
+    old = tmp_path / "old"
+    shutil.copytree(runs["root"], old)
+    for m in old.rglob("metrics.csv"):
+        rows = list(csv.DictReader(open(m)))
+        keep = [k for k in rows[0] if k not in plots.MEMORISATION_LINES]
+        m.write_text(",".join(keep) + "\n" + "\n".join(",".join(r[k] for k in keep) for r in rows) + "\n")
+    res = CliRunner().invoke(cli, ["plot", "memorisation", "--results", str(old), "--out", str(tmp_path / "none")])
+    assert res.exit_code == 2 and "memorisation diagnostics" in res.output
+    assert not (tmp_path / "none.png").exists()

@@ -68,8 +68,11 @@ def test_markdown_and_csv_tables(runs: Path) -> None:
         winner = part.loc[part["mean"].idxmax()]
         assert f"**{winner['mean']:.2f} ± {winner['std']:.2f}** (2)" in md
         loser = part.loc[part["mean"].idxmin()]
-        if not np.isclose(loser["mean"], winner["mean"]):
+        p = _welch_by_hand(list(loser["seed_values"]), list(winner["seed_values"]))
+        if not np.isclose(loser["mean"], winner["mean"]) and p < 0.05:
             assert f"| {loser['mean']:.2f} ± {loser['std']:.2f} (2) |" in md
+        elif p >= 0.05:  # not significantly below the best: marked too
+            assert f"| **{loser['mean']:.2f} ± {loser['std']:.2f}** (2) |" in md
     assert "averaged over the last 5 epochs" in md and "2 seeds" in md and "differ between seeds" in md
     rows = list(csv.DictReader(io.StringIO(to_csv(table))))
     assert len(rows) == 4
@@ -206,3 +209,66 @@ def test_readme_shows_the_committed_reference_table() -> None:
     readme = (repo / "README.md").read_text()
     shown = readme.split("<!-- reference-table:start -->")[1].split("<!-- reference-table:end -->")[0]
     assert shown.strip() == (repo / "results" / "synthfer" / "table-last.md").read_text().strip()
+
+
+def _welch_by_hand(a: list[float], b: list[float]) -> float:
+    """One-sided p that mean(a) < mean(b), from Welch's t and the Welch-Satterthwaite degrees of freedom."""
+    from scipy.stats import t as student
+
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    t = (np.mean(a) - np.mean(b)) / np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return float(student.cdf(t, df))
+
+
+SIGNIFICANCE_CELLS = {  # method -> per-seed accuracies: best, a close runner-up, a clear loser, one seed only
+    "scn": [88.0, 89.0, 90.0], "lanet": [87.0, 89.5, 88.0], "baseline": [80.0, 81.0, 82.0], "rul": [85.0]}
+
+
+def _significance_agg() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"dataset": "synthfer", "noise": "sym", "rate": 0.3, "setting": "sym-0.3", "method": m, "variant": m,
+         "mean": np.mean(v), "std": np.std(v, ddof=1) if len(v) > 1 else float("nan"), "n": len(v),
+         "seed_values": tuple(v), "noise_seeds_varied": True, "protocol": "official", "profile": "cpu"}
+        for m, v in SIGNIFICANCE_CELLS.items()])
+
+
+def test_significance_marks_the_best_and_every_entry_not_significantly_below_it() -> None:
+    cells = SIGNIFICANCE_CELLS
+    p_lanet, p_baseline = _welch_by_hand(cells["lanet"], cells["scn"]), _welch_by_hand(cells["baseline"], cells["scn"])
+    assert p_lanet > 0.1 and p_baseline < 0.01  # the hand-built case is what it says
+    table = build_table(_significance_agg(), "last", "acc")
+    got = {v: c["synthfer"] for v, c in table.blocks[0].rows}
+    assert got["scn"].best and got["scn"].p_best is None
+    assert got["lanet"].p_best == pytest.approx(p_lanet) and got["lanet"].tied and not got["lanet"].best
+    assert got["baseline"].p_best == pytest.approx(p_baseline) and not got["baseline"].tied
+    assert got["rul"].p_best is None and not got["rul"].marked  # one seed: not tested, not marked
+    md = to_markdown(table)
+    assert "| **89.00 ± 1.00** (3) |" in md and "| **88.17 ± 1.26** (3) |" in md and "| 81.00 ± 1.00 (3) |" in md
+    assert "not significantly below" in md and "Welch" in md and "α = 0.05" in md and "1-3 seeds" in md
+    rows = {r["method"]: r for r in csv.DictReader(io.StringIO(to_csv(table)))}
+    assert float(rows["lanet"]["p_vs_best"]) == pytest.approx(p_lanet, abs=1e-4)
+    assert float(rows["baseline"]["p_vs_best"]) == pytest.approx(p_baseline, abs=1e-4)
+    assert [rows[m]["tied_with_best"] for m in ("scn", "lanet", "baseline", "rul")] == ["True", "True", "False", "False"]
+    assert rows["scn"]["best_in_block"] == "True" and rows["scn"]["p_vs_best"] == ""
+    assert r"$\alpha$" in to_latex(table) and to_latex(table).count(r"\textbf{") == 2
+    # a stricter level than lanet's p keeps it marked; a level above it drops it
+    strict = dict(build_table(_significance_agg(), "last", "acc", alpha=p_lanet + 0.01).blocks[0].rows)
+    assert not strict["lanet"]["synthfer"].tied
+    off = dict(build_table(_significance_agg(), "last", "acc", alpha=None).blocks[0].rows)
+    assert {m for m, c in off.items() if c["synthfer"].marked} == {"scn"}
+    caption = build_table(_significance_agg(), "last", "acc", alpha=None).caption
+    assert "Best mean per block and column in bold." in caption and "Welch" not in caption
+
+
+def test_table_cli_significance_options(runs: Path) -> None:
+    res = CliRunner().invoke(cli, ["table", "--results", str(runs), "--format", "csv", "--alpha", "0.2"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO(res.output)))
+    for row in rows:
+        if row["p_vs_best"]:
+            assert (row["tied_with_best"] == "True") == (float(row["p_vs_best"]) >= 0.2)
+    res = CliRunner().invoke(cli, ["table", "--results", str(runs), "--significance", "none"])
+    assert res.exit_code == 0 and "Welch" not in res.output
+    res = CliRunner().invoke(cli, ["table", "--results", str(runs), "--alpha", "1.5"])
+    assert res.exit_code == 2 and "1.5" in res.output

@@ -275,7 +275,7 @@ def test_every_latex_special_character_is_escaped_and_labels_are_unique(tmp_path
     tex = to_latex(table)
     body = "\n".join(ln.removesuffix(" \\\\").replace(" & ", " ") for ln in tex.splitlines()
                      if not ln.startswith(("\\begin", "\\end", "\\label")))  # column and row separators
-    text = re.sub(r"\\[a-zA-Z]+(\{\})?|\\[&%$#_{}]|\$\\pm\$|\$\\Delta\$", "", body)
+    text = re.sub(r"\\[a-zA-Z]+(\{\})?|\\[&%$#_{}]|\$\\pm\$|\$\\Delta\$|\$\\alpha\$", "", body)
     assert not set("<>|&%$#_~^\\") & set(text.replace("{", "").replace("}", "")), text
     assert r"\textless{}" in tex and r"\textgreater{}" in tex and r"\textbar{}" in tex
     labels = {re.search(r"\\label\{(.*?)\}", to_latex(build_table(_tiny_agg(), stat, metric))).group(1)

@@ -36,3 +36,40 @@ def summarise_epochs(acc: Sequence[float], mean_class_acc: Sequence[float]) -> d
         "mean_class_acc_best": float(max(mean_class_acc)),
         "mean_class_acc_last5": float(np.mean(mean_class_acc[-5:])),
     }
+
+
+# Memorisation diagnostics: a plain column each in metrics.csv (NaN where a group is empty, e.g. clean labels).
+MEMORISATION_COLUMNS = ("flipped_memorised", "flipped_corrected", "flipped_other", "unflipped_correct",
+                        "relabel_restored")
+MEMORISATION_SUBSET = 1000  # training images of each kind (flipped, unflipped) evaluated per epoch
+
+
+def memorisation_subset(noisy: np.ndarray, clean: np.ndarray, seed: int, size: int = MEMORISATION_SUBSET) -> np.ndarray:
+    """Fixed training indices the diagnostics are measured on: up to ``size`` flipped and ``size``
+    unflipped images, drawn once from ``seed`` so every epoch (and a resumed run) sees the same ones."""
+    rng = np.random.default_rng(seed)
+    flipped = np.flatnonzero(noisy != clean)
+    kept = np.flatnonzero(noisy == clean)
+    pick = [rng.choice(g, min(size, len(g)), replace=False) if len(g) else g for g in (flipped, kept)]
+    return np.sort(np.concatenate(pick))
+
+
+def memorisation_shares(pred: np.ndarray, noisy: np.ndarray, clean: np.ndarray) -> dict[str, float]:
+    """On the images whose label was flipped, the share predicted as the noisy label (memorised), as the
+    clean label (corrected) and as another class (the three sum to 1); on the unflipped ones, the share
+    predicted correctly. NaN for an empty group."""
+    flipped = noisy != clean
+
+    def share(hit: np.ndarray, group: np.ndarray) -> float:
+        return float(hit[group].mean()) if group.any() else float("nan")
+
+    memorised, corrected = pred == noisy, pred == clean
+    return {"flipped_memorised": share(memorised, flipped), "flipped_corrected": share(corrected, flipped),
+            "flipped_other": share(~memorised & ~corrected, flipped), "unflipped_correct": share(corrected, ~flipped)}
+
+
+def relabel_restored(initial: np.ndarray, current: np.ndarray, clean: np.ndarray) -> float:
+    """The share of a method's label rewrites (``current`` != ``initial``) that restored the clean label;
+    NaN while it has rewritten none."""
+    changed = current != initial
+    return float((current[changed] == clean[changed]).mean()) if changed.any() else float("nan")

@@ -40,7 +40,8 @@ from . import recipe as recipes
 from ..augment import AugmentConfig, BatchAugment
 from .checks import RunError, check_noise_rate, check_seeds
 from .environment import environment_record
-from .metrics import accuracy, confusion_matrix, mean_class_accuracy, summarise_epochs
+from .metrics import (accuracy, confusion_matrix, mean_class_accuracy, memorisation_shares, memorisation_subset,
+                      relabel_restored, summarise_epochs)
 from .optim import build_optimizer, build_scheduler
 from .samplers import SAMPLERS, epoch_order
 
@@ -360,6 +361,21 @@ def evaluate(method: Method, augment: BatchAugment, images: torch.Tensor, labels
     return confusion_matrix(np.asarray(labels, dtype=np.int64), pred, num_classes)
 
 
+def memorisation(method: Method, augment: BatchAugment, train_images: torch.Tensor, probe: np.ndarray,
+                 noisy: np.ndarray, clean: np.ndarray, current: np.ndarray, device: torch.device,
+                 batch_size: int, amp: bool) -> dict[str, float]:
+    """The epoch's memorisation diagnostics (:data:`~fer_bench.engine.metrics.MEMORISATION_COLUMNS`).
+
+    Predictions on the fixed ``probe`` training images; ``current`` is the method's label set now
+    (``ctx.train_labels``), which a relabelling method rewrites, so the engine needs to know none.
+    """
+    index = torch.as_tensor(probe, device=train_images.device)
+    pred = predict_logits(method, augment, train_images.index_select(0, index), device, batch_size, amp)
+    out = memorisation_shares(pred.argmax(1).numpy(), noisy[probe], clean[probe])
+    out["relabel_restored"] = relabel_restored(noisy, current, clean)
+    return out
+
+
 def _relabel_summary(initial: np.ndarray, final: np.ndarray, clean: np.ndarray) -> dict[str, int]:
     changed = final != initial
     return {
@@ -481,6 +497,8 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
 
     train_images = _images_on(device, dataset.train.images)
     test_images = _images_on(device, dataset.test.images)
+    clean_labels = np.asarray(dataset.train.labels, dtype=np.int64)
+    probe = memorisation_subset(train_labels, clean_labels, setup.seed)
     saved = start_epoch
     try:
         for epoch in range(start_epoch, ctx.epochs):
@@ -491,6 +509,8 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
             cm = evaluate(method, setup.augment, test_images, dataset.test.labels, dataset.num_classes,
                           device, recipe["eval_batch_size"], amp)
             row.update(test_acc=accuracy(cm), test_mean_class_acc=mean_class_accuracy(cm), confusion=cm.tolist())
+            row.update(memorisation(method, setup.augment, train_images, probe, train_labels, clean_labels,
+                                    ctx.train_labels.cpu().numpy(), device, recipe["eval_batch_size"], amp))
             rows.append(row)
             elapsed += time.perf_counter() - t0
             save_torch(ckpt_file, {

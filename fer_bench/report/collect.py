@@ -24,7 +24,8 @@ def collect_runs(results: Path) -> pd.DataFrame:
 
 def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
               methods: Optional[list[str]] = None) -> pd.DataFrame:
-    """Mean, sample std (ddof=1; NaN for one seed) and count per setting and variant.
+    """Mean, sample std (ddof=1; NaN for one seed), count and the per-seed values (``seed_values``, for the
+    tables' significance test) per setting and variant.
 
     ``noise_seeds_varied`` tells whether the noisy labels differed between the
     seeds (the default: the noise seed follows the training seed); never for clean labels.
@@ -42,6 +43,7 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
     column = f"{metric}_{stat}"
     grouped = runs.groupby(GROUP, sort=False)
     out = grouped[column].agg(mean="mean", std="std", n="count").reset_index()
+    out["seed_values"] = [tuple(v) for v in grouped[column].agg(list).values]
     out["noise_seeds_varied"] = (grouped["noise_seed"].nunique().values > 1) & (out["noise"] != "none").values
     out["protocol"] = grouped["protocol"].first().values
     out["profile"] = grouped["profile"].first().values

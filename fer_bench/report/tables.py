@@ -3,7 +3,8 @@
 Rows are blocks of one noise setting (clean, then each noise type by rate)
 with one row per method; columns are datasets. A cell is mean ± sample std
 over seeds with the number of seeds; the best mean of each block and dataset
-is bold. With ``compare_paper`` every real dataset gets the published number
+is bold, and so is every entry not significantly worse than it (one-sided
+Welch's t-test over the seeds, see :meth:`Table.mark_best`). With ``compare_paper`` every real dataset gets the published number
 and our difference beside it. The CSV keeps numbers as numbers (one row per
 cell) so it can be re-analysed without parsing strings.
 """
@@ -12,11 +13,13 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats as _stats
 
 from ..runs.identity import parse_setting
 from .style import block_title, method_title, setting_key, variant_order
@@ -28,13 +31,38 @@ STAT_WORDS = {"last": "at the last epoch", "best": "at the best epoch (optimisti
 METRIC_WORDS = {"acc": "Clean-test accuracy (%)", "mean_class_acc": "Clean-test mean class accuracy (%)"}
 
 
+ALPHA = 0.05  # the default significance level of the table marks
+
+
+def welch_p(values: Sequence[float], best: Sequence[float], higher: bool = True) -> float:
+    """One-sided p-value of Welch's t-test that ``values`` are worse than ``best`` (lower when ``higher``).
+
+    Zero spread on both sides leaves the test undefined: equal means are then a tie (p = 1), different
+    ones a certain difference (p = 0).
+    """
+    a, b = np.asarray(values, float), np.asarray(best, float)
+    with warnings.catch_warnings():  # nearly equal seeds: scipy warns, the p-value stays usable
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = _stats.ttest_ind(a, b, equal_var=False, alternative="less" if higher else "greater").pvalue
+    if np.isnan(p):
+        return 1.0 if np.isclose(a.mean(), b.mean()) else 0.0
+    return float(p)
+
+
 @dataclass
 class Cell:
     mean: float
     std: float
     n: int
-    best: bool = False
+    best: bool = False  # the best mean of its block and column
     paper: Optional[paper.Cell] = None
+    values: Sequence[float] = ()  # the per-seed numbers, for the significance test
+    p_best: Optional[float] = None  # Welch's p-value against the best cell (None: not tested)
+    tied: bool = False  # not significantly worse than the best (the best itself too): marked
+
+    @property
+    def marked(self) -> bool:
+        return self.best or self.tied
 
     @property
     def diff(self) -> Optional[float]:
@@ -60,17 +88,43 @@ class Table:
     row_header: str = "Method"
     column_name: str = "dataset"  # what a column is, for the CSV
     label: str = "tab:fer-bench"  # LaTeX \label; build_table makes it unique per metric and statistic
+    higher: bool = True  # a higher number is better
 
-    def mark_best(self, higher: bool = True) -> None:
-        """Bold the best mean of each block and column (ties too), where a block has a choice."""
+    alpha: Optional[float] = None  # significance level of the marks; None: the best mean only
+
+    def mark_best(self, higher: bool = True, alpha: Optional[float] = ALPHA) -> None:
+        """Mark the best mean of each block and column (equal means too), where a block has a choice, and
+        with ``alpha`` every cell not significantly worse than it (:func:`welch_p` >= ``alpha``).
+
+        Cells without 2 seeds on both sides are not tested: only the best mean is marked among them.
+        """
+        self.alpha, self.higher = alpha, higher
         pick = max if higher else min
         for block in self.blocks:
             for col in self.columns:
-                cells = [c[col] for _, c in block.rows if col in c]
+                cells = [c[col] for _, c in block.rows if col in c and not math.isnan(c[col].mean)]
                 if len(cells) > 1:
-                    best = pick(c.mean for c in cells)
+                    best_mean = pick(c.mean for c in cells)
                     for c in cells:
-                        c.best = bool(np.isclose(c.mean, best))
+                        c.best = bool(np.isclose(c.mean, best_mean))
+                        c.tied, c.p_best = c.best, None
+                    if alpha is None:
+                        continue
+                    best = next(c for c in cells if c.best)
+                    for c in cells:
+                        if not c.best and len(c.values) > 1 and len(best.values) > 1:
+                            c.p_best = welch_p(c.values, best.values, higher)
+                            c.tied = c.p_best >= alpha
+
+    def significance_words(self) -> str:
+        """What the marks mean, for the caption."""
+        if self.alpha is None:
+            return "Best mean per block and column in bold."
+        ns = sorted({c.n for b in self.blocks for _, cells in b.rows for c in cells.values()})
+        seeds = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
+        return (f"Bold: the best mean per block and column and every entry not significantly "
+                f"{'below' if self.higher else 'above'} it (one-sided Welch's t-test over {seeds} seeds, "
+                f"α = {self.alpha:g}; with fewer than 2 seeds only the best mean).")
 
 
 def _dataset_order(names: list[str]) -> list[str]:
@@ -88,8 +142,10 @@ def setting_order(settings: Iterable[str], rates: Optional[dict[str, float]] = N
     return sorted(parsed, key=lambda p: setting_key(p[1], p[2], p[0]))
 
 
-def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool = False) -> Table:
-    """Arrange :func:`~fer_bench.report.collect.aggregate`'s output into blocks, rows and cells."""
+def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool = False,
+                alpha: Optional[float] = ALPHA) -> Table:
+    """Arrange :func:`~fer_bench.report.collect.aggregate`'s output into blocks, rows and cells; mark the
+    best and, with ``alpha`` (None: off), the entries not significantly below it."""
     datasets = _dataset_order(list(agg["dataset"].unique()))
     compared = [d for d in datasets if compare_paper and d.split("+")[0] in paper.DATASETS]
     blocks = []
@@ -100,7 +156,7 @@ def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool =
         for variant in variant_order(list(part["variant"].unique())):
             cells = {}
             for r in part[part["variant"] == variant].itertuples(index=False):
-                cells[r.dataset] = Cell(r.mean, r.std, int(r.n),
+                cells[r.dataset] = Cell(r.mean, r.std, int(r.n), values=tuple(getattr(r, "seed_values", ())),
                                         paper=paper.published(noise, rate, r.method, r.dataset)
                                         if r.dataset in compared else None)
             block.rows.append((variant, cells))
@@ -109,7 +165,8 @@ def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool =
     if compare_paper and not compared:
         caption += " No published numbers to compare with: the paper reports RAF-DB, FERPlus and AffectNet only."
     table = Table(blocks, datasets, compared, caption, label=default_label(metric, stat))
-    table.mark_best(higher=True)
+    table.mark_best(higher=True, alpha=alpha)
+    table.caption += " " + table.significance_words()
     return table
 
 
@@ -130,8 +187,7 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
     profiles = ", ".join(sorted(set(agg["profile"])))
     protocols = ", ".join(sorted(set(agg["protocol"])))
     text = (f"{METRIC_WORDS[metric]} {STAT_WORDS[stat]}: mean ± sample std (ddof=1) over {seeds}, "
-            f"the number of seeds in parentheses{noise_seeds}. Profile {profiles}, protocol {protocols}. "
-            f"Best mean per block and dataset in bold.")
+            f"the number of seeds in parentheses{noise_seeds}. Profile {profiles}, protocol {protocols}.")
     if compared:
         text += (" Paper: LA-Net's Table 1 (symmetric) and supplementary Table 1 (asymmetric), ResNet-18 "
                  "pretrained on MS-Celeb-1M; Δ = ours − paper.")
@@ -179,7 +235,7 @@ def _body(table: Table, cell: Callable[[Cell], str], pm: str,
 def to_markdown(table: Table) -> str:
     def cell(c: Cell) -> str:
         text = _mean_std(c, " ± ", table.digits)
-        return f"**{text}** ({c.n})" if c.best else f"{text} ({c.n})"
+        return f"**{text}** ({c.n})" if c.marked else f"{text} ({c.n})"
 
     header = _header(table)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + [":-:"] * (len(header) - 2)) + "|"]
@@ -191,7 +247,7 @@ def to_markdown(table: Table) -> str:
 TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-               "±": r"$\pm$", "Δ": r"$\Delta$", "–": "--", "−": "-"}
+               "±": r"$\pm$", "Δ": r"$\Delta$", "α": r"$\alpha$", "–": "--", "−": "-"}
 
 
 def _tex(text: str) -> str:
@@ -202,7 +258,7 @@ def to_latex(table: Table) -> str:
     """A ``table`` float with booktabs rules; needs only ``\\usepackage{booktabs}``."""
     def cell(c: Cell) -> str:
         text = _tex(_mean_std(c, "±", table.digits))
-        return (rf"\textbf{{{text}}}" if c.best else text) + rf" {{\scriptsize ({c.n})}}"
+        return (rf"\textbf{{{text}}}" if c.marked else text) + rf" {{\scriptsize ({c.n})}}"
 
     header = _header(table)
     lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex(table.caption)}}}",
@@ -227,7 +283,8 @@ def to_csv(table: Table) -> str:
                 row = {"noise": block.noise, "rate": block.rate, table.row_header.lower(): variant, table.column_name: d,
                        "mean": round(c.mean, table.digits + 2),
                        "std": None if math.isnan(c.std) else round(c.std, table.digits + 2), "n": c.n,
-                       "best_in_block": c.best}
+                       "best_in_block": c.best, "p_vs_best": None if c.p_best is None else round(c.p_best, 4),
+                       "tied_with_best": c.marked}
                 if table.compared:
                     row.update(paper=c.paper[0] if c.paper else None, paper_std=c.paper[1] if c.paper else None,
                                diff=None if c.diff is None else round(c.diff, 4))
@@ -241,10 +298,11 @@ FORMATS = {"latex": to_latex, "markdown": to_markdown, "csv": to_csv}
 
 
 def make_table(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", fmt: str = "markdown",
-               methods: Optional[list[str]] = None, compare_paper: bool = False) -> str:
+               methods: Optional[list[str]] = None, compare_paper: bool = False,
+               alpha: Optional[float] = ALPHA) -> str:
     """What ``fer-bench table`` prints, from :func:`~fer_bench.report.collect.collect_runs`' frame."""
     from .collect import aggregate
 
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    return FORMATS[fmt](build_table(aggregate(runs, stat, metric, methods), stat, metric, compare_paper))
+    return FORMATS[fmt](build_table(aggregate(runs, stat, metric, methods), stat, metric, compare_paper, alpha))

@@ -37,7 +37,7 @@ from ..methods.lanet.method import DISTRIBUTION_FILE
 from . import paper
 from .collect import collect_runs
 from .style import block_title, method_title, variant_order
-from .tables import Block, Cell, Table, default_label, setting_order
+from .tables import ALPHA, Block, Cell, Table, default_label, setting_order
 
 AMBIGUOUS_BELOW = 0.7
 CLEAN, NOISY = "one-hot clean labels", "one-hot noisy labels"
@@ -161,8 +161,9 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
     return out
 
 
-def build_table(measured: pd.DataFrame) -> Table:
-    """Blocks of settings, a row per descriptor, columns all / ambiguous images; lowest JS in bold."""
+def build_table(measured: pd.DataFrame, alpha: Optional[float] = ALPHA) -> Table:
+    """Blocks of settings, a row per descriptor, columns all / ambiguous images; lowest JS in bold, and
+    with ``alpha`` (None: off) every entry not significantly above it."""
     blocks = []
     rates = measured.attrs.get("rates", {})
     for setting, noise, rate in setting_order(measured["setting"].unique(), rates):
@@ -170,7 +171,8 @@ def build_table(measured: pd.DataFrame) -> Table:
         block = Block(block_title(noise, rate, setting), noise, rate)
         for descriptor in part["descriptor"].unique():
             d = part[part["descriptor"] == descriptor]
-            cells = {col: Cell(float(d[f"js_{col}"].mean()), float(d[f"js_{col}"].std()), len(d))
+            cells = {col: Cell(float(d[f"js_{col}"].mean()), float(d[f"js_{col}"].std()), len(d),
+                               values=tuple(d[f"js_{col}"].dropna()))
                      for col in ("all", "ambiguous")}
             block.rows.append((descriptor, cells))
         blocks.append(block)
@@ -178,12 +180,12 @@ def build_table(measured: pd.DataFrame) -> Table:
     caption = (f"Jensen-Shannon divergence (natural log) between label descriptors and {a.get('source')}, "
                f"mean over {a.get('n_images')} training images of {a.get('dataset')} and over the "
                f"{a.get('n_ambiguous')} ambiguous ones (largest share < {AMBIGUOUS_BELOW}); mean ± std over "
-               f"runs (seeds), their number in parentheses. Lower is closer to human perception; lowest per "
-               f"block in bold. For reference, LA-Net's user study (50 AffectNet images): one-hot "
+               f"runs (seeds), their number in parentheses. Lower is closer to human perception. For reference, LA-Net's user study (50 AffectNet images): one-hot "
                f"{paper.USER_STUDY['one-hot labels']:.4f}, LA-Net label distributions "
                f"{paper.USER_STUDY['LA-Net label distributions']:.4f}.")
     table = Table(blocks, ["all", "ambiguous"], [], caption, titles={"all": "all images",
                   "ambiguous": "ambiguous images"}, digits=4, row_header="Descriptor", column_name="images",
                   label=default_label("userstudy"))
-    table.mark_best(higher=False)
+    table.mark_best(higher=False, alpha=alpha)
+    table.caption += " " + table.significance_words()
     return table
