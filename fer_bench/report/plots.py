@@ -43,6 +43,7 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..datasets.votes import vote_shares
 from ..runs import RunDir, RunId
 from .collect import METRICS, STATS, aggregate, collect_runs
 from .style import LINESTYLES, block_title, method_color, method_of, method_title, noise_title, setting_key, variant_order
@@ -413,9 +414,8 @@ def human_distribution(votes: Optional[np.ndarray], distributions: Optional[np.n
         if table is None:
             continue
         t = np.asarray(table, dtype=np.float64)
-        sums = t.sum(axis=1, keepdims=True)
-        if (sums > 0).all():
-            return t / sums, source
+        if (t.sum(axis=1) > 0).all():
+            return vote_shares(t), source
     return None, "none"
 
 
