@@ -113,7 +113,7 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
 @plugin_option
 @click.option("--method", default="baseline", show_default=True, help="A registered method (fer-bench methods list).")
 @click.option("--dataset", default="synthfer", show_default=True, help="A registered dataset.")
-@click.option("--noise", default="none", show_default=True, help="Noise model: sym, asym, confusion, none, or a plugin's.")
+@click.option("--noise", default="none", show_default=True, help="Noise model: sym, asym, confusion, annotator, none, or a plugin's.")
 @click.option("--rate", default=None, type=float, help="Noise rate in [0, 1); needed by every noise model but none.")
 @click.option("--noise-file", type=click.Path(), help="Train on an existing label file in the dataset's format.")
 @click.option("--noise-seed", type=int, help="Seed of the noise (default: the run's seed).")
@@ -572,6 +572,20 @@ def plot_transition(run_dir: str, out: str) -> None:
 
     record = transition_data(Path(run_dir))
     _saved(transition_figure(record.transition_matrix, record.class_names, transition_title(record)), out)
+
+
+@plot.command("ambiguity")
+@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf.")
+def plot_ambiguity(sources: tuple[str, ...], out: str) -> None:
+    """Realised flip rate by the largest annotator vote share, one bar series per SOURCE.
+
+    A SOURCE is a run directory (its noise.json) or a noise record FILE.json written by
+    `fer-bench noise export`; datasets with votes only (synthfer, FERPlus).
+    """
+    from .report.plots import ambiguity_figure, transition_data
+
+    _saved(ambiguity_figure([transition_data(Path(s)) for s in sources]), out)
 
 
 # --- landmarks ------------------------------------------------------------------

@@ -114,3 +114,34 @@ def test_dataset_without_votes_refuses_with_exit_2(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert "dataset rafdb has none" in res.output and "annotator" in res.output
     assert not out.exists()
+
+
+def test_run_with_annotator_noise_then_plot_by_ambiguity(tiny_synth: Path, tmp_path: Path) -> None:
+    import fer_bench.engine.run as engine
+
+    from .conftest import tiny_spec
+
+    spec = tiny_spec(tiny_synth, tmp_path / "runs", method="baseline", noise="annotator", rate=0.2, seed=0,
+                     overrides={"epochs": 1})
+    engine.main(spec)
+    run_dir = engine.resolve(spec).run_dir
+    assert "annotator-0.2" in str(run_dir)
+    record = NoiseRecord.from_json((run_dir / "noise.json").read_text())
+    assert record.model == "annotator" and record.by_ambiguity
+    # a run's record and an exported record plot side by side
+    res = CliRunner().invoke(main, ["plot", "ambiguity", str(run_dir), "--out", str(tmp_path / "amb")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "amb.png").stat().st_size > 0 and (tmp_path / "amb.pdf").is_file()
+    # gallery re-derives the run's labels through the same noise path
+    res = CliRunner().invoke(main, ["plot", "gallery", str(run_dir), "--n", "2", "--out", str(tmp_path / "g")])
+    assert res.exit_code == 0, res.output
+
+
+def test_plot_ambiguity_refuses_a_record_without_votes(tmp_path: Path) -> None:
+    labels = np.array([0, 1, 2, 3] * 10)
+    _, record = inject_noise(labels, NAMES, "sym", 0.2, seed=0)
+    path = tmp_path / "sym.json"
+    path.write_text(record.to_json())
+    res = CliRunner().invoke(main, ["plot", "ambiguity", str(path), "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "no flip rate by vote share" in res.output
+    assert not (tmp_path / "x.png").exists()
