@@ -246,6 +246,26 @@ def eval_(run_dir: str, dataset: Optional[str], root: Optional[str], device: str
         click.echo(f"  {name:>{width}} " + " ".join(f"{v:>5}" for v in row))
 
 
+@main.command("export")
+@plugin_option
+@click.argument("run_dir", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="The model file; its description goes to OUT.json.")
+@click.option("--format", "fmt", default="state_dict", show_default=True,
+              type=click.Choice(["state_dict", "torchscript", "onnx"]),
+              help="A torch state_dict, a TorchScript module, or an ONNX graph (the onnx extra).")
+def export(run_dir: str, out: str, fmt: str) -> None:
+    """Write a trained run's inference network (backbone and classifier, no training heads).
+
+    Beside it, OUT.json records the class names in logit order and the input size and
+    normalisation the network expects.
+    """
+    from .runs.export import export_run
+
+    meta = export_run(Path(run_dir), Path(out), fmt)
+    click.echo(f"wrote {out} ({fmt}, {meta['method']} epoch {meta['epoch']}, {len(meta['class_names'])} classes: "
+               f"{', '.join(meta['class_names'])}) and {out}.json")
+
+
 # --- report -----------------------------------------------------------------
 
 def _emit(text: str, out: Optional[str]) -> None:
