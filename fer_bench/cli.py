@@ -92,6 +92,9 @@ training_options = _options(
     click.option("--trust-pickle", is_flag=True, help="Allow reading a pickled (.pkl) checkpoint, which can run code."),
     click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]"),
     click.option("--compile", is_flag=True, help="torch.compile the backbones (faster steps on a GPU after a warm-up)."),
+    click.option("--log", type=click.Choice(["tensorboard", "wandb"]),
+                 help="Also log per-epoch scalars, the config and the noise record to TensorBoard "
+                      "(<run dir>/tensorboard) or Weights & Biases (optional extras); metrics.csv stays the record."),
     click.option("--out", type=click.Path(), help="Runs root (default: results/runs)."),
 )
 
