@@ -75,6 +75,43 @@ def _options(*decorators: Any) -> Any:
     return apply
 
 
+def _apply_config(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    """Eager: the file's values become the command's defaults, so command-line options override them;
+    a repeatable option's entries go first, so the command line's win key by key (see config_file)."""
+    if value is None:
+        return value
+    from .config_file import as_pairs, as_text, check_keys, key_name, read_config
+
+    options = {key_name(max(p.opts, key=len)): p for p in ctx.command.params
+               if isinstance(p, click.Option) and p.expose_value and p.name != "config"}
+    try:
+        config = read_config(value)
+        check_keys(config, list(options), value)
+        defaults: dict[str, Any] = {}
+        for key, v in config.items():
+            p = options[key]
+            if p.multiple:
+                ctx.meta.setdefault("config_lists", {})[p.name] = tuple(as_pairs(v, key, value))
+            else:
+                defaults[p.name] = as_text(v)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+def _with_config_lists(kw: dict[str, Any]) -> dict[str, Any]:
+    """The command's keyword arguments with the config file's repeatable entries put first."""
+    lists = click.get_current_context().meta.get("config_lists", {})
+    return {k: tuple(lists.get(k, ())) + tuple(v) if k in lists else v for k, v in kw.items()}
+
+
+config_option = click.option(
+    "--config", type=click.Path(), is_eager=True, callback=_apply_config, expose_value=False,
+    help="A YAML file of this command's options (method: lanet, rate: 0.2, set: {epochs: 5}, ...); "
+         "command-line options override it.")
+
+
 # What a run is trained with, shared by `run` and `sweep`.
 training_options = _options(
     click.option("--data", "data_opts", multiple=True, metavar="KEY=VALUE",
@@ -124,12 +161,13 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
 @training_options
 @click.option("--force", is_flag=True, help="Re-run even if the run directory holds a finished or different run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@config_option
 def run(quiet: bool, **kw: Any) -> None:
     """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
     from .engine.run import format_summary
     from .engine.run import main as run_main
 
-    result = run_main(_base_spec(progress=not quiet, **kw))
+    result = run_main(_base_spec(progress=not quiet, **_with_config_lists(kw)))
     if result.get("already_done"):
         click.echo(f"already finished (use --force to re-run): {result['run_dir']}")
     click.echo(format_summary(result))
@@ -164,6 +202,7 @@ def _csv(kind: type) -> Any:
 @click.option("--wait/--no-wait", default=False, help="With --launcher slurm: wait for the jobs and summarise.")
 @click.option("--dry-run", is_flag=True, help="List the runs and their state; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@config_option
 def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str, ...], rates: tuple[float, ...],
           seeds: tuple[int, ...], clean: bool, grid: tuple[str, ...], jobs: Optional[int], runs_per_gpu: int,
           launcher: str, slurm_opts: tuple[str, ...], wait: bool, dry_run: bool, quiet: bool, **kw: Any) -> None:
@@ -175,6 +214,9 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
     from .engine.recipe import parse_sets
     from .sweep.plan import Axes, expand, parse_grid, run_state
 
+    lists = _with_config_lists({"grid": grid, "slurm_opts": slurm_opts, **kw})
+    grid, slurm_opts = lists.pop("grid"), lists.pop("slurm_opts")
+    kw = lists
     if jobs is not None and jobs < 1 or runs_per_gpu < 1:
         raise click.BadParameter("--jobs and --runs-per-gpu must be at least 1")
     plugins = tuple(click.get_current_context().meta.get("plugins", ()))
