@@ -75,6 +75,43 @@ def _options(*decorators: Any) -> Any:
     return apply
 
 
+def _apply_config(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    """Eager: the file's values become the command's defaults, so command-line options override them;
+    a repeatable option's entries go first, so the command line's win key by key (see config_file)."""
+    if value is None:
+        return value
+    from .config_file import as_pairs, as_text, check_keys, key_name, read_config
+
+    options = {key_name(max(p.opts, key=len)): p for p in ctx.command.params
+               if isinstance(p, click.Option) and p.expose_value and p.name != "config"}
+    try:
+        config = read_config(value)
+        check_keys(config, list(options), value)
+        defaults: dict[str, Any] = {}
+        for key, v in config.items():
+            p = options[key]
+            if p.multiple:
+                ctx.meta.setdefault("config_lists", {})[p.name] = tuple(as_pairs(v, key, value))
+            else:
+                defaults[p.name] = as_text(v)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+def _with_config_lists(kw: dict[str, Any]) -> dict[str, Any]:
+    """The command's keyword arguments with the config file's repeatable entries put first."""
+    lists = click.get_current_context().meta.get("config_lists", {})
+    return {k: tuple(lists.get(k, ())) + tuple(v) if k in lists else v for k, v in kw.items()}
+
+
+config_option = click.option(
+    "--config", type=click.Path(), is_eager=True, callback=_apply_config, expose_value=False,
+    help="A YAML file of this command's options (method: lanet, rate: 0.2, set: {epochs: 5}, ...); "
+         "command-line options override it.")
+
+
 # What a run is trained with, shared by `run` and `sweep`.
 training_options = _options(
     click.option("--data", "data_opts", multiple=True, metavar="KEY=VALUE",
@@ -92,6 +129,9 @@ training_options = _options(
     click.option("--trust-pickle", is_flag=True, help="Allow reading a pickled (.pkl) checkpoint, which can run code."),
     click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]"),
     click.option("--compile", is_flag=True, help="torch.compile the backbones (faster steps on a GPU after a warm-up)."),
+    click.option("--log", type=click.Choice(["tensorboard", "wandb"]),
+                 help="Also log per-epoch scalars, the config and the noise record to TensorBoard "
+                      "(<run dir>/tensorboard) or Weights & Biases (optional extras); metrics.csv stays the record."),
     click.option("--out", type=click.Path(), help="Runs root (default: results/runs)."),
 )
 
@@ -113,7 +153,7 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
 @plugin_option
 @click.option("--method", default="baseline", show_default=True, help="A registered method (fer-bench methods list).")
 @click.option("--dataset", default="synthfer", show_default=True, help="A registered dataset.")
-@click.option("--noise", default="none", show_default=True, help="Noise model: sym, asym, confusion, none, or a plugin's.")
+@click.option("--noise", default="none", show_default=True, help="Noise model: sym, asym, confusion, annotator, none, or a plugin's.")
 @click.option("--rate", default=None, type=float, help="Noise rate in [0, 1); needed by every noise model but none.")
 @click.option("--noise-file", type=click.Path(), help="Train on an existing label file in the dataset's format.")
 @click.option("--noise-seed", type=int, help="Seed of the noise (default: the run's seed).")
@@ -121,6 +161,7 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
 @training_options
 @click.option("--force", is_flag=True, help="Re-run even if the run directory holds a finished or different run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@config_option
 def run(quiet: bool, **kw: Any) -> None:
     """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
     from .engine.checks import check_noise_rate, check_seeds
@@ -132,7 +173,7 @@ def run(quiet: bool, **kw: Any) -> None:
     from .engine.run import main as run_main
 
     try:
-        result = run_main(_base_spec(progress=not quiet, **kw))
+        result = run_main(_base_spec(progress=not quiet, **_with_config_lists(kw)))
     except RunInterrupted as exc:  # instead of click's bare "Aborted!"
         click.echo(str(exc), err=True)
         sys.exit(130)
@@ -170,6 +211,7 @@ def _csv(kind: type) -> Any:
 @click.option("--wait/--no-wait", default=False, help="With --launcher slurm: wait for the jobs and summarise.")
 @click.option("--dry-run", is_flag=True, help="List the runs and their state; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@config_option
 def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str, ...], rates: tuple[float, ...],
           seeds: tuple[int, ...], clean: bool, grid: tuple[str, ...], jobs: Optional[int], runs_per_gpu: int,
           launcher: str, slurm_opts: tuple[str, ...], wait: bool, dry_run: bool, quiet: bool, **kw: Any) -> None:
@@ -181,6 +223,9 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
     from .engine.recipe import parse_sets
     from .sweep.plan import Axes, expand, parse_grid, run_state
 
+    lists = _with_config_lists({"grid": grid, "slurm_opts": slurm_opts, **kw})
+    grid, slurm_opts = lists.pop("grid"), lists.pop("slurm_opts")
+    kw = lists
     if jobs is not None and jobs < 1 or runs_per_gpu < 1:
         raise click.BadParameter("--jobs and --runs-per-gpu must be at least 1")
     plugins = tuple(click.get_current_context().meta.get("plugins", ()))
@@ -253,6 +298,26 @@ def eval_(run_dir: str, dataset: Optional[str], root: Optional[str], device: str
     click.echo("  " + " " * width + " " + " ".join(f"{n[:5]:>5}" for n in names))
     for name, row in zip(names, res["confusion"]):
         click.echo(f"  {name:>{width}} " + " ".join(f"{v:>5}" for v in row))
+
+
+@main.command("export")
+@plugin_option
+@click.argument("run_dir", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="The model file; its description goes to OUT.json.")
+@click.option("--format", "fmt", default="state_dict", show_default=True,
+              type=click.Choice(["state_dict", "torchscript", "onnx"]),
+              help="A torch state_dict, a TorchScript module, or an ONNX graph (the onnx extra).")
+def export(run_dir: str, out: str, fmt: str) -> None:
+    """Write a trained run's inference network (backbone and classifier, no training heads).
+
+    Beside it, OUT.json records the class names in logit order and the input size and
+    normalisation the network expects.
+    """
+    from .runs.export import export_run
+
+    meta = export_run(Path(run_dir), Path(out), fmt)
+    click.echo(f"wrote {out} ({fmt}, {meta['method']} epoch {meta['epoch']}, {len(meta['class_names'])} classes: "
+               f"{', '.join(meta['class_names'])}) and {out}.json")
 
 
 # --- report -----------------------------------------------------------------
@@ -612,6 +677,20 @@ def plot_transition(run_dir: str, out: str) -> None:
 
     record = transition_data(Path(run_dir))
     _saved(transition_figure(record.transition_matrix, record.class_names, transition_title(record)), out)
+
+
+@plot.command("ambiguity")
+@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf.")
+def plot_ambiguity(sources: tuple[str, ...], out: str) -> None:
+    """Realised flip rate by the largest annotator vote share, one bar series per SOURCE.
+
+    A SOURCE is a run directory (its noise.json) or a noise record FILE.json written by
+    `fer-bench noise export`; datasets with votes only (synthfer, FERPlus).
+    """
+    from .report.plots import ambiguity_figure, transition_data
+
+    _saved(ambiguity_figure([transition_data(Path(s)) for s in sources]), out)
 
 
 # --- landmarks ------------------------------------------------------------------

@@ -47,3 +47,13 @@ def read_class_table(path: Path, class_names: Sequence[str]) -> tuple[list[str],
             raise DatasetError(f"{path}:{lineno}: non-numeric value in {row}") from None
         names.append(row[0])
     return names, np.asarray(values, dtype=np.float32).reshape(len(names), len(class_names))
+
+
+def vote_shares(votes: np.ndarray) -> np.ndarray:
+    """Row-normalised vote counts as float64: each image's share of annotators per class.
+
+    A row without votes (FERPlus images whose votes all went to unknown/not-a-face) stays all zero.
+    """
+    t = np.asarray(votes, dtype=np.float64)
+    sums = t.sum(axis=1, keepdims=True)
+    return np.divide(t, sums, out=np.zeros_like(t), where=sums > 0)

@@ -36,6 +36,7 @@ from ..noise.files import generate_train_labels, import_train_labels, label_file
 from ..paths import results_root
 from ..registry import DATASETS, METHODS, NOISE_MODELS, create_dataset
 from ..runs import RunDir, RunId, config_hash
+from ..tracking import check_tracker, open_tracker
 from . import recipe as recipes
 from ..augment import AugmentConfig, BatchAugment
 from .checks import RunError, check_noise_rate, check_seeds
@@ -82,6 +83,7 @@ class RunSpec:
     trust_pickle: bool = False
     device: str = "auto"
     compile: bool = False  # torch.compile the backbones; a speed choice, not part of the run's identity
+    log: Optional[str] = None  # tensorboard | wandb: a copy of the metrics, not part of the run's identity
     out: Optional[str] = None
     force: bool = False
     progress: bool = True
@@ -143,6 +145,10 @@ def resolve(spec: RunSpec) -> ResolvedRun:
     recipe, hparams = recipes.resolve(method_cls.recipe, method_cls.hparams, spec.protocol, profile, spec.overrides)
     # The checked values, so that `--set alpha=0` and `--grid alpha=0.0` name one run directory and one config.
     spec = replace(spec, overrides={k: recipe[k] if k in recipe else hparams[k] for k in spec.overrides})
+    try:
+        check_tracker(spec.log)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
     if recipe["sampler"] not in SAMPLERS:
         raise RunError(f"unknown sampler {recipe['sampler']!r}; known: {', '.join(SAMPLERS)}")
     noise_seed = spec.seed if spec.noise_seed is None else spec.noise_seed
@@ -499,6 +505,8 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
     test_images = _images_on(device, dataset.test.images)
     clean_labels = np.asarray(dataset.train.labels, dtype=np.int64)
     probe = memorisation_subset(train_labels, clean_labels, setup.seed)
+    # flushed every epoch, so an interrupted run loses nothing it logged
+    tracker = open_tracker(spec.log, run_dir, config, record.to_dict())
     saved = start_epoch
     try:
         for epoch in range(start_epoch, ctx.epochs):
@@ -523,9 +531,12 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
             if spec.progress:
                 tqdm.write(f"epoch {epoch + 1}/{ctx.epochs}: loss {row['train_loss']:.3f}  "
                            f"test acc {row['test_acc']:.2%}  ({row['images_per_s']:.0f} img/s)")
+            tracker.log_epoch(row)
     except KeyboardInterrupt:
         progress = f"progress saved at epoch {saved} of {ctx.epochs}" if saved else "no epoch had finished yet"
         raise RunInterrupted(f"interrupted: {progress} ({run_dir}); the same command resumes") from None
+    finally:
+        tracker.close()
 
     result: dict[str, Any] = {
         "method": config["method"], "dataset": config["dataset"], "seed": spec.seed,

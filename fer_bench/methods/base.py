@@ -125,6 +125,12 @@ class Method:
         """Logits for a batch of test images (the model is in eval mode)."""
         return self.model(images)
 
+    def inference_network(self) -> nn.Module:
+        """The module that maps normalised test images to logits, as :meth:`predict` does, without the
+        parts only training uses (what ``fer-bench export`` writes). Override when ``predict`` is more
+        than ``self.model(images)`` or the model holds training-only heads."""
+        return self.model
+
     def param_groups(self) -> list[dict[str, Any]]:
         """Parameter groups; a group may carry ``lr_scale`` (multiplies the recipe's lr)."""
         return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]

@@ -124,6 +124,10 @@ class RUL(Method):
         return RULNet(create_backbone(**self.backbone_kwargs()), self.ctx.recipe["image_size"],
                       self.ctx.num_classes, self.hp.dropout)
 
+    def inference_network(self) -> nn.Module:
+        """Backbone, mean head and classifier: the log-variance head only weighs training mixtures."""
+        return nn.Sequential(self.model.backbone, self.model.mean_head, self.model.fc)
+
     def param_groups(self) -> list[dict]:
         head = list(self.model.fc.parameters())
         head_ids = {id(p) for p in head}

@@ -18,6 +18,8 @@ import numpy as np
 
 from ..atomic import remove_stale_temporaries, write_json, write_text
 from ..datasets.base import DatasetError, FERDataset
+from ..registry import NOISE_MODELS
+from .annotator import needs_votes
 from .confusion import read_confusion_csv
 from .inject import inject_noise
 from .record import NoiseRecord, noise_record
@@ -40,9 +42,14 @@ def generate_train_labels(
     confusion_csv: Optional[Path] = None,
 ) -> tuple[np.ndarray, NoiseRecord]:
     """Noisy copies of the dataset's clean training labels, with their record (sha256 filled)."""
+    if needs_votes(NOISE_MODELS.get(model)) and dataset.train.votes is None:
+        raise DatasetError(
+            f"noise model {model!r} draws labels from per-image annotator votes, and dataset "
+            f"{dataset.name} has none (datasets with votes: synthfer, ferplus)")
     confusion = read_confusion_csv(confusion_csv, dataset.class_names) if confusion_csv else None
     noisy, record = inject_noise(
-        dataset.train.labels, dataset.class_names, model, rate, seed, exact=exact, confusion=confusion
+        dataset.train.labels, dataset.class_names, model, rate, seed, exact=exact, confusion=confusion,
+        votes=dataset.train.votes,
     )
     record.label_file_sha256 = sha256_text(label_file_text(dataset, noisy))
     return noisy, record
@@ -72,7 +79,7 @@ def import_train_labels(dataset: FERDataset, path: Path) -> tuple[np.ndarray, No
     realised = float(np.mean(noisy != clean))
     record = noise_record(
         clean, noisy, dataset.class_names, model="file", rate=round(realised, 4),
-        mode="file", noise_seed=None, source=str(path),
+        mode="file", noise_seed=None, source=str(path), votes=dataset.train.votes,
     )
     record.label_file_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     return noisy, record

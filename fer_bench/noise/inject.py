@@ -27,6 +27,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..registry import NOISE_MODELS
+from .annotator import annotator_labels, needs_votes
 from .models import canonical_order, flip_targets
 from .record import NoiseRecord, _check_labels, noise_record
 
@@ -98,6 +100,7 @@ def inject_noise(
     seed: int,
     exact: bool = False,
     confusion: Optional[np.ndarray] = None,
+    votes: Optional[np.ndarray] = None,
 ) -> tuple[np.ndarray, NoiseRecord]:
     """Return a noisy copy of ``clean`` (int64, 0-based) and its :class:`NoiseRecord`.
 
@@ -105,14 +108,20 @@ def inject_noise(
     noise seed (same arguments -> identical output). ``exact`` selects the
     exact-count protocol instead of per-sample Bernoulli draws. ``confusion`` is a
     C x C matrix in the dataset's class order (rows = true class) for the models
-    that use one. Rate 0 or a model returning the all-zero matrix (``none``) flips
-    nothing. ``clean`` is never modified.
+    that use one. ``votes`` (N x C, the dataset's per-image annotator votes) is what
+    the ``annotator`` model draws from (:mod:`.annotator`); given for any model, the
+    record also holds the realised flip rate by vote agreement. Rate 0 or a model
+    returning the all-zero matrix (``none``) flips nothing. ``clean`` is never modified.
     """
     names = list(class_names)
     labels = _check_labels(clean, len(names), "clean").copy()
     r = _check_rate(rate)
     s = _check_seed(seed)
-    f = flip_targets(model, names, confusion)  # resolved even at rate 0, so misconfigurations surface
+    from_votes = needs_votes(NOISE_MODELS.get(model))
+    if from_votes and votes is None:
+        raise ValueError(f"noise model {model!r} needs per-image annotator votes, and this dataset has none")
+    # resolved even at rate 0, so misconfigurations surface
+    f = None if from_votes else flip_targets(model, names, confusion)
     order = canonical_order(names)
 
     rng = np.random.default_rng(s)
@@ -123,7 +132,9 @@ def inject_noise(
     u_target = rng.random(n)
 
     noisy = labels.copy()
-    if r > 0 and f.any() and n > 0:
+    if f is None:
+        noisy = annotator_labels(labels, np.asarray(votes), order, r, exact, u_flip, u_target)
+    elif r > 0 and f.any() and n > 0:
         if exact:
             counts = np.bincount(labels, minlength=len(names))
             quota = largest_remainder(counts, int(round(r * n)), tie_order=order)
@@ -139,6 +150,6 @@ def inject_noise(
     record = noise_record(
         labels, noisy, names,
         model=model.lower(), rate=r, mode="exact" if exact else "bernoulli",
-        noise_seed=s, flip_targets=f, source="generated",
+        noise_seed=s, flip_targets=f, source="generated", votes=votes,
     )
     return noisy, record

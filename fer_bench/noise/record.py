@@ -23,6 +23,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..datasets.votes import vote_shares
+
 MODES: tuple[str, ...] = ("bernoulli", "exact", "file")
 
 
@@ -45,6 +47,9 @@ class NoiseRecord:
         flip_targets: the model's flip-target matrix F (rows = true class), None for a file.
         label_file_sha256: sha256 of the label file written for this set (filled by the caller).
         source: ``generated`` or the path of an imported file.
+        by_ambiguity: realised flip rate in bins of the largest annotator vote share
+            (see :func:`flip_rate_by_ambiguity`); None when the
+            dataset has no votes.
     """
 
     model: str
@@ -63,6 +68,7 @@ class NoiseRecord:
     flip_targets: Optional[list[list[float]]] = None
     label_file_sha256: Optional[str] = None
     source: str = "generated"
+    by_ambiguity: Optional[list[dict[str, float]]] = None
 
     @property
     def transition_matrix(self) -> np.ndarray:
@@ -115,6 +121,12 @@ class NoiseRecord:
                 f"{c:<{width}}  {self.class_counts[c]:>6}  {self.per_class_rate[c]:>9.4f}  "
                 f"{self.noisy_counts[c]:>11}  {self.per_label_noise[c]:>20.4f}"
             )
+        if self.by_ambiguity:
+            lines.append("flip rate by largest vote share (low = ambiguous image):")
+            for b in self.by_ambiguity:
+                span = "1.0 (unanimous)" if b["lo"] == b["hi"] else f"[{b['lo']:.1f}, {b['hi']:.1f})"
+                lines.append(f"  {span:<15}  {b['n']:>6} images  {b['n_flipped']:>6} flipped  "
+                             f"rate {b['flip_rate']:.4f}")
         if self.label_file_sha256:
             lines.append(f"label file sha256 {self.label_file_sha256}")
         return "\n".join(lines)
@@ -132,6 +144,32 @@ def _check_labels(labels: np.ndarray, c: int, what: str) -> np.ndarray:
     return a
 
 
+# Bins of the largest vote share (an image's agreement): [lo, hi), the last one is the unanimous images.
+AMBIGUITY_EDGES: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def flip_rate_by_ambiguity(clean: np.ndarray, noisy: np.ndarray, votes: np.ndarray) -> list[dict[str, float]]:
+    """Realised flip rate in bins of the largest vote share (low share = ambiguous image).
+
+    Each bin: ``lo``, ``hi`` (``hi`` = ``lo`` = 1.0 for the unanimous bin), ``n`` images,
+    ``n_flipped``, ``flip_rate`` (0.0 for an empty bin). Images without votes are left out.
+    """
+    shares = vote_shares(votes)
+    voted = shares.sum(axis=1) > 0
+    top = shares.max(axis=1)
+    flipped = np.asarray(clean) != np.asarray(noisy)
+    # The tolerance puts 6/10 = 0.6 (float rounding) into [0.6, 0.7), and 1.0 into the unanimous bin.
+    idx = np.searchsorted(np.asarray(AMBIGUITY_EDGES), top + 1e-9, side="right") - 1
+    bins = []
+    for b, lo in enumerate(AMBIGUITY_EDGES):
+        hi = AMBIGUITY_EDGES[b + 1] if b + 1 < len(AMBIGUITY_EDGES) else lo
+        sel = voted & (idx == b)
+        n = int(sel.sum())
+        k = int(flipped[sel].sum())
+        bins.append({"lo": lo, "hi": hi, "n": n, "n_flipped": k, "flip_rate": k / n if n else 0.0})
+    return bins
+
+
 def noise_record(
     clean: np.ndarray,
     noisy: np.ndarray,
@@ -143,10 +181,12 @@ def noise_record(
     noise_seed: Optional[int],
     flip_targets: Optional[np.ndarray] = None,
     source: str = "generated",
+    votes: Optional[np.ndarray] = None,
 ) -> NoiseRecord:
     """Measure a (clean, noisy) label pair: realised rate, per-class rates, transition matrix.
 
     Works for generated noise and for label files loaded from disk (``mode="file"``).
+    With ``votes`` (N x C annotator votes) it also measures the flip rate by vote agreement.
     """
     if mode not in MODES:
         raise ValueError(f"noise mode {mode!r} is not one of {', '.join(MODES)}")
@@ -187,4 +227,5 @@ def noise_record(
         if flip_targets is None
         else [[float(v) for v in row] for row in np.asarray(flip_targets, dtype=np.float64)],
         source=source,
+        by_ambiguity=None if votes is None else flip_rate_by_ambiguity(y, z, votes),
     )

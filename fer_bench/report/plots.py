@@ -43,6 +43,7 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..datasets.votes import vote_shares
 from ..runs import RunDir, RunId
 from .collect import METRICS, STATS, aggregate, collect_runs
 from .style import LINESTYLES, block_title, method_color, method_of, method_title, noise_title, setting_key, variant_order
@@ -486,9 +487,8 @@ def human_distribution(votes: Optional[np.ndarray], distributions: Optional[np.n
         if table is None:
             continue
         t = np.asarray(table, dtype=np.float64)
-        sums = t.sum(axis=1, keepdims=True)
-        if (sums > 0).all():
-            return t / sums, source
+        if (t.sum(axis=1) > 0).all():
+            return vote_shares(t), source
     return None, "none"
 
 
@@ -621,14 +621,19 @@ def confusion_data(run_dir: Path | str) -> tuple[np.ndarray, list[str], str]:
 
 
 def transition_data(run_dir: Path | str) -> Any:
-    """A run's noise record (:class:`~fer_bench.noise.record.NoiseRecord`) from noise.json."""
+    """A noise record (:class:`~fer_bench.noise.record.NoiseRecord`): a run's noise.json, or a
+    record file itself (``FILE.json`` beside a label file written by ``fer-bench noise export``)."""
     from ..noise.record import NoiseRecord
 
-    rd = RunDir(Path(run_dir)).require("noise.json")
+    path = Path(run_dir)
+    if path.is_file():
+        source = path
+    else:
+        source = RunDir(path).require("noise.json").noise_file
     try:
-        return NoiseRecord.from_dict(json.loads(rd.noise_file.read_text()))
+        return NoiseRecord.from_dict(json.loads(source.read_text()))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{rd.noise_file}: {exc}") from None
+        raise ValueError(f"{source}: {exc}") from None
 
 
 def _heatmap(ax: Any, matrix: np.ndarray, class_names: Sequence[str], fmt: str, vmax: Optional[float],
@@ -700,3 +705,46 @@ def transition_title(record: Any) -> str:
     nominal = "unknown" if record.rate is None else f"{record.rate:g}"
     return (f"{record.model} noise ({record.mode}), nominal rate {nominal}\n"
             f"realised rate {record.realised_rate:.3f} ({record.n_flipped} of {record.n} labels flipped)")
+
+
+# --- noise by ambiguity --------------------------------------------------------------------
+
+def _bin_label(b: dict[str, float]) -> str:
+    return "1.0" if b["lo"] == b["hi"] else f"{b['lo']:.1f}-{b['hi']:.1f}"
+
+
+@_styled
+def ambiguity_figure(records: Sequence[Any]) -> Figure:
+    """Realised flip rate by bins of the largest vote share, one bar series per noise record.
+
+    Left is ambiguous (annotators split), right unanimous; each bar is annotated with its
+    image count. A record without ``by_ambiguity`` (a dataset without votes) is an error.
+    """
+    if not records:
+        raise ValueError("no noise record to plot")
+    for r in records:
+        if not r.by_ambiguity:
+            raise ValueError(f"the noise record of {r.source} has no flip rate by vote share "
+                             "(the dataset has no annotator votes, or the record predates it)")
+    labels = [_bin_label(b) for b in records[0].by_ambiguity]
+    fig = _new_figure(1.6 + 0.75 * len(labels), 3.4)
+    ax = fig.subplots()
+    width = 0.8 / len(records)
+    x = np.arange(len(labels))
+    palette = sns.color_palette("colorblind", max(len(records), 3))
+    for k, r in enumerate(records):
+        rates = [b["flip_rate"] for b in r.by_ambiguity]
+        pos = x - 0.4 + width * (k + 0.5)
+        nominal = "" if r.rate is None else f" {r.rate:g}"
+        ax.bar(pos, rates, width, color=palette[k],
+               label=f"{noise_title(r.model)}{nominal} ({r.mode}): realised {r.realised_rate:.3f}")
+        for px, rate, b in zip(pos, rates, r.by_ambiguity):
+            ax.text(px, rate + 0.01, f"n={b['n']}", ha="center", va="bottom", fontsize=6, rotation=90)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels)
+    ax.set_ylim(0, 1.3)  # room for the legend above the bars
+    ax.set_xlabel("largest annotator vote share (left: ambiguous, right: unanimous)")
+    ax.set_ylabel("realised flip rate")
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title("label noise by image ambiguity", fontsize=9)
+    return fig

@@ -17,7 +17,7 @@ import seaborn as sns
 from ..runs.identity import FILE_PREFIX
 
 METHOD_TITLES = {"baseline": "Baseline", "scn": "SCN", "rul": "RUL", "eac": "EAC", "lanet": "LA-Net"}
-NOISE_TITLES = {"sym": "Symmetric", "asym": "Asymmetric"}
+NOISE_TITLES = {"sym": "Symmetric", "asym": "Asymmetric", "annotator": "Annotator"}
 _PALETTE = sns.color_palette("colorblind", 10)
 _FIXED = {m: _PALETTE[i] for m, i in zip(METHOD_TITLES, (7, 1, 2, 4, 0))}  # grey, orange, green, purple, blue
 _OTHERS = [c for i, c in enumerate(_PALETTE) if i not in (7, 1, 2, 4, 0)]

@@ -5,7 +5,8 @@
   lock and saved records;
 * :mod:`.record`: :class:`RunRecord`, what reports, sweeps, plots and ``eval`` read, and
   :func:`collect` / :func:`to_frame` to gather them;
-* :mod:`.model`: loading a run's trained model (:func:`load_trained`) and re-evaluating it.
+* :mod:`.model`: loading a run's trained model (:func:`load_trained`) and re-evaluating it;
+* :mod:`.export`: writing its inference network out (``fer-bench export``).
 """
 
 from .directory import RunDir, RunError, config_hash

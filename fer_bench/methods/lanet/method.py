@@ -162,6 +162,15 @@ class LANet(Method):
         return LANetModel(**self.backbone_kwargs(), num_classes=self.ctx.num_classes,
                           num_landmarks=self.hp.num_landmarks, k=self.hp.K)
 
+    def inference_network(self) -> nn.Module:
+        """The expression trunk and classifier, as the encoder's forward runs them: the landmark branch,
+        LDE, projection heads and momentum encoder only serve training."""
+        from ..baseline import Classifier
+
+        net = Classifier(self.model.encoder.backbone, self.ctx.num_classes)
+        net.fc = self.model.encoder.fc
+        return net
+
     def backbones(self) -> list[nn.Module]:
         """The expression trunk and the landmark trunk; their conv1/bn1/layer1 are one shared stem."""
         return [self.model.encoder.backbone, self.model.encoder.landmark]
