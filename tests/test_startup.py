@@ -11,7 +11,7 @@ import pytest
 from fer_bench.registry import DATASETS, METHODS, NOISE_MODELS, Registry
 
 PROBE = ("import sys\nfrom fer_bench.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
-         "    print('exit', e.code)\nprint('torch' in sys.modules)")
+         "    print('exit', e.code)\nprint('torch' in sys.modules or 'pandas' in sys.modules)")
 
 
 @pytest.mark.parametrize("registry", [METHODS, NOISE_MODELS, DATASETS], ids=lambda r: r.kind)
@@ -29,7 +29,7 @@ def test_built_ins_read_from_source_list_as_imported(registry: Registry) -> None
     (["run", "--seed", "-1"], "--seed -1: seeds are integers from 0"),
     (["--help"], "Usage:"),
 ])
-def test_answered_without_importing_torch(args: list[str], expected: str) -> None:
+def test_answered_without_importing_torch_or_pandas(args: list[str], expected: str) -> None:
     done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True)
     assert expected in done.stdout + done.stderr, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False", done.stdout

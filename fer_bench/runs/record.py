@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Optional
 
 from .directory import RunDir, RunError
 from .identity import RunId, variant_name
+
+if TYPE_CHECKING:  # pandas costs half a second to import, and the CLI imports this package to start
+    import pandas as pd
 
 STATS = ("last", "best", "last5")
 METRICS = ("acc", "mean_class_acc")
@@ -117,13 +118,15 @@ def own_variants(records: list[RunRecord]) -> list[tuple[str, bool]]:
     return out
 
 
-def to_frame(records: list[RunRecord]) -> pd.DataFrame:
+def to_frame(records: list[RunRecord]) -> "pd.DataFrame":
     """One row per run: its identity and every accuracy statistic (in percent); ``record`` is the run itself.
 
     ``variant`` is :func:`own_variants`' name (what tables, figures and ``--methods`` use),
     ``is_default`` whether it is the method's default runs (no overrides of its own), and
     ``run_variant`` the variant in the run's directory name.
     """
+    import pandas as pd
+
     frame = pd.DataFrame([r.row() for r in records], columns=COLUMNS)
     own = own_variants(records)
     frame["variant"] = [v for v, _ in own]
