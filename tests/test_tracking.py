@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import importlib.util
 from pathlib import Path
 
@@ -64,8 +65,10 @@ def test_tensorboard_event_file_holds_every_epoch_and_numbers_do_not_change(tiny
     acc.Reload()
     tags = acc.Tags()["scalars"]
     for column in rows[0]:
-        if column != "epoch":
+        # a column that is NaN in every epoch (relabel_restored while a method rewrote no label) has no curve
+        if column != "epoch" and any(math.isfinite(float(r[column])) for r in rows):
             assert f"epoch/{column}" in tags
+    assert "epoch/relabel_restored" not in tags
     events = acc.Scalars("epoch/test_acc")
     assert [e.step for e in events] == [1, 2]
     assert [round(e.value, 6) for e in events] == [round(float(r["test_acc"]), 6) for r in rows]
