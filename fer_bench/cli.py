@@ -19,6 +19,7 @@ import click
 
 from . import threads
 from .runs.lock import RunBusy
+from .runs.record import STATS
 from .registry import DATASETS, METHODS, NOISE_MODELS, UnknownNameError, load_env_plugins, load_plugin
 
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, UnknownNameError, ImportError, FileNotFoundError, RunBusy)
@@ -124,6 +125,10 @@ training_options = _options(
     click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a recipe key or hyper-parameter."),
     click.option("--sampler", type=click.Choice(["random", "balanced", "progressive"]),
                  help="Epoch sampler for any method (default: the recipe's; random)."),
+    click.option("--val-split", type=float, metavar="F",
+                 help="Hold out this fraction of the noisy training labels (stratified) as a noisy validation "
+                      "split for --stat val (default: the dataset's: 0.1 on synthfer, 0 on the real datasets; "
+                      "same as --set val_split=F)."),
     click.option("--pretrained",
                  help="Backbone weights: a checkpoint FILE, imagenet, or none (same as --set pretrained=...)."),
     click.option("--trust-pickle", is_flag=True, help="Allow reading a pickled (.pkl) checkpoint, which can run code."),
@@ -137,7 +142,7 @@ training_options = _options(
 
 
 def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optional[str],
-               pretrained: Optional[str], **kw: Any) -> Any:
+               pretrained: Optional[str], val_split: Optional[float] = None, **kw: Any) -> Any:
     from .engine.recipe import parse_sets
     from .engine.run import RunSpec
 
@@ -146,6 +151,8 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
         overrides["pretrained"] = pretrained
     if sampler:
         overrides["sampler"] = sampler
+    if val_split is not None:
+        overrides["val_split"] = val_split
     return RunSpec(overrides=overrides, data_options=parse_sets(data_opts, "--data"), **kw)
 
 
@@ -370,6 +377,15 @@ significance_options = _options(
 )
 
 
+def _say_unavailable(runs: Any, stat: str, metric: str) -> None:
+    """Say on stderr which runs lack the statistic (val without a validation split), rather than drop them."""
+    from .report.collect import unavailable_message
+
+    message = unavailable_message(runs, stat, metric)
+    if message:
+        click.echo(message, err=True)
+
+
 def _alpha(significance: str, alpha: float) -> Optional[float]:
     return None if significance == "none" else alpha
 
@@ -381,8 +397,9 @@ methods_option = click.option(
 
 @main.command()
 @results_option
-@click.option("--stat", default="last", show_default=True, type=click.Choice(["last", "best", "last5"]),
-              help="Per run: last epoch, best epoch (optimistic), or mean of the last 5.")
+@click.option("--stat", default="last", show_default=True, type=click.Choice(STATS),
+              help="Per run: last epoch, best epoch (optimistic), mean of the last 5, or the epoch chosen on the "
+                   "noisy validation split (val).")
 @click.option("--metric", default="acc", show_default=True, type=click.Choice(["acc", "mean_class_acc"]))
 @format_option
 @methods_option
@@ -400,7 +417,9 @@ def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tup
     from .report.collect import aggregate, collect_runs
     from .report.tables import build_table
 
-    agg = aggregate(collect_runs(_runs_root(results)), stat, metric, list(methods))
+    runs = collect_runs(_runs_root(results))
+    agg = aggregate(runs, stat, metric, list(methods))
+    _say_unavailable(runs, stat, metric)
     _emit_table(build_table(agg, stat, metric, compare_paper, _alpha(significance, alpha)), fmt, out, label, caption)
 
 
@@ -585,8 +604,9 @@ def _saved(fig: Any, out: str) -> None:
 
 plot_stat_options = _options(
     click.option("--results", type=click.Path(), help="Runs root to read (default: results/runs)."),
-    click.option("--stat", default="last", show_default=True, type=click.Choice(["last", "best", "last5"]),
-                 help="Per-run accuracy: last epoch, best epoch, or mean of the last 5."),
+    click.option("--stat", default="last", show_default=True, type=click.Choice(STATS),
+                 help="Per-run accuracy: last epoch, best epoch, mean of the last 5, or the epoch chosen on the "
+                      "noisy validation split (val)."),
     click.option("--metric", default="acc", show_default=True, type=click.Choice(["acc", "mean_class_acc"])),
     click.option("--dataset", help="Only this dataset's runs (as in the results table, e.g. synthfer)."),
     click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf."),
@@ -606,7 +626,9 @@ def plot_curves(results: Optional[str], stat: str, metric: str, dataset: Optiona
     """
     from .report.plots import curves_data, curves_figure, load_runs
 
-    data = curves_data(load_runs(_results_dir(results)), stat, metric, dataset, variants, methods)
+    runs = load_runs(_results_dir(results))
+    data = curves_data(runs, stat, metric, dataset, variants, methods)
+    _say_unavailable(runs, stat, metric)
     _saved(curves_figure(data, stat, metric), out)
 
 
@@ -634,7 +656,9 @@ def plot_grid(results: Optional[str], stat: str, metric: str, dataset: Optional[
     """
     from .report.plots import grid_data, grid_figure, load_runs
 
-    data = grid_data(load_runs(_results_dir(results)), method.lower(), stat, metric, dataset)
+    runs = load_runs(_results_dir(results))
+    data = grid_data(runs, method.lower(), stat, metric, dataset)
+    _say_unavailable(runs[runs["method"] == method.lower()], stat, metric)
     _saved(grid_figure(data, method.lower(), stat, metric), out)
 
 

@@ -238,6 +238,7 @@ class AffectNet:
     """AffectNet (manually annotated): 7 classes (or 8 with contempt), validation as test, 68 landmarks."""
 
     default_profile = "paper"
+    default_val_split = 0.0  # the papers train on the whole training set; --val-split turns a split on
 
     @staticmethod
     def default_root() -> Path:

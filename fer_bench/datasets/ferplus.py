@@ -291,6 +291,7 @@ class FERPlus:
     """FERPlus: FER2013 faces with FER+ votes; 8 classes (or 7 without contempt), majority labels."""
 
     default_profile = "paper"
+    default_val_split = 0.0  # the papers train on the whole training set; --val-split turns a split on
 
     @staticmethod
     def default_root() -> Path:

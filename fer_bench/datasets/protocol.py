@@ -4,6 +4,10 @@ A loader is a class, never instantiated, with:
 
 * ``default_profile``: the recipe profile its runs use unless ``--profile`` says
   otherwise (``paper`` for the real datasets, ``cpu`` for synthfer);
+* optionally ``default_val_split``: the fraction of the noisy training labels
+  held out as a noisy validation split unless ``--val-split`` says otherwise
+  (:mod:`fer_bench.datasets.split`): 0.1 on synthfer, 0 on the real datasets,
+  whose published protocols train on the whole training set (0 when absent);
 * ``default_root()``: where it looks without ``--root`` (below
   :func:`fer_bench.paths.data_root`);
 * ``load(root=None, progress=True, **options)``: the :class:`~fer_bench.datasets.base.FERDataset`,
@@ -43,3 +47,8 @@ class ScannableDatasetLoader(DatasetLoader, Protocol):
 
     @classmethod
     def scan(cls, root: Path, problems: Problems, **layout_options: Any) -> DatasetIndex: ...
+
+
+def default_val_split(loader: Any) -> float:
+    """The dataset's default noisy-validation fraction (a loader without one: no split)."""
+    return float(getattr(loader, "default_val_split", 0.0))

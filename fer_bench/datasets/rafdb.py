@@ -72,6 +72,7 @@ class RAFDB:
     """RAF-DB basic: 7 classes, 12,271 train / 3,068 test (aligned or original+box images)."""
 
     default_profile = "paper"
+    default_val_split = 0.0  # the papers train on the whole training set; --val-split turns a split on
 
     @staticmethod
     def default_root() -> Path:

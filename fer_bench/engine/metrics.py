@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -23,11 +23,19 @@ def mean_class_accuracy(cm: np.ndarray) -> float:
     return float(np.mean(np.diag(cm)[present] / support[present]))
 
 
-def summarise_epochs(acc: Sequence[float], mean_class_acc: Sequence[float]) -> dict[str, float]:
-    """The three statistics papers report: last epoch, best epoch (optimistic), mean of last 5."""
+def summarise_epochs(acc: Sequence[float], mean_class_acc: Sequence[float],
+                     val_acc: Optional[Sequence[float]] = None) -> dict[str, Optional[float]]:
+    """The per-run statistics over epochs (``acc_<stat>`` and ``mean_class_acc_<stat>`` for
+    each of :data:`fer_bench.runs.record.STATS`).
+
+    ``last``: the last epoch; ``best``: the best epoch on the clean test set (optimistic: it peeks at
+    the test set); ``last5``: the mean of the last 5 epochs; ``val``: the clean-test numbers at the
+    epoch with the best accuracy on the noisy validation split (``val_acc``), the earliest such epoch
+    on a tie, as early stopping would keep it. Without a split the ``val`` entries are None.
+    """
     acc_arr = np.asarray(acc, dtype=float)
     best = int(np.argmax(acc_arr))
-    return {
+    out: dict[str, Optional[float]] = {
         "acc_last": float(acc_arr[-1]),
         "acc_best": float(acc_arr[best]),
         "best_epoch": best + 1,
@@ -35,7 +43,13 @@ def summarise_epochs(acc: Sequence[float], mean_class_acc: Sequence[float]) -> d
         "mean_class_acc_last": float(mean_class_acc[-1]),
         "mean_class_acc_best": float(max(mean_class_acc)),
         "mean_class_acc_last5": float(np.mean(mean_class_acc[-5:])),
+        "acc_val": None, "mean_class_acc_val": None, "val_epoch": None, "val_acc_best": None,
     }
+    if val_acc is not None and len(val_acc):
+        chosen = int(np.argmax(np.asarray(val_acc, dtype=float)))  # the first maximum: the earliest epoch
+        out.update(acc_val=float(acc_arr[chosen]), mean_class_acc_val=float(mean_class_acc[chosen]),
+                   val_epoch=chosen + 1, val_acc_best=float(val_acc[chosen]))
+    return out
 
 
 # Memorisation diagnostics: a plain column each in metrics.csv (NaN where a group is empty, e.g. clean labels).

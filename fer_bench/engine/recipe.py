@@ -2,7 +2,8 @@
 
 A run's recipe is resolved in layers, later ones winning:
 
-1. :data:`DEFAULTS`, the engine's defaults;
+1. :data:`DEFAULTS`, the engine's defaults, and the dataset's own (``val_split``,
+   see :func:`fer_bench.datasets.protocol.default_val_split`);
 2. the protocol: ``official`` takes the method's own published recipe
    (``Method.recipe``), ``unified`` takes :data:`UNIFIED`, the same for every method.
    An official recipe may also set the method's own hyper-parameters where the
@@ -27,7 +28,7 @@ anything else is an error that lists both.
 from __future__ import annotations
 
 import ast
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from ..models.pretrained import CHECKPOINT_KINDS, NORMALISATIONS, checkpoint_kind
 
@@ -62,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "aug_noise_var": 30.0,        # its variance on the 0-255 scale
     "aug_flip_or_noise": False,   # true: one draw picks flip (aug_flip), noise (aug_noise) or neither
     "eval_batch_size": 256,
+    "val_split": 0.0,             # noisy-validation fraction held out (datasets/split.py); the dataset sets its own
 }
 
 UNIFIED: dict[str, Any] = {
@@ -167,6 +169,8 @@ def check_ranges(recipe: dict[str, Any]) -> None:
             raise bad(key, "must lie in [0, 1]")
     if "gamma" in recipe and not recipe["gamma"] > 0:
         raise bad("gamma", "must be above 0")
+    if "val_split" in recipe and not 0 <= recipe["val_split"] < 1:
+        raise bad("val_split", "must lie in [0, 1) (the fraction of the noisy training labels held out)")
     for key, upper in _INTERVALS.items():
         value = recipe.get(key)
         if value is not None and not (len(value) == 2 and 0 < value[0] <= value[1] <= upper):
@@ -180,13 +184,15 @@ def resolve(
     protocol: str,
     profile: str,
     overrides: dict[str, Any],
+    dataset_defaults: Optional[dict[str, Any]] = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Return ``(recipe, hparams)`` for a run, with overrides applied and type-checked."""
+    """Return ``(recipe, hparams)`` for a run, with overrides applied and type-checked;
+    ``dataset_defaults`` are the dataset's own recipe defaults (layer 1)."""
     if protocol not in PROTOCOLS:
         raise RecipeError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     if profile not in PROFILES:
         raise RecipeError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    recipe = dict(DEFAULTS)
+    recipe = {**DEFAULTS, **(dataset_defaults or {})}
     hparams = dict(method_hparams)
     for key, value in (method_recipe if protocol == "official" else UNIFIED).items():
         (hparams if key in method_hparams else recipe)[key] = value

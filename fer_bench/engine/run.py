@@ -1,9 +1,9 @@
 """One run, start to finish: ``main(spec)`` -> train_one_epoch / evaluate -> result.json.
 
 The loop knows no method by name: a :class:`~fer_bench.methods.Method` supplies
-the model, the loss and optional hooks; this module supplies data, noise,
-augmentation, optimisation, evaluation on the clean test set, checkpoints and
-the run record, in the run's directory (:class:`fer_bench.runs.RunDir`, named by
+the model, the loss and optional hooks; this module supplies data, noise, the
+noisy validation split (:mod:`fer_bench.datasets.split`), augmentation,
+optimisation, evaluation on the clean test set, checkpoints and the run record, in the run's directory (:class:`fer_bench.runs.RunDir`, named by
 :class:`fer_bench.runs.RunId`).
 
 Re-running the same command resumes from ``checkpoint.pt`` and, on CPU, ends
@@ -29,6 +29,8 @@ from tqdm import tqdm
 from .. import threads
 from ..atomic import remove_stale_temporaries, save_torch, write_csv, write_json, write_text
 from ..datasets.base import FERDataset
+from ..datasets.protocol import default_val_split
+from ..datasets.split import ValidationSplit, split_file_text, training_view
 from ..methods.base import Batch, Method, MethodContext
 from ..models.pretrained import NORMALISATIONS, load_pretrained
 from ..noise.models import required_rate
@@ -142,7 +144,8 @@ def resolve(spec: RunSpec) -> ResolvedRun:
     if spec.rate == 0 and not spec.noise_file:
         spec = replace(spec, noise="none", exact=False)  # every rate-0 model yields the clean labels
     profile = spec.profile or getattr(dataset_cls, "default_profile", "paper")
-    recipe, hparams = recipes.resolve(method_cls.recipe, method_cls.hparams, spec.protocol, profile, spec.overrides)
+    recipe, hparams = recipes.resolve(method_cls.recipe, method_cls.hparams, spec.protocol, profile, spec.overrides,
+                                      {"val_split": default_val_split(dataset_cls)})
     # The checked values, so that `--set alpha=0` and `--grid alpha=0.0` name one run directory and one config.
     spec = replace(spec, overrides={k: recipe[k] if k in recipe else hparams[k] for k in spec.overrides})
     try:
@@ -400,6 +403,7 @@ def format_summary(result: dict[str, Any]) -> str:
         f"(realised {noise['realised_rate']:.4f}), seed {result['seed']}",
         f"  clean-test accuracy: last {result['acc_last']:.2%}   best {result['acc_best']:.2%} "
         f"(epoch {result['best_epoch']}, optimistic)   {last5} {result['acc_last5']:.2%}",
+        "  " + _val_summary(result),
         f"  mean class accuracy (last epoch): {result['mean_class_acc_last']:.2%}",
         f"  {result['epochs']} epochs in {result['train_seconds']:.0f} s "
         f"({result['images_per_second']:.0f} images/s on {result['device']})",
@@ -408,12 +412,28 @@ def format_summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _val_summary(result: dict[str, Any]) -> str:
+    split = result.get("val_split") or {}
+    if result.get("acc_val") is None:
+        return "val: unavailable (no noisy validation split; --val-split F holds one out)"
+    return (f"val {result['acc_val']:.2%} (clean-test accuracy at epoch {result['val_epoch']}, the best on "
+            f"{split.get('held_out')} held-out noisy labels: {result['val_acc_best']:.2%})")
+
+
 def prepare(run: ResolvedRun, progress: bool) -> tuple[FERDataset, np.ndarray, Any, dict[str, Any]]:
     dataset = create_dataset(run.spec.dataset, run.spec.root, progress, **run.spec.data_options)
     labels, record = make_train_labels(run, dataset)
     config = config_record(run, record.label_file_sha256)
     config["config_hash"] = config_hash(config)
     return dataset, labels, record, config
+
+
+def draw_split(run: ResolvedRun, train_labels: np.ndarray) -> ValidationSplit:
+    """The run's noisy validation split, from the noise seed (the same on every resume)."""
+    try:
+        return ValidationSplit.draw(train_labels, run.recipe["val_split"], run.noise_seed)
+    except ValueError as exc:
+        raise RunError(f"--set {exc}") from None
 
 
 def main(spec: RunSpec) -> dict[str, Any]:
@@ -429,10 +449,12 @@ def main(spec: RunSpec) -> dict[str, Any]:
     done = run_dir.check(config, spec.force)
     if done:
         return done
-    setup = build_training(run, dataset, train_labels)
+    split = draw_split(run, train_labels)
+    # the method sees only the images it trains on: its memories are sized to them
+    setup = build_training(run, training_view(dataset, split.keep), train_labels[split.keep])
     with run_dir.lock():
         # another process may have finished it while this one was getting ready
-        return run_dir.check(config, spec.force) or _train(run, dataset, train_labels, record, config, setup)
+        return run_dir.check(config, spec.force) or _train(run, dataset, train_labels, record, config, setup, split)
 
 
 @dataclass
@@ -469,8 +491,15 @@ def build_training(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarr
                     spec.seed)
 
 
+def _check_split_record(rd: RunDir, text: str) -> None:
+    """A resumed run must hold out the images it held out before (the split is drawn again, not read)."""
+    if rd.checkpoint_file.is_file() and rd.val_split_file.is_file() and rd.val_split_file.read_text() != text:
+        raise RunError(f"{rd.val_split_file} records another validation split than this run draws; "
+                       f"the same command with --force trains this run again from scratch")
+
+
 def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, record: Any,
-           config: dict[str, Any], setup: Training) -> dict[str, Any]:
+           config: dict[str, Any], setup: Training, split: ValidationSplit) -> dict[str, Any]:
     spec, recipe, rd = run.spec, run.recipe, RunDir(run.run_dir)
     run_dir = rd.path
     device, ctx, method, optimizer, scheduler = setup.device, setup.ctx, setup.method, setup.optimizer, setup.scheduler
@@ -484,9 +513,14 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
 
     run_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(run_dir)  # left by a killed process; this one holds the lock
+    split_text = split_file_text([dataset.train.names[i] for i in split.held_out]) if split else None
+    if split_text is not None:
+        _check_split_record(rd, split_text)
     write_json(rd.config_file, config)
     write_json(rd.noise_file, record.to_dict())
     write_text(rd.labels_file, label_file_text(dataset, train_labels))
+    if split_text is not None:
+        write_text(rd.val_split_file, split_text)
     write_json(rd.env_file, environment_record(device))
 
     rows: list[dict[str, Any]] = []
@@ -501,10 +535,12 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
         rows, start_epoch, elapsed = ckpt["metrics"], ckpt["epoch"], ckpt["elapsed"]
         print(f"resuming from epoch {start_epoch} of {ctx.epochs} ({run_dir})", file=sys.stderr, flush=True)
 
-    train_images = _images_on(device, dataset.train.images)
+    train_set, noisy = training_view(dataset, split.keep), train_labels[split.keep]
+    train_images = _images_on(device, train_set.train.images)
     test_images = _images_on(device, dataset.test.images)
-    clean_labels = np.asarray(dataset.train.labels, dtype=np.int64)
-    probe = memorisation_subset(train_labels, clean_labels, setup.seed)
+    val_images = _images_on(device, dataset.train.images[split.held_out]) if split else None
+    clean_labels = np.asarray(train_set.train.labels, dtype=np.int64)
+    probe = memorisation_subset(noisy, clean_labels, setup.seed)
     # flushed every epoch, so an interrupted run loses nothing it logged
     tracker = open_tracker(spec.log, run_dir, config, record.to_dict())
     saved = start_epoch
@@ -516,8 +552,12 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
             row.update(train_one_epoch(method, batches, optimizer, scheduler, amp, epoch, spec.progress))
             cm = evaluate(method, setup.augment, test_images, dataset.test.labels, dataset.num_classes,
                           device, recipe["eval_batch_size"], amp)
-            row.update(test_acc=accuracy(cm), test_mean_class_acc=mean_class_accuracy(cm), confusion=cm.tolist())
-            row.update(memorisation(method, setup.augment, train_images, probe, train_labels, clean_labels,
+            row.update(test_acc=accuracy(cm), test_mean_class_acc=mean_class_accuracy(cm))
+            if val_images is not None:  # against the noisy labels: all a real user has
+                row["val_acc"] = accuracy(evaluate(method, setup.augment, val_images, train_labels[split.held_out],
+                                                   dataset.num_classes, device, recipe["eval_batch_size"], amp))
+            row["confusion"] = cm.tolist()
+            row.update(memorisation(method, setup.augment, train_images, probe, noisy, clean_labels,
                                     ctx.train_labels.cpu().numpy(), device, recipe["eval_batch_size"], amp))
             rows.append(row)
             elapsed += time.perf_counter() - t0
@@ -543,7 +583,9 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
         "noise": config["noise"], "protocol": spec.protocol, "profile": run.profile,
         "config_hash": chash, "class_names": list(dataset.class_names),
     }
-    result.update(summarise_epochs([r["test_acc"] for r in rows], [r["test_mean_class_acc"] for r in rows]))
+    result.update(summarise_epochs([r["test_acc"] for r in rows], [r["test_mean_class_acc"] for r in rows],
+                                   [r["val_acc"] for r in rows] if split else None))
+    result["val_split"] = split.sizes(recipe["val_split"])
     train_time = sum(r["train_seconds"] for r in rows)
     result.update(
         confusion_last=rows[-1]["confusion"], epochs=len(rows), train_seconds=train_time,
@@ -552,9 +594,9 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     final_labels = ctx.train_labels.cpu().numpy()
-    if not np.array_equal(final_labels, train_labels):
-        result["relabel"] = _relabel_summary(train_labels, final_labels, dataset.train.labels)
-        write_text(run_dir / "final_train_labels.txt", label_file_text(dataset, final_labels))
+    if not np.array_equal(final_labels, noisy):
+        result["relabel"] = _relabel_summary(noisy, final_labels, clean_labels)
+        write_text(run_dir / "final_train_labels.txt", label_file_text(train_set, final_labels))
     result["method_info"] = method.on_train_end(run_dir)
     write_json(result_file, result)
     return result

@@ -10,7 +10,7 @@ import pandas as pd
 from ..runs import collect, to_frame
 from ..runs.record import GROUP, METRICS, STATS
 
-__all__ = ["GROUP", "METRICS", "STATS", "aggregate", "collect_runs"]
+__all__ = ["GROUP", "METRICS", "STATS", "aggregate", "collect_runs", "unavailable_message"]
 
 
 def collect_runs(results: Path) -> pd.DataFrame:
@@ -29,6 +29,9 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
 
     ``noise_seeds_varied`` tells whether the noisy labels differed between the
     seeds (the default: the noise seed follows the training seed); never for clean labels.
+    A cell with a run that lacks the statistic (``val`` of a run without a noisy validation
+    split) is unavailable: its mean is NaN and ``unavailable`` counts those runs; the
+    others are never averaged on their own.
     """
     if stat not in STATS or metric not in METRICS:
         raise ValueError(f"--stat must be one of {', '.join(STATS)} and --metric one of {', '.join(METRICS)}")
@@ -42,9 +45,20 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
                          "no finished default runs (only variants; choose them with --methods)")
     column = f"{metric}_{stat}"
     grouped = runs.groupby(GROUP, sort=False)
-    out = grouped[column].agg(mean="mean", std="std", n="count").reset_index()
+    out = grouped[column].agg(mean="mean", std="std", n="size").reset_index()
+    out["unavailable"] = grouped[column].agg(lambda v: int(v.isna().sum())).values
+    out.loc[out["unavailable"] > 0, ["mean", "std"]] = float("nan")
     out["seed_values"] = [tuple(v) for v in grouped[column].agg(list).values]
     out["noise_seeds_varied"] = (grouped["noise_seed"].nunique().values > 1) & (out["noise"] != "none").values
     out["protocol"] = grouped["protocol"].first().values
     out["profile"] = grouped["profile"].first().values
     return out
+
+
+def unavailable_message(runs: pd.DataFrame, stat: str, metric: str = "acc") -> Optional[str]:
+    """What to tell the user when some runs lack ``stat`` (None when every run has it)."""
+    missing = runs[runs[f"{metric}_{stat}"].isna()]
+    if missing.empty:
+        return None
+    return (f"--stat {stat} is unavailable for {len(missing)} of {len(runs)} run(s): they were trained without a "
+            f"noisy validation split (--val-split), e.g. {missing['run_dir'].iloc[0]}; their entries show n/a")

@@ -48,7 +48,8 @@ from ..runs import RunDir, RunId
 from .collect import METRICS, STATS, aggregate, collect_runs
 from .style import LINESTYLES, block_title, method_color, method_of, method_title, noise_title, setting_key, variant_order
 
-STAT_TEXT = {"last": "last epoch", "best": "best epoch (optimistic)", "last5": "mean of last 5 epochs"}
+STAT_TEXT = {"last": "last epoch", "best": "best epoch (optimistic)", "last5": "mean of last 5 epochs",
+             "val": "epoch chosen on noisy validation"}
 METRIC_TEXT = {"acc": "test accuracy (%)", "mean_class_acc": "mean class accuracy (%)"}
 
 # A light, paper-like style applied while a figure is built (rcParams are read at artist creation).
@@ -162,6 +163,9 @@ def curves_data(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", dat
     if not variants:
         runs = runs[runs["is_default"] | runs["variant"].isin(methods or ())]
     agg = aggregate(runs, stat, metric, methods=list(runs["variant"].unique()))
+    if agg["mean"].isna().all():
+        raise ValueError(f"--stat {stat} is unavailable for every run to plot (trained without a noisy "
+                         f"validation split; --val-split F holds one out)")
     agg["line"] = agg["variant"]
     clean = agg[agg["noise"] == "none"]
     noisy = agg[agg["noise"] != "none"].copy()
@@ -370,8 +374,8 @@ def grid_data(runs: pd.DataFrame, method: str, stat: str = "last", metric: str =
             acc = g[column].astype(float)
             rows.append({"hparam": k, "value": json.loads(value), "label": _value_label(json.loads(value)),
                          "is_default": has_default[k] and value == reference[k], "dataset": ds, "noise": noise,
-                         "rate": rate, "setting": setting, "mean": acc.mean(), "std": acc.std(ddof=1),
-                         "n": int(acc.count())})
+                         "rate": rate, "setting": setting, "mean": acc.mean(skipna=False),
+                         "std": acc.std(ddof=1, skipna=False), "n": len(acc)})  # NaN: a run lacks the statistic
     return pd.DataFrame(rows)
 
 

@@ -27,7 +27,8 @@ from . import paper
 
 DATASET_TITLES = {"synthfer": "synthfer", "rafdb": "RAF-DB", "ferplus": "FERPlus", "affectnet": "AffectNet"}
 STAT_WORDS = {"last": "at the last epoch", "best": "at the best epoch (optimistic: chosen on the test set)",
-              "last5": "averaged over the last 5 epochs"}
+              "last5": "averaged over the last 5 epochs",
+              "val": "at the epoch with the best accuracy on the held-out noisy labels (chosen without the test set)"}
 METRIC_WORDS = {"acc": "Clean-test accuracy (%)", "mean_class_acc": "Clean-test mean class accuracy (%)"}
 
 
@@ -188,6 +189,8 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
     protocols = ", ".join(sorted(set(agg["protocol"])))
     text = (f"{METRIC_WORDS[metric]} {STAT_WORDS[stat]}: mean ± sample std (ddof=1) over {seeds}, "
             f"the number of seeds in parentheses{noise_seeds}. Profile {profiles}, protocol {protocols}.")
+    if "unavailable" in agg and (agg["unavailable"] > 0).any():
+        text += " n/a: a run of the entry has no noisy validation split, so the statistic is unavailable."
     if compared:
         text += (" Paper: LA-Net's Table 1 (symmetric) and supplementary Table 1 (asymmetric), ResNet-18 "
                  "pretrained on MS-Celeb-1M; Δ = ours − paper.")
@@ -195,6 +198,8 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
 
 
 def _mean_std(c: Cell, pm: str, digits: int) -> str:
+    if math.isnan(c.mean):
+        return "n/a"  # a run of the cell lacks the statistic (val without a validation split)
     return f"{c.mean:.{digits}f}" + (f"{pm}{c.std:.{digits}f}" if c.n > 1 else "")
 
 

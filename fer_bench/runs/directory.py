@@ -5,6 +5,7 @@ One run is one directory (named by :class:`~fer_bench.runs.identity.RunId`)::
     config.json        resolved config (recipe, hyper-parameters, noise spec, data root)
     noise.json         the noise record (realised rate, per-class rates, matrix)
     train_labels.txt   the noisy training labels, in the dataset's format
+    val_split.txt      the images held out as the noisy validation split, one name a line (with a split)
     env.json           versions, hardware, device, git commit and whether its tree was dirty
     metrics.csv        one row per epoch
     checkpoint.pt      written every epoch; the final model once done
@@ -35,7 +36,7 @@ _NOT_IDENTITY = ("root", "config_hash", "default_profile")
 # did before the key existed. A run recorded without them is the same run as one with these values,
 # so it stays finished rather than turning into a "different config" (the committed reference runs).
 _BEFORE_THE_KEY_EXISTED = {"normalize": "imagenet", "aug_noise": 0.0, "aug_noise_var": 30.0,
-                           "aug_flip_or_noise": False}
+                           "aug_flip_or_noise": False, "val_split": 0.0}
 
 
 def as_recorded_today(config: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +113,10 @@ class RunDir:
     @property
     def labels_file(self) -> Path:
         return self.path / "train_labels.txt"
+
+    @property
+    def val_split_file(self) -> Path:
+        return self.path / "val_split.txt"
 
     @property
     def env_file(self) -> Path:

@@ -19,7 +19,9 @@ from .identity import RunId, variant_name
 if TYPE_CHECKING:  # pandas costs half a second to import, and the CLI imports this package to start
     import pandas as pd
 
-STATS = ("last", "best", "last5")
+# Per run (fer_bench.engine.metrics.summarise_epochs): the last epoch, the best epoch on the test set
+# (optimistic), the mean of the last 5, and the epoch chosen on the noisy validation split (None without one).
+STATS = ("last", "best", "last5", "val")
 METRICS = ("acc", "mean_class_acc")
 # A setting is what a table row block stands for; a variant is a method plus whatever else sets its
 # runs apart (protocol, profile, overrides), named as in the run directory.
@@ -80,7 +82,8 @@ class RunRecord:
         }
         for metric in METRICS:
             for stat in STATS:
-                row[f"{metric}_{stat}"] = 100.0 * self.result[f"{metric}_{stat}"]
+                value = self.result.get(f"{metric}_{stat}") if stat == "val" else self.result[f"{metric}_{stat}"]
+                row[f"{metric}_{stat}"] = float("nan") if value is None else 100.0 * value
         return row
 
 

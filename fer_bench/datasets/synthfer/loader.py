@@ -33,6 +33,7 @@ class SynthFER:
     """Built-in procedurally rendered faces with true label distributions and landmarks."""
 
     default_profile = "cpu"
+    default_val_split = 0.1  # model selection without the test set: 10% of the noisy labels held out
 
     @staticmethod
     def default_root() -> Path:
