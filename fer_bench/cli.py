@@ -377,11 +377,11 @@ significance_options = _options(
 )
 
 
-def _say_unavailable(runs: Any, stat: str, metric: str) -> None:
-    """Say on stderr which runs lack the statistic (val without a validation split), rather than drop them."""
+def _say_unavailable(data: Any, stat: str) -> None:
+    """Say on stderr how many entries lack the statistic (val without a validation split), rather than drop them."""
     from .report.collect import unavailable_message
 
-    message = unavailable_message(runs, stat, metric)
+    message = unavailable_message(data, stat)
     if message:
         click.echo(message, err=True)
 
@@ -417,9 +417,8 @@ def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tup
     from .report.collect import aggregate, collect_runs
     from .report.tables import build_table
 
-    runs = collect_runs(_runs_root(results))
-    agg = aggregate(runs, stat, metric, list(methods))
-    _say_unavailable(runs, stat, metric)
+    agg = aggregate(collect_runs(_runs_root(results)), stat, metric, list(methods))
+    _say_unavailable(agg, stat)
     _emit_table(build_table(agg, stat, metric, compare_paper, _alpha(significance, alpha)), fmt, out, label, caption)
 
 
@@ -626,9 +625,8 @@ def plot_curves(results: Optional[str], stat: str, metric: str, dataset: Optiona
     """
     from .report.plots import curves_data, curves_figure, load_runs
 
-    runs = load_runs(_results_dir(results))
-    data = curves_data(runs, stat, metric, dataset, variants, methods)
-    _say_unavailable(runs, stat, metric)
+    data = curves_data(load_runs(_results_dir(results)), stat, metric, dataset, variants, methods)
+    _say_unavailable(data, stat)
     _saved(curves_figure(data, stat, metric), out)
 
 
@@ -656,9 +654,8 @@ def plot_grid(results: Optional[str], stat: str, metric: str, dataset: Optional[
     """
     from .report.plots import grid_data, grid_figure, load_runs
 
-    runs = load_runs(_results_dir(results))
-    data = grid_data(runs, method.lower(), stat, metric, dataset)
-    _say_unavailable(runs[runs["method"] == method.lower()], stat, metric)
+    data = grid_data(load_runs(_results_dir(results)), method.lower(), stat, metric, dataset)
+    _say_unavailable(data, stat)
     _saved(grid_figure(data, method.lower(), stat, metric), out)
 
 

@@ -55,10 +55,14 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
     return out
 
 
-def unavailable_message(runs: pd.DataFrame, stat: str, metric: str = "acc") -> Optional[str]:
-    """What to tell the user when some runs lack ``stat`` (None when every run has it)."""
-    missing = runs[runs[f"{metric}_{stat}"].isna()]
+def unavailable_message(agg: pd.DataFrame, stat: str) -> Optional[str]:
+    """What to tell the user when entries of ``agg`` (:func:`aggregate`'s, or a figure's data with its
+    ``unavailable`` column) lack ``stat``; None when none does."""
+    cells = agg.drop_duplicates([c for c in GROUP if c in agg]) if "unavailable" in agg else agg.iloc[:0]
+    missing = cells[cells["unavailable"] > 0] if len(cells) else cells
     if missing.empty:
         return None
-    return (f"--stat {stat} is unavailable for {len(missing)} of {len(runs)} run(s): they were trained without a "
-            f"noisy validation split (--val-split), e.g. {missing['run_dir'].iloc[0]}; their entries show n/a")
+    runs = int(missing["unavailable"].sum())
+    return (f"--stat {stat} is unavailable for {len(missing)} entr{'y' if len(missing) == 1 else 'ies'}: "
+            f"{runs} run{'' if runs == 1 else 's'} trained without a noisy validation split (--val-split F holds "
+            f"one out); those entries show n/a")

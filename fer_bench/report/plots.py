@@ -178,7 +178,7 @@ def curves_data(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", dat
         c["panel"] = panel
         rows.append(c)
     out = pd.concat(rows, ignore_index=True)
-    out = out[["dataset", "panel", "line", "method", "variant", "setting", "rate", "mean", "std", "n"]]
+    out = out[["dataset", "panel", "line", "method", "variant", "setting", "rate", "mean", "std", "n", "unavailable"]]
     return out.sort_values(["dataset", "panel", "line", "rate"], kind="stable").reset_index(drop=True)
 
 
@@ -375,7 +375,8 @@ def grid_data(runs: pd.DataFrame, method: str, stat: str = "last", metric: str =
             rows.append({"hparam": k, "value": json.loads(value), "label": _value_label(json.loads(value)),
                          "is_default": has_default[k] and value == reference[k], "dataset": ds, "noise": noise,
                          "rate": rate, "setting": setting, "mean": acc.mean(skipna=False),
-                         "std": acc.std(ddof=1, skipna=False), "n": len(acc)})  # NaN: a run lacks the statistic
+                         "std": acc.std(ddof=1, skipna=False), "n": len(acc),  # NaN: a run lacks the statistic
+                         "unavailable": int(acc.isna().sum())})
     return pd.DataFrame(rows)
 
 
@@ -496,10 +497,12 @@ def human_distribution(votes: Optional[np.ndarray], distributions: Optional[np.n
     return None, "none"
 
 
-def select_images(human: Optional[np.ndarray], n: int, count: int, ambiguous: bool = False) -> np.ndarray:
+def select_images(human: Optional[np.ndarray], n: int, count: int, ambiguous: bool = False,
+                  allowed: Optional[np.ndarray] = None) -> np.ndarray:
     """Indices of ``n`` images spread evenly over the ``count`` training images, in order.
 
-    With ``ambiguous`` only images whose largest vote share is below 0.7 are candidates.
+    With ``ambiguous`` only images whose largest vote share is below 0.7 are candidates; with
+    ``allowed`` (a mask) only those it marks.
     """
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
@@ -510,6 +513,8 @@ def select_images(human: Optional[np.ndarray], n: int, count: int, ambiguous: bo
         candidates = np.flatnonzero(human.max(axis=1) < AMBIGUOUS_BELOW)
         if candidates.size == 0:
             raise ValueError(f"no training image has a largest vote share below {AMBIGUOUS_BELOW}")
+    if allowed is not None:
+        candidates = candidates[allowed[candidates]]
     if candidates.size <= n:
         return candidates
     return candidates[np.unique(np.linspace(0, candidates.size - 1, n).round().astype(int))]
@@ -527,7 +532,9 @@ def gallery_data(run_dir: Path | str, n: int = 8, root: Optional[str] = None, am
     labels = run_train_labels(run_dir, dataset)
     split = dataset.train
     human, source = human_distribution(split.votes, split.distributions)
-    idx = select_images(human, n, len(split), ambiguous)
+    held_out = rd.held_out()  # the run's noisy validation images: it never trained on them
+    trained_on = np.array([name not in held_out for name in split.names], dtype=bool) if held_out else None
+    idx = select_images(human, n, len(split), ambiguous, trained_on)
     learned = None
     if (run_dir / DISTRIBUTION_FILE).is_file():
         dist_names, table = read_class_table(run_dir / DISTRIBUTION_FILE, dataset.class_names)

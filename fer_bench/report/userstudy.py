@@ -8,7 +8,9 @@ live): one-hot clean labels, one-hot noisy labels (each setting and seed),
 each method's predicted distribution (softmax of its final model) and
 LA-Net's saved label distributions, each against the reference
 distribution, as a mean over all images and over the ambiguous ones (largest
-vote share below 0.7).
+vote share below 0.7). A run with a noisy validation split is studied on the
+images it trained on (its held-out ones have no label descriptor of it). The
+study has no ``--stat``: it looks at each run's final model.
 
 The reference is the dataset's ground-truth distributions where it has them
 (synthfer), else its normalised vote counts (FERPlus), else a user-supplied
@@ -101,6 +103,10 @@ def _run_divergences(run_dir: Path, dataset: FERDataset, idx: np.ndarray, ref: n
     The cache is keyed by the reference (images and distributions), so a run
     whose checkpoint is gone (results copied without them) still takes part.
     """
+    held_out = RunDir(run_dir).held_out()
+    if held_out:  # a run's noisy validation images were never trained on: they have no label descriptor of it
+        mine = np.array([dataset.train.names[i] not in held_out for i in idx], dtype=bool)
+        idx, ref, ambiguous = idx[mine], ref[mine], ambiguous[mine]
     key = hashlib.sha256(idx.tobytes() + np.round(ref, 6).tobytes()).hexdigest()[:16]
     cache = run_dir / CACHE_FILE
     if cache.is_file():

@@ -148,6 +148,10 @@ class RunDir:
     def result(self) -> dict[str, Any]:
         return _read_json(self.require("result.json").result_file)
 
+    def held_out(self) -> set[str]:
+        """The names of the training images the run held out as its noisy validation split (none without one)."""
+        return set(self.val_split_file.read_text().split()) if self.val_split_file.is_file() else set()
+
     def epochs_done(self) -> int:
         lines = self.metrics_file.read_text().splitlines() if self.metrics_file.is_file() else []
         return max(0, len(lines) - 1)
