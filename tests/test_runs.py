@@ -309,15 +309,26 @@ def test_the_committed_reference_records_redraw_a_figure_and_count_as_finished(t
     assert (tmp_path / "confusion.png").stat().st_size > 1000
     matrix, _, _ = plots.confusion_data(run_dir)
     assert np.array_equal(matrix, json.loads((run_dir / "result.json").read_text())["confusion_last"])
-    # The Baseline's recipe is unchanged since those runs (recipe keys added later are filled in as the
-    # code then behaved); LA-Net's official recipe has changed (issue 15: shards, heatmap peaks), so its
-    # committed runs are honestly a different config until they are trained again.
+    # Recipe keys added later are filled in as the code then behaved (val_split 0: every image trained on).
+    # synthfer now holds out a 10% noisy validation split by default, and LA-Net's official recipe has
+    # changed (issue 15: shards, heatmap peaks), so the committed runs are honestly a different config
+    # until they are trained again.
     res = cli("sweep", "--methods", "baseline,lanet", "--noise", "sym,asym", "--rates", "0.3", "--seeds", "0,2",
               "--clean", "--out", committed, "--dry-run")
     assert res.exit_code == 0, res.output
-    assert res.output.strip().endswith("12 runs, 6 finished"), res.output
+    assert res.output.strip().endswith("12 runs, 0 finished"), res.output
     different = [line for line in res.output.splitlines() if line.startswith("different config")]
-    assert len(different) == 6 and all("/lanet/" in line for line in different), res.output
+    assert len(different) == 12, res.output
+    # With a split of 0, the Baseline's committed runs are still the same runs: finished.
+    from fer_bench.engine.run import RunSpec, config_record, resolve
+    from fer_bench.runs import RunDir
+
+    for setting in ({"noise": "none"}, {"noise": "sym", "rate": 0.3, "seed": 2}):
+        run = resolve(RunSpec(method="baseline", out=str(committed), **setting))
+        config = config_record(run, None)
+        assert config["recipe"]["val_split"] == 0.1
+        config["recipe"]["val_split"] = 0.0
+        assert RunDir(run.run_dir).state(config) == "finished", run.run_dir
 
 
 # --- the dataset loader contract ----------------------------------------------------------------------------
