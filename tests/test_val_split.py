@@ -96,6 +96,11 @@ def test_a_split_run_holds_its_images_out_of_training_and_records_them(tiny_synt
     assert result["val_epoch"] == int(np.argmax(val)) + 1
     assert result["acc_val"] == pytest.approx(float(rows[result["val_epoch"] - 1]["test_acc"]))
     assert "val " in engine.format_summary(result)
+    # the gallery shows what the run trained on: never a held-out image (LA-Net has no memory of them)
+    from fer_bench.report.plots import gallery_data
+
+    shown = gallery_data(run_dir, n=TINY["n_train"], root=str(tiny_synth)).names
+    assert len(shown) == TINY["n_train"] - len(held) and not set(shown) & set(held)
 
     # No split: the same noisy labels for every image, nothing held out, and `val` unavailable.
     plain = engine.main(tiny_spec(tiny_synth, tmp_path / "split", noise="sym", rate=0.3,
