@@ -3,7 +3,8 @@
 The loop knows no method by name: a :class:`~fer_bench.methods.Method` supplies
 the model, the loss and optional hooks; this module supplies data, noise, the
 noisy validation split (:mod:`fer_bench.datasets.split`), augmentation,
-optimisation, evaluation on the clean test set, checkpoints and the run record, in the run's directory (:class:`fer_bench.runs.RunDir`, named by
+optimisation, evaluation on the clean test set, checkpoints and the run record,
+in the run's directory (:class:`fer_bench.runs.RunDir`, named by
 :class:`fer_bench.runs.RunId`).
 
 Re-running the same command resumes from ``checkpoint.pt`` and, on CPU, ends
