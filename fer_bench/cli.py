@@ -129,6 +129,8 @@ training_options = _options(
     click.option("--trust-pickle", is_flag=True, help="Allow reading a pickled (.pkl) checkpoint, which can run code."),
     click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]"),
     click.option("--compile", is_flag=True, help="torch.compile the backbones (faster steps on a GPU after a warm-up)."),
+    click.option("--sync-bn", is_flag=True,
+                 help="With several processes per run: SyncBatchNorm across them (default: each rank's own BN)."),
     click.option("--log", type=click.Choice(["tensorboard", "wandb"]),
                  help="Also log per-epoch scalars, the config and the noise record to TensorBoard "
                       "(<run dir>/tensorboard) or Weights & Biases (optional extras); metrics.csv stays the record."),
@@ -161,8 +163,10 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
 @training_options
 @click.option("--force", is_flag=True, help="Re-run even if the run directory holds a finished or different run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="Train this one run on N processes: starts torchrun --nproc-per-node N with the same arguments.")
 @config_option
-def run(quiet: bool, **kw: Any) -> None:
+def run(quiet: bool, nproc: Optional[int], **kw: Any) -> None:
     """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
     from .engine.checks import check_noise_rate, check_seeds
 
@@ -172,11 +176,18 @@ def run(quiet: bool, **kw: Any) -> None:
     from .engine.run import RunInterrupted, format_summary
     from .engine.run import main as run_main
 
+    spec = _base_spec(progress=not quiet, **_with_config_lists(kw))
+    if nproc is not None and "WORLD_SIZE" not in os.environ:  # (in torchrun's processes it is what started them)
+        from .engine.launch import torchrun_run
+
+        sys.exit(torchrun_run(spec, nproc, sys.argv[1:]))
     try:
-        result = run_main(_base_spec(progress=not quiet, **_with_config_lists(kw)))
+        result = run_main(spec)
     except RunInterrupted as exc:  # instead of click's bare "Aborted!"
         click.echo(str(exc), err=True)
         sys.exit(130)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 reports
     if result.get("already_done"):
         click.echo(f"already finished (use --force to re-run): {result['run_dir']}")
     click.echo(format_summary(result))
