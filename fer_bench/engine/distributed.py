@@ -111,7 +111,7 @@ def wrap(module: torch.nn.Module, world: World) -> torch.nn.Module:
         return module
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(module, device_ids=None, broadcast_buffers=True)
+    return DistributedDataParallel(module, device_ids=None)
 
 
 def shutdown(world: Optional[World] = None) -> None:

@@ -1,0 +1,159 @@
+"""One run on several processes (torchrun, gloo on the CPU): every method completes, the ranks agree,
+a killed rank resumes exactly, and one process under torchrun is a plain run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import fer_bench.engine.run as engine
+from fer_bench.cli import main as cli
+from fer_bench.engine.launch import torchrun_command, without_nproc
+from fer_bench.engine.run import RunSpec, resolve
+from fer_bench.registry import list_methods
+
+from .conftest import tiny_spec
+
+# Each rank dumps its per-sample memories after every epoch; with KILL=epoch,step the rank KILL_RANK
+# SIGKILLs itself just before that training step (0-based), so the kill lands at the same place.
+_DRIVER = """
+import json, os, signal, sys
+import torch
+import fer_bench.engine.run as engine
+spec = engine.RunSpec(**json.loads(sys.argv[1]))
+dump, rank = sys.argv[2], int(os.environ["RANK"])
+kill = [int(x) for x in os.environ.get("KILL", "").split(",") if x]
+real_epoch = engine.train_one_epoch
+def train_one_epoch(method, *args, **kwargs):
+    epoch = args[4]
+    if kill and epoch == kill[0] and rank == int(os.environ.get("KILL_RANK", "1")):
+        real_step, calls = method.training_step, []
+        def training_step(batch):
+            calls.append(1)
+            if len(calls) > kill[1]:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_step(batch)
+        method.training_step = training_step
+    row = real_epoch(method, *args, **kwargs)
+    torch.save([t.cpu() for t in method.shared_rows()], os.path.join(dump, f"rank{rank}-epoch{epoch}.pt"))
+    return row
+engine.train_one_epoch = train_one_epoch
+engine.main(spec)
+"""
+
+# Per-sample memories change from the first epoch on: SCN and RUL relabel, LA-Net's memory moves.
+OVERRIDES = {"scn": {"relabel_epoch": 1}, "rul": {"relabel": True, "relabel_epoch": 1}}
+TIMING = {"train_seconds", "images_per_s", "torch_threads"}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **extra}
+
+
+def torchrun(spec: RunSpec, nproc: int, dump: Path, **env: str) -> subprocess.CompletedProcess:
+    dump.mkdir(parents=True, exist_ok=True)
+    driver = dump / "driver.py"
+    driver.write_text(_DRIVER)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           str(driver), json.dumps(asdict(spec)), str(dump)]
+    return subprocess.run(cmd, env=_env(**env), capture_output=True, text=True, timeout=300)
+
+
+def metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+
+
+def spec_for(method: str, root: Path, out: Path) -> RunSpec:
+    return tiny_spec(root, out, method=method, noise="sym", rate=0.3, overrides=OVERRIDES.get(method, {}))
+
+
+@pytest.fixture(scope="module")
+def two_process_runs(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every registered method trained once by 2 processes; the run's dump folder per method."""
+    base = tmp_path_factory.mktemp("ddp")
+    dumps = {}
+    for method in list_methods():
+        spec = spec_for(method, tiny_synth, base / "runs")
+        done = torchrun(spec, 2, base / "dump" / method)
+        assert done.returncode == 0, done.stderr[-3000:]
+        dumps[method] = base / "dump" / method
+    return {"base": base, **dumps}
+
+
+@pytest.mark.parametrize("method", list_methods())
+def test_two_processes_train_one_run_and_agree(method: str, two_process_runs: dict[str, Path], tiny_synth: Path,
+                                               tmp_path: Path) -> None:
+    spec = spec_for(method, tiny_synth, two_process_runs["base"] / "runs")
+    run_dir = resolve(spec).run_dir
+    method_dirs = [p for p in run_dir.parents[1].iterdir() if p.name.startswith(method)]
+    assert len(method_dirs) == 1 and [p.name for p in method_dirs[0].iterdir()] == ["seed0"]
+    result = json.loads((run_dir / "result.json").read_text())
+    assert not list(run_dir.glob("*.tmp*"))
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["distributed"] == {"world_size": 2, "backend": "gloo", "sync_bn": False}
+    single = engine.main(replace(spec, out=str(tmp_path)))
+    assert set(result) == set(single)
+    assert result["epochs"] == 2 and len(metrics(run_dir)) == 2
+    # the per-sample memories are the same on both ranks after every epoch
+    dump = two_process_runs[method]
+    for epoch in range(2):
+        rows = [torch.load(dump / f"rank{r}-epoch{epoch}.pt") for r in range(2)]
+        assert len(rows[0]) == len(rows[1]) >= 1
+        for a, b in zip(*rows):
+            assert torch.equal(a, b)
+    if method == "lanet":  # its memory has left the one-hot labels, so the agreement says something
+        assert (rows[0][1].max(1).values < 1).any()
+
+
+def test_killed_rank_resumes_to_the_uninterrupted_numbers(two_process_runs: dict[str, Path], tiny_synth: Path,
+                                                          tmp_path: Path) -> None:
+    spec = spec_for("scn", tiny_synth, tmp_path / "runs")
+    killed = torchrun(spec, 2, tmp_path / "dump", KILL="1,1", KILL_RANK="1")
+    assert killed.returncode != 0
+    run_dir = resolve(spec).run_dir
+    assert (run_dir / "checkpoint.pt").is_file() and not (run_dir / "result.json").exists()
+    resumed = torchrun(spec, 2, tmp_path / "dump")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from epoch 1" in resumed.stderr
+    whole = resolve(spec_for("scn", tiny_synth, two_process_runs["base"] / "runs")).run_dir
+    assert metrics(run_dir) == metrics(whole)
+
+
+def test_one_process_under_torchrun_is_a_plain_run(tiny_synth: Path, tmp_path: Path) -> None:
+    args = ["run", "--method", "scn", "--root", str(tiny_synth), "--noise", "sym", "--rate", "0.3", "--quiet",
+            "--set", "epochs=2", "--set", "image_size=32", "--set", "batch_size=32", "--set", "relabel_epoch=1"]
+    plain = subprocess.run([sys.executable, "-m", "fer_bench", *args, "--out", str(tmp_path / "plain")],
+                           env=_env(), capture_output=True, text=True)
+    launched = subprocess.run([sys.executable, "-m", "fer_bench", *args, "--out", str(tmp_path / "one"),
+                               "--nproc", "1"], env=_env(), capture_output=True, text=True)
+    assert plain.returncode == 0 and launched.returncode == 0, plain.stderr[-2000:] + launched.stderr[-2000:]
+    dirs = [next((tmp_path / name).rglob("metrics.csv")).parent for name in ("plain", "one")]
+    assert metrics(dirs[0]) == metrics(dirs[1])
+
+
+def test_batch_that_does_not_divide_is_refused(tiny_synth: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    res = CliRunner().invoke(cli, ["run", "--root", str(tiny_synth), "--set", "batch_size=30", "--nproc", "4",
+                                   "--out", str(out)])
+    assert res.exit_code == 2
+    assert "batch_size 30 does not divide among 4 processes" in res.output
+    assert not out.exists()
+
+
+def test_torchrun_command_keeps_the_arguments() -> None:
+    argv = ["run", "--method", "lanet", "--nproc", "2", "--set", "epochs=1", "--nproc=3"]
+    assert without_nproc(argv) == ["run", "--method", "lanet", "--set", "epochs=1"]
+    cmd = torchrun_command(2, argv)
+    assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    assert cmd[5:] == ["-m", "fer_bench", "run", "--method", "lanet", "--set", "epochs=1"]
+
