@@ -216,6 +216,8 @@ def _csv(kind: type) -> Any:
 @training_options
 @click.option("--jobs", type=int, help="Runs at a time (default: 1 on CPU, one per GPU slot on CUDA).")
 @click.option("--runs-per-gpu", default=1, show_default=True, type=int, help="Runs sharing each GPU at once.")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes (GPUs) per run: torchrun locally, tasks_per_node and gpus_per_node on Slurm.")
 @click.option("--launcher", default="local", show_default=True, type=click.Choice(["local", "slurm"]))
 @click.option("--slurm", "slurm_opts", multiple=True, metavar="KEY=VALUE",
               help="submitit parameter for --launcher slurm, e.g. slurm_partition=gpu or timeout_min=240 (repeatable).")
@@ -225,7 +227,8 @@ def _csv(kind: type) -> Any:
 @config_option
 def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str, ...], rates: tuple[float, ...],
           seeds: tuple[int, ...], clean: bool, grid: tuple[str, ...], jobs: Optional[int], runs_per_gpu: int,
-          launcher: str, slurm_opts: tuple[str, ...], wait: bool, dry_run: bool, quiet: bool, **kw: Any) -> None:
+          launcher: str, slurm_opts: tuple[str, ...], wait: bool, dry_run: bool, quiet: bool, nproc: int,
+          **kw: Any) -> None:
     """Run methods x datasets x noise x rates x seeds, each run in its own process.
 
     Finished runs are skipped, interrupted ones resume, and a lock per run
@@ -243,6 +246,12 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
     axes = Axes(methods=methods, datasets=datasets, noises=noises, rates=rates, seeds=seeds, clean=clean,
                 grid=parse_grid(grid))
     specs = expand(axes, _base_spec(progress=False, **kw))
+    if nproc > 1:
+        from .engine.distributed import World
+        from .engine.run import check_world, resolve
+
+        for spec in specs:
+            check_world(resolve(spec).recipe, World(0, nproc))
     if dry_run:
         states = [run_state(s) for s in specs]
         for spec, state in zip(specs, states):
@@ -256,17 +265,17 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
         # as the local launcher does, but before submission: on a cluster each task costs an allocation
         finished = [s for s in specs if run_state(s) == "finished"]
         todo = [s for s in specs if s not in finished]
-        jobs_ = submit(todo, parse_sets(slurm_opts, "--slurm"), plugins)
+        jobs_ = submit(todo, parse_sets(slurm_opts, "--slurm"), plugins, nproc)
         click.echo(f"{len(finished)} of {len(specs)} runs already finished; " + (
             f"submitted {len(jobs_)} runs as a job array ({jobs_[0].job_id.split('_')[0]})" if jobs_
             else "nothing to submit"))
         if not wait:
             return
-        outcomes = [Outcome(s, Path(_run_dir(s)), "skipped") for s in finished] + [j.result() for j in jobs_]
+        outcomes = [Outcome(s, Path(_run_dir(s)), "skipped") for s in finished] + [j.results()[0] for j in jobs_]
     else:
         from .sweep.local import run_local
 
-        outcomes = run_local(specs, kw["device"], jobs, runs_per_gpu, plugins, progress=not quiet)
+        outcomes = run_local(specs, kw["device"], jobs, runs_per_gpu, plugins, progress=not quiet, nproc=nproc)
     click.echo(_sweep_summary(outcomes))
     if any(o.status == "failed" for o in outcomes):
         sys.exit(1)

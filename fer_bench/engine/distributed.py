@@ -16,10 +16,11 @@ and what LA-Net's one-device ``shards`` emulation assumes). ``batch_size`` must 
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -59,6 +60,8 @@ def init(device_type: str) -> World:
             torch.cuda.set_device(world.local_rank)
         # Rank 0 evaluates and writes alone while the others wait at a barrier: allow a long evaluation.
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo", timeout=timedelta(hours=2))
+        # Once per process: a worker may train several runs, and the group cannot be made twice.
+        atexit.register(shutdown)
     return world
 
 
@@ -114,7 +117,7 @@ def wrap(module: torch.nn.Module, world: World) -> torch.nn.Module:
     return DistributedDataParallel(module, device_ids=None)
 
 
-def shutdown(world: Optional[World] = None) -> None:
+def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -472,10 +472,7 @@ def main(spec: RunSpec) -> dict[str, Any]:
     if world.distributed:
         spec = replace(spec, progress=spec.progress and world.is_main)
         run = replace(run, spec=spec)
-    try:
-        return _main(run, world)
-    finally:
-        distributed.shutdown()
+    return _main(run, world)
 
 
 def check_world(recipe: dict[str, Any], world: World) -> None:
