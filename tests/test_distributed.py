@@ -10,6 +10,7 @@ import subprocess
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -156,3 +157,70 @@ def test_torchrun_command_keeps_the_arguments() -> None:
     assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     assert cmd[5:] == ["-m", "fer_bench", "run", "--method", "lanet", "--set", "epochs=1"]
 
+
+
+def test_sweep_gives_each_run_several_processes(tiny_synth: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    args = ["sweep", "--methods", "baseline", "--rates", "0.2", "--seeds", "0", "--root", str(tiny_synth),
+            "--out", str(out), "--nproc", "2", "--quiet", "--set", "epochs=1", "--set", "image_size=32",
+            "--set", "batch_size=32"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "1 runs: 1 trained now" in res.output
+    run_dir = next(out.rglob("result.json")).parent
+    assert json.loads((run_dir / "env.json").read_text())["distributed"]["world_size"] == 2
+    assert "2 processes" in (run_dir / "log.txt").read_text()
+    bad = CliRunner().invoke(cli, [*args, "--nproc", "3"])
+    assert bad.exit_code == 2 and "does not divide among 3 processes" in bad.output
+
+
+def test_sweep_slots_and_commands_for_several_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fer_bench.sweep import local
+
+    assert local.child_command("{}", 1)[1:] == ["-m", "fer_bench.sweep.worker", "{}"]
+    assert local.child_command("{}", 2)[1:6] == ["-m", "torch.distributed.run", "--standalone",
+                                                  "--nproc-per-node=2", "-m"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 5)
+    assert local.slots("auto", None, 1, nproc=2) == ["0,1", "2,3"]
+    assert local.slots("auto", None, 2, nproc=4) == ["0,1,2,3", "0,1,2,3"]
+    with pytest.raises(ValueError, match="--nproc 8"):
+        local.slots("auto", None, 1, nproc=8)
+
+
+def test_slurm_sweep_asks_for_a_task_and_gpu_per_process(tiny_synth: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    submitit = pytest.importorskip("submitit")
+    from fer_bench.sweep import slurm
+
+    seen: dict[str, Any] = {}
+
+    class FakeExecutor:
+        def __init__(self, folder: Any, cluster: Any = None) -> None:
+            seen["cluster"] = cluster
+
+        def update_parameters(self, **params: Any) -> None:
+            seen["params"] = params
+
+        def map_array(self, task: Any, args: list[str]) -> list[Any]:
+            seen["task"], seen["args"] = task, args
+            return []
+
+    monkeypatch.setattr(submitit, "AutoExecutor", FakeExecutor)
+    spec = spec_for("baseline", tiny_synth, tmp_path / "runs")
+    slurm.submit([spec], {"slurm_partition": "gpu"}, nproc=4)
+    assert seen["params"]["tasks_per_node"] == 4 and seen["params"]["gpus_per_node"] == 4
+    assert seen["params"]["slurm_partition"] == "gpu" and seen["task"].nproc == 4
+    slurm.submit([spec], {"gpus_per_node": 8}, nproc=4)  # a --slurm key still wins
+    assert seen["params"]["gpus_per_node"] == 8
+    slurm.submit([spec], {})
+    assert "tasks_per_node" not in seen["params"] and seen["task"].nproc == 1
+    # each task of a multi-process job becomes a rank: submitit's Slurm variables to torch.distributed's
+    exported: list[bool] = []
+    class FakeEnvironment:
+        def export(self, set_cuda_visible_devices: bool = True) -> None:
+            exported.append(set_cuda_visible_devices)
+
+    monkeypatch.setattr(submitit.helpers, "TorchDistributedEnvironment", FakeEnvironment)
+    monkeypatch.setattr(slurm, "execute", lambda spec: 0)
+    assert slurm.RunTask(nproc=2)(seen["args"][0]).status == "done" and exported == [False]
