@@ -224,3 +224,65 @@ def test_slurm_sweep_asks_for_a_task_and_gpu_per_process(tiny_synth: Path, tmp_p
     monkeypatch.setattr(submitit.helpers, "TorchDistributedEnvironment", FakeEnvironment)
     monkeypatch.setattr(slurm, "execute", lambda spec: 0)
     assert slurm.RunTask(nproc=2)(seen["args"][0]).status == "done" and exported == [False]
+
+
+# LA-Net's one-device emulation of the published 2-GPU launch (shards=2) against two real ranks on the same
+# batches. Batch norm runs on its running statistics in both (eval mode): the emulation normalises over the
+# whole batch, as SyncBatchNorm does across GPUs, and torch's SyncBatchNorm is GPU-only, so on the CPU the
+# comparison is of LA-Net's batch-level logic (LDE, positives, keys, queue, memory) and DDP's gradients.
+_LANET_RANKS = """
+import json, sys
+import torch
+from fer_bench.engine import distributed
+from fer_bench.engine.run import TrainingStep
+from fer_bench.methods.base import Batch
+from tests.test_lanet import make_batch, make_method
+
+world = distributed.init("cpu")
+def build(world):
+    method = make_method()
+    method.ctx.recipe["batch_size"] = 16
+    method.ctx.world = world
+    return method
+one = build(distributed.SINGLE)
+one.hp.shards = 2
+ranks = build(world)
+one.model.eval(), ranks.model.eval()
+step = distributed.wrap(TrainingStep(ranks), world)
+optimisers = [torch.optim.SGD(m.model.parameters(), lr=1e-3) for m in (one, ranks)]
+losses = {"one": [], "ranks": []}
+for seed in range(3):
+    batch = make_batch(one, b=16, seed=seed)
+    mine = slice(world.rank, None, world.size)  # the official sampler's indices[rank::world]
+    shard = Batch(**{k: v[mine] if isinstance(v, torch.Tensor) and v.dim() else v for k, v in vars(batch).items()})
+    for method, b, opt, key in ((one, batch, optimisers[0], "one"), (ranks, shard, optimisers[1], "ranks")):
+        out = step(b)[1] if method is ranks else method.training_step(b)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        if method is ranks:
+            distributed.sync_rows(world, ranks.shared_rows(), b.indices)
+            losses[key].append(float(distributed.sum_over_ranks(world, out.loss.detach())[0]) / world.size)
+        else:
+            losses[key].append(float(out.loss))
+memory = (one.memory.table - ranks.memory.table).abs().max().item()
+params = max((a - b).abs().max().item() for a, b in zip(one.model.parameters(), ranks.model.parameters()))
+if world.rank == 0:
+    json.dump({**losses, "memory": memory, "params": params}, open(sys.argv[1], "w"))
+"""
+
+
+def test_lanet_two_ranks_match_the_two_shard_emulation(tmp_path: Path) -> None:
+    driver, out = tmp_path / "lanet_ranks.py", tmp_path / "out.json"
+    driver.write_text(_LANET_RANKS)
+    root = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           str(driver), str(out)], env=_env(PYTHONPATH=root), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    res = json.loads(out.read_text())
+    print(res)
+    assert len(res["one"]) == 3
+    # float32 sums in another order (the gathered batch is rank-major, the shards interleaved)
+    assert res["ranks"] == pytest.approx(res["one"], rel=1e-5, abs=1e-6)
+    assert res["memory"] < 1e-6 and res["params"] < 1e-5

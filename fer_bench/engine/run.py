@@ -467,7 +467,10 @@ def main(spec: RunSpec) -> dict[str, Any]:
     directory, and tells the others what it found (:mod:`.distributed`).
     """
     run = resolve(spec)
-    world = distributed.init(select_device(spec.device).type)
+    device_type = select_device(spec.device).type
+    if spec.sync_bn and device_type != "cuda":
+        raise RunError("--sync-bn needs CUDA devices: torch's SyncBatchNorm does not run on the CPU")
+    world = distributed.init(device_type)
     check_world(run.recipe, world)
     if world.distributed:
         spec = replace(spec, progress=spec.progress and world.is_main)
