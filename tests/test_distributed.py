@@ -58,6 +58,9 @@ for spec in specs:  # one launch for several runs: starting processes is what co
 # Per-sample memories change from the first epoch on: SCN and RUL relabel, LA-Net's memory moves.
 OVERRIDES = {"scn": {"relabel_epoch": 1}, "rul": {"relabel": True, "relabel_epoch": 1}}
 TIMING = {"train_seconds", "images_per_s", "torch_threads"}
+# Every method registered when the tests are collected: a plugin another test registers later in this
+# process does not exist in the launched ones.
+METHODS = list_methods()
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -86,12 +89,12 @@ def spec_for(method: str, root: Path, out: Path) -> RunSpec:
 def two_process_runs(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every registered method trained once by 2 processes (one launch); the runs root and the ranks' dumps."""
     base = tmp_path_factory.mktemp("ddp")
-    done = torchrun([spec_for(m, tiny_synth, base / "runs") for m in list_methods()], 2, base / "dump")
+    done = torchrun([spec_for(m, tiny_synth, base / "runs") for m in METHODS], 2, base / "dump")
     assert done.returncode == 0, done.stderr[-3000:]
     return base
 
 
-@pytest.mark.parametrize("method", list_methods())
+@pytest.mark.parametrize("method", METHODS)
 def test_two_processes_train_one_run_and_agree(method: str, two_process_runs: Path, tiny_synth: Path,
                                                tmp_path: Path) -> None:
     spec = spec_for(method, tiny_synth, two_process_runs / "runs")
@@ -286,3 +289,14 @@ def test_lanet_two_ranks_match_the_two_shard_emulation(tmp_path: Path) -> None:
     # float32 sums in another order (the gathered batch is rank-major, the shards interleaved)
     assert res["ranks"] == pytest.approx(res["one"], rel=1e-5, abs=1e-6)
     assert res["memory"] < 1e-6 and res["params"] < 1e-5
+
+
+def test_a_locked_run_stops_every_rank(tiny_synth: Path, tmp_path: Path) -> None:
+    from fer_bench.runs import run_lock
+
+    spec = spec_for("baseline", tiny_synth, tmp_path / "runs")
+    with run_lock(resolve(spec).run_dir):  # another process is training it
+        busy = torchrun([spec], 2, tmp_path / "dump")
+    assert busy.returncode != 0
+    assert busy.stderr.count("is being run by another process") >= 2  # raised on both ranks, none waits
+    assert not (resolve(spec).run_dir / "config.json").exists()

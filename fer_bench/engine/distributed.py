@@ -20,7 +20,7 @@ import atexit
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -84,6 +84,21 @@ def broadcast(world: World, value: Any) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def on_main(world: World, fn: Callable[[], Any]) -> Any:
+    """``fn()`` run on rank 0 alone, its value returned (or its exception raised) on every rank, so that no
+    rank waits on a collective that rank 0 will never reach."""
+    value: Any = None
+    if world.is_main:
+        try:
+            value = fn()
+        except Exception as exc:  # the others raise it too
+            value = exc
+    value = broadcast(world, value)
+    if isinstance(value, Exception):
+        raise value
+    return value
 
 
 @torch.no_grad()

@@ -41,7 +41,6 @@ from ..noise.files import generate_train_labels, import_train_labels, label_file
 from ..paths import results_root
 from ..registry import DATASETS, METHODS, NOISE_MODELS, create_dataset
 from ..runs import RunDir, RunId, config_hash
-from ..runs.lock import RunBusy
 from ..tracking import check_tracker, open_tracker
 from . import recipe as recipes
 from ..augment import AugmentConfig, BatchAugment
@@ -494,7 +493,7 @@ def _main(run: ResolvedRun, world: World) -> dict[str, Any]:
     if world.is_main:
         distributed.barrier(world)
     run_dir = RunDir(run.run_dir)
-    done = distributed.broadcast(world, run_dir.check(config, spec.force) if world.is_main else None)
+    done = distributed.on_main(world, lambda: run_dir.check(config, spec.force))
     if done:
         return done
     setup = build_training(run, dataset, train_labels, world)
@@ -502,17 +501,12 @@ def _main(run: ResolvedRun, world: World) -> dict[str, Any]:
         with run_dir.lock():
             # another process may have finished it while this one was getting ready
             return run_dir.check(config, spec.force) or _train(run, dataset, train_labels, record, config, setup)
-    with ExitStack() as held:
-        state: Any = None
-        if world.is_main:
-            try:
-                held.enter_context(run_dir.lock())
-                state = run_dir.check(config, spec.force) or "train"
-            except RunBusy as exc:
-                state = exc
-        state = distributed.broadcast(world, state)
-        if isinstance(state, Exception):
-            raise state
+    with ExitStack() as held:  # rank 0 holds the lock for all ranks; RunBusy is raised on every rank
+        def lock_and_check() -> Any:
+            held.enter_context(run_dir.lock())
+            return run_dir.check(config, spec.force) or "train"
+
+        state = distributed.on_main(world, lock_and_check)
         if state != "train":
             return state
         return _train(run, dataset, train_labels, record, config, setup)
