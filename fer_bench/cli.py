@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -134,6 +135,8 @@ training_options = _options(
     click.option("--trust-pickle", is_flag=True, help="Allow reading a pickled (.pkl) checkpoint, which can run code."),
     click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]"),
     click.option("--compile", is_flag=True, help="torch.compile the backbones (faster steps on a GPU after a warm-up)."),
+    click.option("--sync-bn", is_flag=True,
+                 help="With several processes per run: SyncBatchNorm across them (default: each rank's own BN)."),
     click.option("--log", type=click.Choice(["tensorboard", "wandb"]),
                  help="Also log per-epoch scalars, the config and the noise record to TensorBoard "
                       "(<run dir>/tensorboard) or Weights & Biases (optional extras); metrics.csv stays the record."),
@@ -168,8 +171,10 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
 @training_options
 @click.option("--force", is_flag=True, help="Re-run even if the run directory holds a finished or different run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="Train this one run on N processes: starts torchrun --nproc-per-node N with the same arguments.")
 @config_option
-def run(quiet: bool, **kw: Any) -> None:
+def run(quiet: bool, nproc: Optional[int], **kw: Any) -> None:
     """Train one method on one (noisy) dataset and evaluate it on the clean test set."""
     from .engine.checks import check_noise_rate, check_seeds
 
@@ -179,11 +184,18 @@ def run(quiet: bool, **kw: Any) -> None:
     from .engine.run import RunInterrupted, format_summary
     from .engine.run import main as run_main
 
+    spec = _base_spec(progress=not quiet, **_with_config_lists(kw))
+    if nproc is not None and "WORLD_SIZE" not in os.environ:  # (in torchrun's processes it is what started them)
+        from .engine.launch import torchrun_run
+
+        sys.exit(torchrun_run(spec, nproc, sys.argv[1:]))
     try:
-        result = run_main(_base_spec(progress=not quiet, **_with_config_lists(kw)))
+        result = run_main(spec)
     except RunInterrupted as exc:  # instead of click's bare "Aborted!"
         click.echo(str(exc), err=True)
         sys.exit(130)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 reports
     if result.get("already_done"):
         click.echo(f"already finished (use --force to re-run): {result['run_dir']}")
     click.echo(format_summary(result))
@@ -212,6 +224,8 @@ def _csv(kind: type) -> Any:
 @training_options
 @click.option("--jobs", type=int, help="Runs at a time (default: 1 on CPU, one per GPU slot on CUDA).")
 @click.option("--runs-per-gpu", default=1, show_default=True, type=int, help="Runs sharing each GPU at once.")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes (GPUs) per run: torchrun locally, tasks_per_node and gpus_per_node on Slurm.")
 @click.option("--launcher", default="local", show_default=True, type=click.Choice(["local", "slurm"]))
 @click.option("--slurm", "slurm_opts", multiple=True, metavar="KEY=VALUE",
               help="submitit parameter for --launcher slurm, e.g. slurm_partition=gpu or timeout_min=240 (repeatable).")
@@ -221,7 +235,8 @@ def _csv(kind: type) -> Any:
 @config_option
 def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str, ...], rates: tuple[float, ...],
           seeds: tuple[int, ...], clean: bool, grid: tuple[str, ...], jobs: Optional[int], runs_per_gpu: int,
-          launcher: str, slurm_opts: tuple[str, ...], wait: bool, dry_run: bool, quiet: bool, **kw: Any) -> None:
+          launcher: str, slurm_opts: tuple[str, ...], wait: bool, dry_run: bool, quiet: bool, nproc: int,
+          **kw: Any) -> None:
     """Run methods x datasets x noise x rates x seeds, each run in its own process.
 
     Finished runs are skipped, interrupted ones resume, and a lock per run
@@ -239,6 +254,13 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
     axes = Axes(methods=methods, datasets=datasets, noises=noises, rates=rates, seeds=seeds, clean=clean,
                 grid=parse_grid(grid))
     specs = expand(axes, _base_spec(progress=False, **kw))
+    if nproc > 1:
+        specs = [replace(s, processes=nproc) for s in specs]  # their run directories name the count
+        from .engine.distributed import World
+        from .engine.run import check_world, resolve
+
+        for spec in specs:
+            check_world(resolve(spec).recipe, World(0, nproc))
     if dry_run:
         states = [run_state(s) for s in specs]
         for spec, state in zip(specs, states):
@@ -252,17 +274,17 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
         # as the local launcher does, but before submission: on a cluster each task costs an allocation
         finished = [s for s in specs if run_state(s) == "finished"]
         todo = [s for s in specs if s not in finished]
-        jobs_ = submit(todo, parse_sets(slurm_opts, "--slurm"), plugins)
+        jobs_ = submit(todo, parse_sets(slurm_opts, "--slurm"), plugins, nproc)
         click.echo(f"{len(finished)} of {len(specs)} runs already finished; " + (
             f"submitted {len(jobs_)} runs as a job array ({jobs_[0].job_id.split('_')[0]})" if jobs_
             else "nothing to submit"))
         if not wait:
             return
-        outcomes = [Outcome(s, Path(_run_dir(s)), "skipped") for s in finished] + [j.result() for j in jobs_]
+        outcomes = [Outcome(s, Path(_run_dir(s)), "skipped") for s in finished] + [j.results()[0] for j in jobs_]
     else:
         from .sweep.local import run_local
 
-        outcomes = run_local(specs, kw["device"], jobs, runs_per_gpu, plugins, progress=not quiet)
+        outcomes = run_local(specs, kw["device"], jobs, runs_per_gpu, plugins, progress=not quiet, nproc=nproc)
     click.echo(_sweep_summary(outcomes))
     if any(o.status == "failed" for o in outcomes):
         sys.exit(1)

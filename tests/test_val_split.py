@@ -76,9 +76,9 @@ def test_a_split_run_holds_its_images_out_of_training_and_records_them(tiny_synt
     seen = {}
     real = engine.build_training
 
-    def build_training(run, dataset, labels):
+    def build_training(run, dataset, labels, *world):
         seen["names"], seen["labels"] = list(dataset.train.names), np.asarray(labels)
-        setup = real(run, dataset, labels)
+        setup = real(run, dataset, labels, *world)
         seen["num_train"] = setup.ctx.num_train
         return setup
 

@@ -15,9 +15,11 @@ augmentation and in-model randomness come from generators seeded by
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,14 +27,17 @@ from typing import Any, Iterable, Iterator, Optional, Sized
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from .. import threads
+from . import distributed
 from ..atomic import remove_stale_temporaries, save_torch, write_csv, write_json, write_text
 from ..datasets.base import FERDataset
 from ..datasets.protocol import default_val_split
 from ..datasets.split import ValidationSplit, split_file_text, training_view
-from ..methods.base import Batch, Method, MethodContext
+from ..methods.base import Batch, Method, MethodContext, StepOutput
+from .distributed import SINGLE, World
 from ..models.pretrained import NORMALISATIONS, load_pretrained
 from ..noise.models import required_rate
 from ..noise.files import generate_train_labels, import_train_labels, label_file_text
@@ -86,6 +91,8 @@ class RunSpec:
     trust_pickle: bool = False
     device: str = "auto"
     compile: bool = False  # torch.compile the backbones; a speed choice, not part of the run's identity
+    sync_bn: bool = False  # SyncBatchNorm across the ranks of a multi-process run (no effect in one process)
+    processes: int = 1  # the ranks that train it (torchrun's world size); more than one names the run apart
     log: Optional[str] = None  # tensorboard | wandb: a copy of the metrics, not part of the run's identity
     out: Optional[str] = None
     force: bool = False
@@ -108,7 +115,8 @@ class ResolvedRun:
         return RunId.build(
             method=s.method, dataset=s.dataset, data_options=s.data_options, noise=s.noise, rate=s.rate,
             exact=s.exact, noise_file=s.noise_file, protocol=s.protocol, profile=self.profile,
-            default_profile=self.default_profile, overrides=s.overrides, seed=s.seed, noise_seed=self.noise_seed)
+            default_profile=self.default_profile, overrides=s.overrides, seed=s.seed, noise_seed=self.noise_seed,
+            processes=s.processes, sync_bn=s.sync_bn)
 
     @property
     def default_profile(self) -> str:
@@ -169,9 +177,11 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def epoch_seed(seed: int, epoch: int, stream: int) -> int:
-    """A seed per (run seed, epoch, purpose), so a resumed epoch replays exactly."""
-    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+def epoch_seed(seed: int, epoch: int, stream: int, rank: Optional[int] = None) -> int:
+    """A seed per (run seed, epoch, purpose), and per rank in a multi-process run, so a resumed epoch replays
+    exactly."""
+    key = [seed, epoch, stream] if rank is None else [seed, epoch, stream, rank]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
 def augment_config(recipe: dict[str, Any]) -> AugmentConfig:
@@ -202,6 +212,8 @@ def config_record(run: ResolvedRun, noise_sha: Optional[str]) -> dict[str, Any]:
                   "file": s.noise_file, "label_file_sha256": noise_sha},
         "protocol": s.protocol, "profile": run.profile, "overrides": s.overrides,
         "recipe": run.recipe, "hparams": run.hparams,
+        # only when several processes train it, so a single-process config is unchanged
+        **({"processes": s.processes, "sync_bn": s.sync_bn} if s.processes > 1 else {}),
     }
 
 
@@ -216,7 +228,8 @@ def make_train_labels(run: ResolvedRun, dataset: FERDataset):
 
 
 def build_context(method_cls: type[Method], recipe: dict[str, Any], dataset: FERDataset,
-                  train_labels: np.ndarray, device: torch.device, training: bool = True) -> MethodContext:
+                  train_labels: np.ndarray, device: torch.device, training: bool = True,
+                  world: World = SINGLE) -> MethodContext:
     """The method's view of the run; ``training=False`` (evaluation) never needs landmarks."""
     landmarks = None
     if method_cls.needs_landmarks and training:
@@ -230,7 +243,7 @@ def build_context(method_cls: type[Method], recipe: dict[str, Any], dataset: FER
         num_classes=dataset.num_classes, class_names=dataset.class_names,
         train_labels=torch.as_tensor(train_labels, dtype=torch.long, device=device).clone(),
         device=device, recipe=recipe, epochs=recipe["epochs"], train_landmarks=landmarks,
-        train_names=list(dataset.train.names),
+        train_names=list(dataset.train.names), world=world,
     )
 
 
@@ -259,7 +272,7 @@ def _images_on(device: torch.device, images: np.ndarray) -> torch.Tensor:
 
 
 def epoch_batches(method: Method, ctx: MethodContext, epoch: int, gen: torch.Generator) -> list[torch.Tensor]:
-    """The epoch's index batches; a final partial batch is dropped unless it is the only one
+    """The epoch's (global) index batches; a final partial batch is dropped unless it is the only one
     (a batch of one breaks batch normalisation, and LA-Net's official loader drops it too)."""
     order = method.epoch_indices(epoch, gen)
     if order is None:
@@ -278,6 +291,9 @@ class CachedBatches:
     Iterating it seeds the epoch (torch's global generator for in-model randomness, and the
     generator of the order and the augmentation) from ``(seed, epoch)``, so a resumed epoch
     replays exactly; it is lazy, so the method's ``on_epoch_start`` runs before any of that.
+
+    In a multi-process run every rank cuts the same global batches and trains its shard of each
+    (:mod:`.distributed`); in-model randomness and augmentation are seeded from (seed, epoch, rank).
     """
 
     def __init__(self, method: Method, images: torch.Tensor, augment: BatchAugment, seed: int, epoch: int) -> None:
@@ -289,9 +305,16 @@ class CachedBatches:
 
     def __iter__(self) -> Iterator[Batch]:
         ctx, device, images = self.method.ctx, self.method.ctx.device, self.images
-        torch.manual_seed(epoch_seed(self.seed, self.epoch, 1))
+        world = ctx.world
+        rank = world.rank if world.distributed else None
+        torch.manual_seed(epoch_seed(self.seed, self.epoch, 1, rank))
         gen = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch, 0))
-        for idx in epoch_batches(self.method, ctx, self.epoch, gen):
+        batches = epoch_batches(self.method, ctx, self.epoch, gen)
+        if world.distributed:
+            # equal shards (the collectives need equal shapes), then this rank's own augmentation stream
+            batches = [b[:len(b) - len(b) % world.size][world.rank::world.size] for b in batches]
+            gen = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch, 2, world.rank))
+        for idx in batches:
             # A pinned source is copied by DMA while the host goes on; a pageable one is staged by the host first.
             idx_dev = idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx
             raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
@@ -301,10 +324,26 @@ class CachedBatches:
                         gen=gen, flipped=aug.flipped, landmarks=aug.landmarks, noiseless=aug.noiseless)
 
 
+class TrainingStep(nn.Module):
+    """``method.training_step`` as a module whose parameters are the method's model, so that
+    DistributedDataParallel can wrap the whole step (its gradient hooks see every parameter the
+    step uses, through whichever sub-modules the method calls)."""
+
+    def __init__(self, method: Method) -> None:
+        super().__init__()
+        self.model = method.model
+        self.method = [method]  # a list: not a sub-module
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, StepOutput]:
+        out = self.method[0].training_step(batch)
+        return out.loss, out
+
+
 def train_one_epoch(method: Method, batches: Iterable[Batch], optimizer: Any, scheduler: Any, amp: bool,
-                    epoch: int, progress: bool = False) -> dict[str, float]:
-    """One epoch of ``method`` over ``batches`` (any iterable of :class:`Batch`, e.g. :class:`CachedBatches`)."""
-    device = method.ctx.device
+                    epoch: int, progress: bool = False, step: Optional[nn.Module] = None) -> dict[str, float]:
+    """One epoch of ``method`` over ``batches`` (any iterable of :class:`Batch`, e.g. :class:`CachedBatches`);
+    ``step``: the method's step wrapped for several processes (:func:`.distributed.wrap`)."""
+    device, world = method.ctx.device, method.ctx.world
     method.model.train()
     method.on_epoch_start(epoch)
     loss_sum = torch.zeros((), device=device)
@@ -321,11 +360,12 @@ def train_one_epoch(method: Method, batches: Iterable[Batch], optimizer: Any, sc
         if device.type == "cuda":
             batch.images = batch.images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = method.training_step(batch)
+            out = step(batch)[1] if step is not None else method.training_step(batch)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()
         scheduler.step()
+        distributed.sync_rows(world, method.shared_rows(), batch.indices)
         b = len(batch.labels)
         n_seen += b
         loss_sum += out.loss.detach().float() * b
@@ -337,6 +377,9 @@ def train_one_epoch(method: Method, batches: Iterable[Batch], optimizer: Any, sc
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
+    if world.distributed:  # the epoch's numbers over every rank's samples
+        n_seen, seen_logits = world.size * n_seen, world.size * seen_logits
+        loss_sum, correct, log_sums = distributed.sum_over_ranks(world, loss_sum, correct, log_sums)
     loss = float(loss_sum) / n_seen
     if not math.isfinite(loss):
         raise RunError(f"training loss became {loss} in epoch {epoch + 1}; lower the lr (--set lr=...)")
@@ -443,19 +486,58 @@ def main(spec: RunSpec) -> dict[str, Any]:
     Everything that can be checked is checked before the run directory is
     touched; the directory's lock is taken just before the first write.
     Raises :class:`~fer_bench.runs.RunBusy` if another process is running it.
+
+    Under torchrun every rank calls this; rank 0 alone checks, locks and writes the run
+    directory, and tells the others what it found (:mod:`.distributed`).
     """
     run = resolve(spec)
+    device_type = select_device(spec.device).type
+    if spec.sync_bn and device_type != "cuda":
+        raise RunError("--sync-bn needs CUDA devices: torch's SyncBatchNorm does not run on the CPU")
+    world = distributed.init(device_type)
+    check_world(run.recipe, world)
+    if world.distributed:
+        spec = replace(spec, progress=spec.progress and world.is_main, processes=world.size)
+        run = replace(run, spec=spec)
+    return _main(run, world)
+
+
+def check_world(recipe: dict[str, Any], world: World) -> None:
+    """The global batch must split into equal per-rank batches."""
+    if recipe["batch_size"] % world.size:
+        raise RunError(f"batch_size {recipe['batch_size']} does not divide among {world.size} processes: "
+                       f"each rank trains batch_size / {world.size}; choose a multiple of {world.size} "
+                       f"(--set batch_size=...) or another process count")
+
+
+def _main(run: ResolvedRun, world: World) -> dict[str, Any]:
+    spec = run.spec
+    if not world.is_main:  # rank 0 fills any cache the dataset writes, then the others read it
+        distributed.barrier(world)
     dataset, train_labels, record, config = prepare(run, spec.progress)
+    if world.is_main:
+        distributed.barrier(world)
     run_dir = RunDir(run.run_dir)
-    done = run_dir.check(config, spec.force)
+    done = distributed.on_main(world, lambda: run_dir.check(config, spec.force))
     if done:
         return done
     split = draw_split(run, train_labels)
     # the method sees only the images it trains on: its memories are sized to them
-    setup = build_training(run, training_view(dataset, split.keep), train_labels[split.keep])
-    with run_dir.lock():
-        # another process may have finished it while this one was getting ready
-        return run_dir.check(config, spec.force) or _train(run, dataset, train_labels, record, config, setup, split)
+    setup = build_training(run, training_view(dataset, split.keep), train_labels[split.keep], world)
+    if not world.distributed:
+        with run_dir.lock():
+            # another process may have finished it while this one was getting ready
+            return run_dir.check(config, spec.force) or _train(run, dataset, train_labels, record, config, setup,
+                                                               split)
+    with ExitStack() as held:  # rank 0 holds the lock for all ranks; RunBusy is raised on every rank
+        def lock_and_check() -> Any:
+            held.enter_context(run_dir.lock())
+            return run_dir.check(config, spec.force) or "train"
+
+        state = distributed.on_main(world, lock_and_check)
+        if state != "train":
+            return state
+        return _train(run, dataset, train_labels, record, config, setup, split)
 
 
 @dataclass
@@ -470,14 +552,20 @@ class Training:
     pretrained: list[dict[str, Any]]
     augment: BatchAugment
     seed: int
+    step: Optional[nn.Module] = None  # the training step in DistributedDataParallel (several processes)
 
 
-def build_training(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray) -> Training:
+def build_training(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray,
+                   world: World = SINGLE) -> Training:
     spec, recipe = run.spec, run.recipe
     device = select_device(spec.device)
+    if world.distributed and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
     torch.manual_seed(spec.seed)
-    ctx = build_context(run.method_cls, recipe, dataset, train_labels, device)
+    ctx = build_context(run.method_cls, recipe, dataset, train_labels, device, world=world)
     method = run.method_cls(ctx, run.hparams)
+    if world.distributed and spec.sync_bn:
+        method.model = nn.SyncBatchNorm.convert_sync_batchnorm(method.model)
     pretrained = load_backbone_weights(method, recipe, spec.trust_pickle)
     if device.type == "cuda":
         method.model.to(memory_format=torch.channels_last)
@@ -488,8 +576,10 @@ def build_training(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarr
             backbone.compile()
     optimizer = build_optimizer(method.param_groups(), recipe)
     scheduler = build_scheduler(optimizer, recipe, steps_per_epoch(len(train_labels), recipe))
+    # DDP copies rank 0's parameters and buffers to the others (pretrained weights are alike already).
+    step = distributed.wrap(TrainingStep(method), world) if world.distributed else None
     return Training(device, ctx, method, optimizer, scheduler, pretrained, BatchAugment(augment_config(recipe)),
-                    spec.seed)
+                    spec.seed, step)
 
 
 def _check_split_record(rd: RunDir, text: str) -> None:
@@ -507,34 +597,45 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
     amp = device.type == "cuda"
     chash = config["config_hash"]
     result_file, ckpt_file = rd.result_file, rd.checkpoint_file
+    world = ctx.world
+    main_rank = world.is_main  # only rank 0 writes the run directory
 
-    if spec.force:
-        for f in (result_file, ckpt_file, rd.metrics_file):
-            f.unlink(missing_ok=True)
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(run_dir)  # left by a killed process; this one holds the lock
-    split_text = split_file_text([dataset.train.names[i] for i in split.held_out]) if split else None
-    if split_text is not None:
-        _check_split_record(rd, split_text)
-    write_json(rd.config_file, config)
-    write_json(rd.noise_file, record.to_dict())
-    write_text(rd.labels_file, label_file_text(dataset, train_labels))
-    if split_text is not None:
-        write_text(rd.val_split_file, split_text)
-    write_json(rd.env_file, environment_record(device))
+    if main_rank:
+        if spec.force:
+            for f in (result_file, ckpt_file, rd.metrics_file):
+                f.unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)  # left by a killed process; this one holds the lock
+        split_text = split_file_text([dataset.train.names[i] for i in split.held_out]) if split else None
+        if split_text is not None:
+            _check_split_record(rd, split_text)
+        write_json(rd.config_file, config)
+        write_json(rd.noise_file, record.to_dict())
+        write_text(rd.labels_file, label_file_text(dataset, train_labels))
+        if split_text is not None:
+            write_text(rd.val_split_file, split_text)
+        env = environment_record(device)
+        if world.distributed:
+            env["distributed"] = {"world_size": world.size, "backend": torch.distributed.get_backend(),
+                                  "sync_bn": spec.sync_bn}
+        write_json(rd.env_file, env)
+    distributed.barrier(world)
 
     rows: list[dict[str, Any]] = []
     start_epoch, elapsed = 0, 0.0
     if ckpt_file.is_file():
         ckpt = load_checkpoint(ckpt_file, device, "the same command with --force trains this run again from scratch")
+        if ckpt.get("world_size", 1) != world.size:
+            raise RunError(f"{ckpt_file} was trained by {ckpt.get('world_size', 1)} process(es) and this run has "
+                           f"{world.size}: resume it with the same count, or --force to train it again")
         method.model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         method.load_extra_state(ckpt["method"])
         ctx.train_labels.copy_(ckpt["train_labels"].to(device))
         rows, start_epoch, elapsed = ckpt["metrics"], ckpt["epoch"], ckpt["elapsed"]
-        print(f"resuming from epoch {start_epoch} of {ctx.epochs} ({run_dir})", file=sys.stderr, flush=True)
+        if main_rank:
+            print(f"resuming from epoch {start_epoch} of {ctx.epochs} ({run_dir})", file=sys.stderr, flush=True)
 
     train_set, noisy = training_view(dataset, split.keep), train_labels[split.keep]
     train_images = _images_on(device, train_set.train.images)
@@ -543,14 +644,18 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
     clean_labels = np.asarray(train_set.train.labels, dtype=np.int64)
     probe = memorisation_subset(noisy, clean_labels, setup.seed)
     # flushed every epoch, so an interrupted run loses nothing it logged
-    tracker = open_tracker(spec.log, run_dir, config, record.to_dict())
+    tracker = open_tracker(spec.log if main_rank else None, run_dir, config, record.to_dict())
     saved = start_epoch
     try:
         for epoch in range(start_epoch, ctx.epochs):
             t0 = time.perf_counter()
             row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
             batches = CachedBatches(method, train_images, setup.augment, setup.seed, epoch)
-            row.update(train_one_epoch(method, batches, optimizer, scheduler, amp, epoch, spec.progress))
+            row.update(train_one_epoch(method, batches, optimizer, scheduler, amp, epoch, spec.progress, setup.step))
+            if not main_rank:  # rank 0 evaluates and writes; the others wait for its checkpoint
+                distributed.barrier(world)
+                saved = epoch + 1
+                continue
             cm = evaluate(method, setup.augment, test_images, dataset.test.labels, dataset.num_classes,
                           device, recipe["eval_batch_size"], amp)
             row.update(test_acc=accuracy(cm), test_mean_class_acc=mean_class_accuracy(cm))
@@ -566,6 +671,7 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
                 "epoch": epoch + 1, "model": method.model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "method": method.extra_state(),
                 "train_labels": ctx.train_labels.cpu(), "metrics": rows, "elapsed": elapsed, "config_hash": chash,
+                **({"world_size": world.size} if world.distributed else {}),
             })
             saved = epoch + 1
             write_csv(rd.metrics_file, [{k: v for k, v in r.items() if k != "confusion"} for r in rows])
@@ -573,12 +679,16 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
                 tqdm.write(f"epoch {epoch + 1}/{ctx.epochs}: loss {row['train_loss']:.3f}  "
                            f"test acc {row['test_acc']:.2%}  ({row['images_per_s']:.0f} img/s)")
             tracker.log_epoch(row)
+            distributed.barrier(world)
     except KeyboardInterrupt:
         progress = f"progress saved at epoch {saved} of {ctx.epochs}" if saved else "no epoch had finished yet"
         raise RunInterrupted(f"interrupted: {progress} ({run_dir}); the same command resumes") from None
     finally:
         tracker.close()
 
+    if not main_rank:
+        distributed.barrier(world)  # rank 0 writes result.json
+        return json.loads(result_file.read_text())
     result: dict[str, Any] = {
         "method": config["method"], "dataset": config["dataset"], "seed": spec.seed,
         "noise": config["noise"], "protocol": spec.protocol, "profile": run.profile,
@@ -600,4 +710,5 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
         write_text(run_dir / "final_train_labels.txt", label_file_text(train_set, final_labels))
     result["method_info"] = method.on_train_end(run_dir)
     write_json(result_file, result)
+    distributed.barrier(world)
     return result

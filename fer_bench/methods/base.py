@@ -16,6 +16,13 @@ augmentation, optimiser, schedule, evaluation, checkpoints). The contract:
   (a custom sampler), :meth:`extra_state` / :meth:`load_extra_state` (anything
   besides the model that must survive a resume), and :meth:`on_train_end`
   (artefacts for the run directory and numbers for ``result.json``).
+* Several processes (torchrun, :mod:`fer_bench.engine.distributed`): each rank's
+  :meth:`training_step` sees its shard of the global batch, and ``ctx.world`` says
+  which rank of how many it is. :meth:`shared_rows` names the per-sample memories
+  the engine keeps identical on every rank (the rows a step changed are gathered
+  from all ranks after it); anything else a method needs from the other ranks it
+  gathers itself (e.g. LA-Net's keys), without gradient. What each built-in
+  method does per rank is tabled in the README ("Scaling out").
 
 What a batch carries covers the peers: sample indices (per-sample memories),
 the current training labels (``ctx.train_labels``, which a method may rewrite,
@@ -33,6 +40,8 @@ from typing import Any, ClassVar, Optional
 
 import torch
 from torch import nn
+
+from ..engine.distributed import SINGLE, World
 
 
 @dataclass
@@ -52,6 +61,7 @@ class MethodContext:
     epochs: int
     train_landmarks: Optional[torch.Tensor] = None
     train_names: list[str] = field(default_factory=list)
+    world: World = SINGLE  # this process's rank and the number of processes training the run
 
     @property
     def num_train(self) -> int:
@@ -150,6 +160,11 @@ class Method:
     def epoch_indices(self, epoch: int, gen: torch.Generator) -> Optional[torch.Tensor]:
         """The epoch's sample order, or ``None`` for the engine's uniform shuffle."""
         return None
+
+    def shared_rows(self) -> list[torch.Tensor]:
+        """Per-sample memories (sample index along dim 0) that every rank must hold alike; a step may
+        change the rows of its batch. By default the training labels, which a relabelling method rewrites."""
+        return [self.ctx.train_labels]
 
     def extra_state(self) -> dict[str, Any]:
         """State beyond the model's parameters that a resume needs (tensors and plain values)."""

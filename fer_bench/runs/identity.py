@@ -9,8 +9,10 @@ carries the noise seed when it differs from the training seed)::
 * ``setting``: the noisy labels: ``clean``, ``sym-0.3``, ``asym-exact-0.2``, or
   ``file-<stem>`` for a label file (its realised rate is in the run's record);
 * ``variant``: the method plus whatever else sets its runs apart: a protocol
-  other than ``official``, a profile other than the dataset's default, and the
-  ``--set`` overrides (``lanet+unified+alpha=0.5``);
+  other than ``official``, a profile other than the dataset's default, the
+  ``--set`` overrides (``lanet+unified+alpha=0.5``) and, for a run trained by
+  several processes, their number and SyncBatchNorm (``lanet+processes=2+sync_bn``:
+  per-rank batch norm and augmentation give other numbers than one process);
 * the training seed and the noise seed.
 
 Everything else (reports, sweeps, plots, ``eval``) asks :class:`RunId`; nothing
@@ -55,14 +57,16 @@ def parse_setting(setting: str) -> tuple[str, Optional[float]]:
 
 
 def variant_name(method: str, protocol: str = "official", profile_differs: Optional[str] = None,
-                 overrides: Optional[Mapping[str, Any]] = None) -> str:
-    """``method[+protocol][+profile=p][+k=v...]``: what sets a method's runs apart."""
+                 overrides: Optional[Mapping[str, Any]] = None, processes: int = 1, sync_bn: bool = False) -> str:
+    """``method[+protocol][+profile=p][+k=v...][+processes=n[+sync_bn]]``: what sets a method's runs apart."""
     parts = [method.lower()]
     if protocol != "official":
         parts.append(protocol)
     if profile_differs:
         parts.append(f"profile={profile_differs}")
     parts += [f"{k}={_one_level(v)}" for k, v in sorted((overrides or {}).items())]
+    if processes > 1:
+        parts += [f"processes={processes}"] + (["sync_bn"] if sync_bn else [])
     return "+".join(parts)
 
 
@@ -125,12 +129,14 @@ class RunId:
     @classmethod
     def build(cls, *, method: str, dataset: str, data_options: Mapping[str, Any], noise: str, rate: float,
               exact: bool, noise_file: Optional[str], protocol: str, profile: str, default_profile: str,
-              overrides: Mapping[str, Any], seed: int, noise_seed: Optional[int]) -> "RunId":
+              overrides: Mapping[str, Any], seed: int, noise_seed: Optional[int], processes: int = 1,
+              sync_bn: bool = False) -> "RunId":
         """The identity of a run with these choices (the engine's resolved spec, or a saved config)."""
         return cls(
             dataset=dataset_name(dataset, data_options),
             setting=setting_name(noise, rate, exact, noise_file),
-            variant=variant_name(method, protocol, profile if profile != default_profile else None, overrides),
+            variant=variant_name(method, protocol, profile if profile != default_profile else None, overrides,
+                                 processes, sync_bn),
             seed=seed, noise_seed=None if noise_file or noise_seed == seed else noise_seed,
         )
 
@@ -147,6 +153,7 @@ class RunId:
             noise_file=file, protocol=config.get("protocol", "official"), profile=config.get("profile", ""),
             default_profile=config.get("default_profile", _default_profile(config["dataset"])),
             overrides=config.get("overrides", {}), seed=int(config["seed"]), noise_seed=noise.get("noise_seed"),
+            processes=int(config.get("processes", 1)), sync_bn=bool(config.get("sync_bn", False)),
         )
 
 

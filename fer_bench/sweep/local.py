@@ -29,8 +29,8 @@ from .plan import run_state, spec_to_json
 from .worker import STATUS, Outcome
 
 
-def slots(device: str, jobs: Optional[int], runs_per_gpu: int) -> list[Optional[str]]:
-    """One entry per concurrent child: the GPU it sees, or None on CPU."""
+def slots(device: str, jobs: Optional[int], runs_per_gpu: int, nproc: int = 1) -> list[Optional[str]]:
+    """One entry per concurrent child: the GPUs it sees (``nproc`` of them, comma-separated), or None on CPU."""
     if device != "cpu":
         import torch
 
@@ -39,6 +39,10 @@ def slots(device: str, jobs: Optional[int], runs_per_gpu: int) -> list[Optional[
                 gpus = [device.split(":", 1)[1]]
             else:
                 gpus = [str(i) for i in range(torch.cuda.device_count())]
+            if nproc > 1:
+                if len(gpus) < nproc:
+                    raise ValueError(f"--nproc {nproc}: this machine has {len(gpus)} GPU(s) for {device}")
+                gpus = [",".join(gpus[i:i + nproc]) for i in range(0, len(gpus) - nproc + 1, nproc)]
             packed = [g for g in gpus for _ in range(runs_per_gpu)]
             return packed[:jobs] if jobs else packed
         if device.startswith("cuda"):
@@ -55,11 +59,19 @@ def _child_env(gpu: Optional[str], threads: int, plugins: Sequence[str]) -> dict
     return env
 
 
-def _run_child(spec: RunSpec, gpu: Optional[str], threads: int, plugins: Sequence[str]) -> Outcome:
+def child_command(spec_json: str, nproc: int = 1) -> list[str]:
+    """The worker's command line; with ``nproc`` > 1 under torchrun (one node, its own rendezvous)."""
+    if nproc > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+                "-m", "fer_bench.sweep.worker", spec_json]
+    return [sys.executable, "-m", "fer_bench.sweep.worker", spec_json]
+
+
+def _run_child(spec: RunSpec, gpu: Optional[str], threads: int, plugins: Sequence[str], nproc: int = 1) -> Outcome:
     run_dir = resolve(spec).run_dir
     child_spec = replace(spec, device="cuda", progress=False) if gpu is not None else replace(spec, progress=False)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "fer_bench.sweep.worker", spec_to_json(child_spec)],
+    proc = subprocess.run(child_command(spec_to_json(child_spec), nproc),
                           env=_child_env(gpu, threads, plugins), capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode in STATUS:
@@ -71,23 +83,25 @@ def _run_child(spec: RunSpec, gpu: Optional[str], threads: int, plugins: Sequenc
 
 
 def run_local(specs: Sequence[RunSpec], device: str = "auto", jobs: Optional[int] = None,
-              runs_per_gpu: int = 1, plugins: Sequence[str] = (), progress: bool = True) -> list[Outcome]:
+              runs_per_gpu: int = 1, plugins: Sequence[str] = (), progress: bool = True,
+              nproc: int = 1) -> list[Outcome]:
     """Run every spec in a child process, ``len(slots)`` at a time; a failure never stops the others.
 
-    ``plugins`` are modules the children import first (the sweep's ``--plugin`` options).
+    ``plugins`` are modules the children import first (the sweep's ``--plugin`` options); ``nproc``
+    processes train each run (torchrun; on CUDA each gets a GPU of the child's ``nproc``).
     """
     free: queue.Queue[Optional[str]] = queue.Queue()
-    pool = slots(device, jobs, runs_per_gpu)
+    pool = slots(device, jobs, runs_per_gpu, nproc)
     for gpu in pool:
         free.put(gpu)
-    threads = max(1, (os.cpu_count() or 1) // len(pool))
+    threads = max(1, (os.cpu_count() or 1) // (len(pool) * nproc))
 
     def task(spec: RunSpec) -> Outcome:
         if run_state(spec) == "finished":  # no need to start a process to learn that
             return Outcome(spec, resolve(spec).run_dir, "skipped")
         gpu = free.get()
         try:
-            return _run_child(spec, gpu, threads, plugins)
+            return _run_child(spec, gpu, threads, plugins, nproc)
         finally:
             free.put(gpu)
 

@@ -32,14 +32,18 @@ def _submitit() -> Any:
 
 
 class RunTask:
-    """One run as a submitit job, resubmitted unchanged on timeout or preemption."""
+    """One run as a submitit job, resubmitted unchanged on timeout or preemption; with ``nproc`` > 1,
+    one of the job's ``nproc`` tasks (a rank: submitit exports torch.distributed's environment)."""
 
-    def __init__(self, plugins: Sequence[str] = ()) -> None:
+    def __init__(self, plugins: Sequence[str] = (), nproc: int = 1) -> None:
         self.plugins = tuple(plugins)
+        self.nproc = nproc
 
     def __call__(self, spec_json: str) -> Outcome:
         for module in self.plugins:
             load_plugin(module)
+        if self.nproc > 1:
+            _submitit().helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         spec = spec_from_json(spec_json)
         run_dir = resolve(spec).run_dir
         t0 = time.perf_counter()
@@ -56,15 +60,17 @@ class RunTask:
         return _submitit().helpers.DelayedSubmission(self, spec_json)
 
 
-def submit(specs: Sequence[RunSpec], params: dict[str, Any], plugins: Sequence[str] = ()) -> list[Any]:
-    """Submit every spec as one job array; returns submitit's jobs (``job.result()`` is an :class:`Outcome`)."""
+def submit(specs: Sequence[RunSpec], params: dict[str, Any], plugins: Sequence[str] = (), nproc: int = 1) -> list[Any]:
+    """Submit every spec as one job array; returns submitit's jobs (``job.results()[0]`` is an :class:`Outcome`,
+    rank 0's). ``nproc`` > 1: each run is a job of that many tasks and GPUs per node (``--slurm nodes=M``
+    spreads it over M nodes, ``nproc`` each); ``--slurm`` keys still win."""
     submitit = _submitit()
     if not specs:
         return []
     runs_root = Path(specs[0].out) if specs[0].out else results_root() / "runs"
-    params = {**DEFAULTS, **params}
+    params = {**DEFAULTS, **({"tasks_per_node": nproc, "gpus_per_node": nproc} if nproc > 1 else {}), **params}
     cluster = params.pop("cluster", None)
     executor = submitit.AutoExecutor(folder=runs_root / ".submitit" / "%j", cluster=cluster)
     # AutoExecutor passes the generic keys on and drops another cluster's prefixed ones (slurm_* when local).
     executor.update_parameters(name="fer-bench", slurm_array_parallelism=len(specs), **params)
-    return executor.map_array(RunTask(plugins), [spec_to_json(s) for s in specs])
+    return executor.map_array(RunTask(plugins, nproc), [spec_to_json(s) for s in specs])

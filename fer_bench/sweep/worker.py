@@ -48,8 +48,13 @@ def _redirect_output(log: Path) -> None:
 
 
 def execute(spec: RunSpec, log_to_run_dir: bool = True) -> int:
-    """Run one spec under its lock; return DONE, SKIPPED or BUSY (exceptions propagate)."""
+    """Run one spec under its lock; return DONE, SKIPPED or BUSY (exceptions propagate).
+
+    One rank of a multi-process run (under torchrun, or a Slurm task with several per run): every
+    rank calls the engine, whose rank 0 takes the lock and tells the others; rank 0 writes the log."""
     run_dir = resolve(spec).run_dir
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return _execute_rank(spec, run_dir, log_to_run_dir)
     try:
         with RunDir(run_dir).lock():
             if run_state(spec) == "finished":  # finished by another sweep since the parent looked
@@ -61,6 +66,22 @@ def execute(spec: RunSpec, log_to_run_dir: bool = True) -> int:
             print(format_summary(result), flush=True)
     except RunBusy:
         return BUSY
+    return SKIPPED if result.get("already_done") else DONE
+
+
+def _execute_rank(spec: RunSpec, run_dir: Path, log_to_run_dir: bool) -> int:
+    main_rank = os.environ.get("RANK", "0") == "0"
+    try:
+        if main_rank and log_to_run_dir:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _redirect_output(run_dir / LOG_NAME)
+            print(f"=== fer-bench sweep worker, pid {os.getpid()}, {os.environ['WORLD_SIZE']} processes: {run_dir}",
+                  flush=True)
+        result = main(spec)
+    except RunBusy:
+        return BUSY
+    if main_rank:
+        print(format_summary(result), flush=True)
     return SKIPPED if result.get("already_done") else DONE
 
 

@@ -51,6 +51,14 @@ Code-vs-paper choices, besides those in the section modules:
   and scores detached. The keys, the queue and the memory use the whole batch,
   as the gathered keys do; batch norm already spans both GPUs there
   (SyncBatchNorm). The unified protocol keeps 1: one batch, one device.
+* Several real processes (torchrun, ``fer-bench run --nproc N``): each rank's
+  batch is its shard, and the official semantics hold across ranks as they do
+  across ``shards`` on one device (``shards`` is then not used): LDE searches
+  neighbours in the batch gathered from all ranks (the others' features, logits
+  and scores without gradient) and keeps its own rows; positives are the rank's
+  own keys; the keys of all ranks, gathered without gradient in rank order, are
+  enqueued on every rank; the memory's updated rows are gathered by the engine
+  (:meth:`shared_rows`). Batch norm is per rank unless ``--sync-bn``.
 * ``heatmap_peak`` (official recipe: ``official``; default ``centre``): where the
   landmark heatmaps put their peaks, see :mod:`fer_bench.landmarks.heatmaps`.
   The suite's pixel-centre convention is the one its augmentation's landmark
@@ -81,6 +89,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...atomic import write_text
+from ...engine import distributed
 from ...landmarks import HEATMAP_CONVENTIONS, heatmap_size
 from ...registry import register_method
 from ..base import Batch, Method, MethodContext, StepOutput
@@ -186,7 +195,7 @@ class LANet(Method):
         heatmaps = model.encoder.fpn.heatmaps(merged, heatmap_size(size))
 
         # Section 4: label distribution estimation.
-        target = self.memory.target(batch.indices, model.lde(u, v, logits, hp.shards))
+        target = self.memory.target(batch.indices, self._estimate(u, v, logits))
         self.memory.update_(batch.indices, target)
         log_p = F.log_softmax(logits.float(), dim=1)
         ce = F.nll_loss(log_p, batch.labels)
@@ -197,8 +206,10 @@ class LANet(Method):
         model.key.momentum_update(model.encoder, model.heads, hp.moco_m)
         key_u, key_v = model.key(images)
         labels = pseudo_labels(target, batch.indices, hp.delta)
-        el = self.queue.loss(query_u, query_v, key_u, key_v, labels, hp.tau, hp.shards)
-        self.queue.enqueue(key_u, key_v, labels, hp.shards)
+        world = self.ctx.world
+        shards = 1 if world.distributed else hp.shards
+        el = self.queue.loss(query_u, query_v, key_u, key_v, labels, hp.tau, shards)
+        self.queue.enqueue(*(distributed.gather_rows(world, t) for t in (key_u, key_v, labels)), shards)
 
         # Section 3.4: landmark heatmaps.
         points = landmark_points(batch.landmarks, batch.flipped, hp.num_landmarks, hp.swap_flipped_landmarks)
@@ -208,6 +219,24 @@ class LANet(Method):
         logs = {"ce": ce.detach(), "kl": kl.detach(), "el": el.detach(), "lm": lm.detach(),
                 "ambiguous": (labels < 0).float().mean()}
         return StepOutput(loss, logits, logs)
+
+    def _estimate(self, u: torch.Tensor, v: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """LDE's q for this rank's samples; across ranks, from the gathered batch with gradient into its own rows."""
+        world = self.ctx.world
+        if not world.distributed:
+            return self.model.lde(u, v, logits, self.hp.shards)
+        b = u.shape[0]
+        mine = slice(world.rank * b, (world.rank + 1) * b)
+
+        def gathered(t: torch.Tensor) -> torch.Tensor:
+            every = distributed.gather_rows(world, t)
+            return torch.cat([every[:mine.start], t, every[mine.stop:]])
+
+        q = self.model.lde(gathered(u), gathered(v), gathered(logits), 1)
+        return q[mine]
+
+    def shared_rows(self) -> list[torch.Tensor]:
+        return [self.ctx.train_labels, self.memory.table]
 
     def extra_state(self) -> dict[str, Any]:
         return {"memory": self.memory.table.cpu(), "queue": self.queue.state_dict()}

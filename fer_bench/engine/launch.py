@@ -1,0 +1,41 @@
+"""``fer-bench run --nproc N``: the same command under torchrun (``python -m torch.distributed.run``).
+
+Nothing here launches processes itself: torchrun starts and watches the ranks (one node,
+``--standalone`` rendezvous); for several nodes call torchrun directly, see the README's
+"Scaling out". The arguments are checked here first, so that a batch that does not divide
+among N processes is a clear error (exit 2) before any process starts.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+from .distributed import World
+from .run import check_world, resolve
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` without ``--nproc N`` / ``--nproc=N``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
+    """The torchrun command line that runs ``fer-bench <argv>`` (``--nproc`` removed) on ``nproc`` processes."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "fer_bench", *without_nproc(argv)]
+
+
+def torchrun_run(spec: Any, nproc: int, argv: list[str]) -> int:
+    """Check ``spec`` for ``nproc`` processes, then run ``argv`` under torchrun; its exit status."""
+    check_world(resolve(spec).recipe, World(0, nproc))
+    return subprocess.call(torchrun_command(nproc, argv))
