@@ -29,7 +29,8 @@ from __future__ import annotations
 import ast
 from typing import Any, Iterable
 
-from ..models.pretrained import CHECKPOINT_KINDS, NORMALISATIONS, checkpoint_kind
+from ..models.pretrained import CHECKPOINT_KINDS, NORMALISATIONS, SYNTHFER_ID, checkpoint_kind
+from ..models.resnet import CPU_BACKBONE
 
 DEFAULTS: dict[str, Any] = {
     "arch": "resnet18",
@@ -80,7 +81,7 @@ UNIFIED: dict[str, Any] = {
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu": {
-        "arch": "resnet18", "width": 16, "stem": "small", "image_size": 48,
+        **CPU_BACKBONE, "image_size": 48,
         "pretrained": "none", "epochs": 15, "batch_size": 64,
         "optimizer": "adam", "lr": 2e-3, "weight_decay": 1e-4,
         "schedule": "cosine", "warmup_epochs": 0,
@@ -88,6 +89,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "aug_brightness": 0.0, "aug_contrast": 0.0, "aug_saturation": 0.0,
     },
 }
+# The papers' protocol on the CPU: the cpu profile's network, input and schedule, starting from
+# the backbone pretrained on synthfer identities (fer-bench pretrain; the MS-Celeb step).
+PROFILES["cpu-face"] = {**PROFILES["cpu"], "pretrained": SYNTHFER_ID}
 
 PROTOCOLS = ("official", "unified")
 
