@@ -120,12 +120,13 @@ training_options = _options(
     click.option("--exact", is_flag=True, help="Flip exactly round(rate*n) labels (default: per-sample Bernoulli)."),
     click.option("--confusion", type=click.Path(), help="Class-named confusion-matrix CSV for asym/confusion noise."),
     click.option("--protocol", default="official", show_default=True, type=click.Choice(["official", "unified"])),
-    click.option("--profile", default=None, help="paper | cpu (default: the dataset's; cpu for synthfer)."),
+    click.option("--profile", default=None, help="paper | cpu | cpu-face (default: the dataset's; cpu for synthfer)."),
     click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a recipe key or hyper-parameter."),
     click.option("--sampler", type=click.Choice(["random", "balanced", "progressive"]),
                  help="Epoch sampler for any method (default: the recipe's; random)."),
     click.option("--pretrained",
-                 help="Backbone weights: a checkpoint FILE, imagenet, or none (same as --set pretrained=...)."),
+                 help="Backbone weights: a checkpoint FILE, imagenet, synthfer-id (the shipped face-identity "
+                      "backbone), or none (same as --set pretrained=...)."),
     click.option("--trust-pickle", is_flag=True, help="Allow reading a pickled (.pkl) checkpoint, which can run code."),
     click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]"),
     click.option("--compile", is_flag=True, help="torch.compile the backbones (faster steps on a GPU after a warm-up)."),
@@ -188,7 +189,8 @@ def run(quiet: bool, **kw: Any) -> None:
 @click.option("--seed", default=0, type=int, show_default=True, help="Training seed.")
 @click.option("--out", type=click.Path(), help="The checkpoint (.pth; its record goes to .json beside it) "
                                                 "[default: results/pretrained/synthfer-id-seed<seed>.pth].")
-@click.option("--root", type=click.Path(), help="Where synthfer-id is (generated there first) [default: <data root>/synthfer-id].")
+@click.option("--root", type=click.Path(),
+              help="Where synthfer-id is (generated there first) [default: <data root>/synthfer-id].")
 @click.option("--identities", default=400, show_default=True, type=int, help="Identities in synthfer-id.")
 @click.option("--images-per-identity", default=15, show_default=True, type=int, help="Pictures of each identity.")
 @click.option("--heldout", default=3, show_default=True, type=int,
@@ -199,8 +201,8 @@ def run(quiet: bool, **kw: Any) -> None:
 @click.option("--force", is_flag=True, help="Pretrain again even if OUT holds this pretraining's result.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def pretrain(dataset: str, seed: int, out: Optional[str], root: Optional[str], identities: int,
-             images_per_identity: int, heldout: int, data_seed: int, epochs: Optional[int], batch_size: Optional[int], force: bool,
-             quiet: bool) -> None:
+             images_per_identity: int, heldout: int, data_seed: int, epochs: Optional[int],
+             batch_size: Optional[int], force: bool, quiet: bool) -> None:
     """Pretrain the CPU-sized backbone on face identities (the papers' MS-Celeb step) for --pretrained."""
     from .datasets.synthfer.identities import IdentitySetConfig
     from .pretrain import default_out, format_summary
@@ -210,8 +212,8 @@ def pretrain(dataset: str, seed: int, out: Optional[str], root: Optional[str], i
                              heldout_per_identity=heldout, seed=data_seed)
     data.check()
     path = Path(out) if out else default_out(seed)
-    record = run_pretrain(data, seed=seed, out=path, epochs=epochs, batch_size=batch_size, root=Path(root) if root else None,
-                          force=force, progress=not quiet)
+    record = run_pretrain(data, seed=seed, out=path, epochs=epochs, batch_size=batch_size,
+                          root=Path(root) if root else None, force=force, progress=not quiet)
     click.echo(format_summary(record, path))
 
 
