@@ -191,25 +191,26 @@ def run(quiet: bool, **kw: Any) -> None:
                                                 "[default: results/pretrained/synthfer-id-seed<seed>.pth].")
 @click.option("--root", type=click.Path(),
               help="Where synthfer-id is (generated there first) [default: <data root>/synthfer-id].")
-@click.option("--identities", default=400, show_default=True, type=int, help="Identities in synthfer-id.")
-@click.option("--images-per-identity", default=15, show_default=True, type=int, help="Pictures of each identity.")
-@click.option("--heldout", default=3, show_default=True, type=int,
-              help="Pictures of each identity held out to measure identity accuracy.")
-@click.option("--data-seed", default=0, type=int, show_default=True, help="Seed of synthfer-id.")
+@click.option("--identities", type=int, help="Identities in synthfer-id (default 400).")
+@click.option("--images-per-identity", type=int, help="Pictures of each identity (default 15).")
+@click.option("--heldout", type=int,
+              help="Pictures of each identity held out to measure identity accuracy (default 3).")
+@click.option("--data-seed", type=int, help="Seed of synthfer-id (default 0).")
 @click.option("--epochs", type=int, help="Override the recipe's epochs (default 15).")
 @click.option("--batch-size", type=int, help="Override the recipe's batch size (default 64).")
 @click.option("--force", is_flag=True, help="Pretrain again even if OUT holds this pretraining's result.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def pretrain(dataset: str, seed: int, out: Optional[str], root: Optional[str], identities: int,
-             images_per_identity: int, heldout: int, data_seed: int, epochs: Optional[int],
-             batch_size: Optional[int], force: bool, quiet: bool) -> None:
+def pretrain(dataset: str, seed: int, out: Optional[str], root: Optional[str], identities: Optional[int],
+             images_per_identity: Optional[int], heldout: Optional[int], data_seed: Optional[int],
+             epochs: Optional[int], batch_size: Optional[int], force: bool, quiet: bool) -> None:
     """Pretrain the CPU-sized backbone on face identities (the papers' MS-Celeb step) for --pretrained."""
     from .datasets.synthfer.identities import IdentitySetConfig
     from .pretrain import default_out, format_summary
     from .pretrain import pretrain as run_pretrain
 
-    data = IdentitySetConfig(identities=identities, images_per_identity=images_per_identity,
-                             heldout_per_identity=heldout, seed=data_seed)
+    sizes = {"identities": identities, "images_per_identity": images_per_identity,
+             "heldout_per_identity": heldout, "seed": data_seed}
+    data = IdentitySetConfig(**{k: v for k, v in sizes.items() if v is not None})
     data.check()
     path = Path(out) if out else default_out(seed)
     record = run_pretrain(data, seed=seed, out=path, epochs=epochs, batch_size=batch_size,

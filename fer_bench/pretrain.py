@@ -81,7 +81,8 @@ class IdentityNet(nn.Module):
 
 def _augment(recipe: dict[str, Any]) -> BatchAugment:
     mean, std = NORMALISATIONS[recipe["normalize"]]
-    return BatchAugment(AugmentConfig(image_size=recipe["image_size"], flip=recipe["aug_flip"], mean=mean, std=std))
+    return BatchAugment(AugmentConfig(image_size=recipe["image_size"], flip=recipe["aug_flip"],
+                                      mean=mean, std=std))
 
 
 @torch.no_grad()

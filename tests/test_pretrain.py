@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -162,3 +163,12 @@ def test_cli_pretrain_tiny(tmp_path: Path) -> None:
     assert "held-out identity accuracy" in res.output and (tmp_path / "w.json").is_file()
     assert torch.load(tmp_path / "w.pth", weights_only=True)["state_dict"]["conv1.weight"].shape[0] == 16
     assert "already pretrained" in CliRunner().invoke(cli, args).output
+
+
+def test_cli_pretrain_help_states_the_defaults() -> None:
+    text = " ".join(CliRunner().invoke(cli, ["pretrain", "--help"]).output.split())
+    cfg = IdentitySetConfig()
+    for option, value in (("identities", cfg.identities), ("images-per-identity", cfg.images_per_identity),
+                          ("heldout", cfg.heldout_per_identity), ("data-seed", cfg.seed),
+                          ("epochs", RECIPE["epochs"]), ("batch-size", RECIPE["batch_size"])):
+        assert re.search(rf"--{option} INTEGER (?:(?! --).)*\(default {value}\)", text), option
