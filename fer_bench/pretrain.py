@@ -50,7 +50,6 @@ from .models.pretrained import NORMALISATIONS, SYNTHFER_ID, record_path
 from .models.resnet import CPU_BACKBONE, create_backbone
 from .paths import results_root
 
-DATASETS = (DATASET,)
 RECIPE: dict[str, Any] = {
     **CPU_BACKBONE, "image_size": PROFILES["cpu"]["image_size"],
     "loss": "softmax", "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,

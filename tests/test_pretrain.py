@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from fer_bench.cli import main as cli
-from fer_bench.datasets.synthfer.generate import DEFAULT_N_TEST, DEFAULT_N_TRAIN, GENERATOR_VERSION, SPLIT_IDS
+from fer_bench.datasets.synthfer.generate import GENERATOR_VERSION, SPLIT_IDS
 from fer_bench.datasets.synthfer.identities import (IDENTITY_STREAM, IdentitySetConfig, generate_identities,
                                                      person)
 from fer_bench.datasets.synthfer import sample
@@ -60,12 +60,12 @@ def test_identity_set_is_deterministic_whatever_the_worker_count(tmp_path: Path)
 
 def test_identities_are_disjoint_from_the_expression_splits(monkeypatch: pytest.MonkeyPatch) -> None:
     # Every person of the default synthfer-id against the faces of synthfer's train and test
-    # splits (seed 0; the first 1,500 of each, to keep the test short), by their identity parameters.
+    # splits (seed 0; the first 1,000 of each, to keep the test short), by their identity parameters.
     assert IDENTITY_STREAM not in SPLIT_IDS.values()
     cfg = IdentitySetConfig()
     ids = np.stack([_vector(person(cfg.seed, k).identity) for k in range(cfg.identities)])
     faces = np.stack([_vector(person_identity(np.random.default_rng([0, SPLIT_IDS[split], i])))
-                      for split, n in (("train", DEFAULT_N_TRAIN), ("test", DEFAULT_N_TEST)) for i in range(1500)])
+                      for split in ("train", "test") for i in range(1000)])
     nearest = min(float(np.abs(faces - row).max(1).min()) for row in ids)
     assert nearest > 1e-3, "a synthfer-id identity is also a face of the expression splits"
     # person_identity is the identity render_face draws
@@ -79,8 +79,7 @@ def test_tiny_pretraining_beats_chance_is_deterministic_and_loads(tiny_pretraine
     d, rec = tiny_pretrained
     assert rec["heldout_identity_accuracy"] >= 3 * rec["chance"], rec["history"]
     assert rec["history"][-1]["loss"] < rec["history"][0]["loss"]
-    again = pretrain(TINY_ID, seed=1, out=tmp_path / "b.pth", epochs=8, batch_size=16, root=d / "ids", progress=False)
-    assert again["sha256"] == rec["sha256"] == sha256(d / "a.pth")
+    assert rec["sha256"] == sha256(d / "a.pth")  # (a second run reproduces it: see the resume test)
     assert json.loads(record_path(d / "a.pth").read_text())["sha256"] == rec["sha256"]
     # the checkpoint loads through --pretrained, every backbone tensor matched, and names its kind
     info = load_pretrained(create_backbone(**CPU_BACKBONE), str(d / "a.pth"), "resnet18")
@@ -94,7 +93,7 @@ def test_tiny_pretraining_beats_chance_is_deterministic_and_loads(tiny_pretraine
                     progress=False)["skipped"]
 
 
-def test_pretraining_resumes_after_an_interrupt(tiny_pretrained, tmp_path: Path,
+def test_pretraining_resumes_after_an_interrupt_and_reproduces(tiny_pretrained, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     d, rec = tiny_pretrained
     import fer_bench.pretrain as mod
