@@ -11,7 +11,10 @@ A run's recipe is resolved in layers, later ones winning:
 3. the profile, by scale: ``paper`` (ResNet-18 at 224 px, the default on real
    datasets) changes nothing, ``cpu`` (the default on the synthetic dataset)
    shrinks network, input and schedule so a run finishes in minutes on two
-   cores; method hyper-parameters are untouched;
+   cores, from scratch; ``cpu-face`` is the papers' protocol on that budget:
+   the same, fine-tuning the backbone pretrained on synthfer identities
+   (``pretrained: synthfer-id``, :mod:`fer_bench.pretrain`); method
+   hyper-parameters are untouched;
 4. the user's ``--set key=value`` overrides;
 5. what the pretrained weights imply (:mod:`fer_bench.models.pretrained`):
    ``pretrained_kind: auto`` becomes the checkpoint's kind, ``normalize: auto``
@@ -90,7 +93,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 # The papers' protocol on the CPU: the cpu profile's network, input and schedule, starting from
-# the backbone pretrained on synthfer identities (fer-bench pretrain; the MS-Celeb step).
+# the backbone pretrained on synthfer identities (fer-bench pretrain; the MS-Celeb step). Nothing
+# else changes: the peers fine-tune with the recipes they also report from-scratch numbers with
+# (SCN's ablations, EAC's author in EAC #10), so their protocol implies no other lr or schedule.
 PROFILES["cpu-face"] = {**PROFILES["cpu"], "pretrained": SYNTHFER_ID}
 
 PROTOCOLS = ("official", "unified")
