@@ -135,7 +135,7 @@ def test_the_face_profile_starts_from_the_shipped_backbone() -> None:
         recipes.resolve({}, {}, "official", "cpu", {"pretrained": SYNTHFER_ID, "width": 32})
 
 
-def test_the_shipped_checkpoint_is_what_the_command_makes() -> None:
+def test_the_shipped_checkpoint_is_what_the_command_makes(tiny_synth: Path, tmp_path: Path) -> None:
     rec = json.loads(record_path(SYNTHFER_ID_FILE).read_text())
     assert rec["kind"] == SYNTHFER_ID and rec["sha256"] == sha256(SYNTHFER_ID_FILE)
     assert rec["recipe"] == RECIPE  # the command's defaults (the tiny runs above check that they reproduce)
@@ -144,6 +144,10 @@ def test_the_shipped_checkpoint_is_what_the_command_makes() -> None:
     assert rec["heldout_identity_accuracy"] > 10 * rec["chance"]
     info = load_pretrained(create_backbone(**CPU_BACKBONE), SYNTHFER_ID, "resnet18")
     assert info["matched"] == info["total"] and info["sha256"] == rec["sha256"]
+    # --pretrained synthfer-id names it; the run records its sha256
+    res = run_main(tiny_spec(tiny_synth, tmp_path / "runs", overrides={"pretrained": SYNTHFER_ID}))
+    assert [p["sha256"] for p in res["pretrained"]] == [rec["sha256"]]
+    assert Path(res["run_dir"]).parent.name.endswith("+pretrained=synthfer-id")
 
 
 def test_cli_pretrain_refuses_bad_sizes(tmp_path: Path) -> None:
