@@ -90,7 +90,8 @@ CHECKPOINT_KINDS: dict[str, CheckpointKind] = {
     "vggface2": CheckpointKind("imagenet", {"arch": "resnet50_caffe", "width": 64, "stem": "imagenet"}),
     "synthfer-id": CheckpointKind("imagenet", dict(CPU_BACKBONE)),
 }
-SYNTHFER_ID = "synthfer-id"
+SYNTHFER_ID = "synthfer-id"  # the source and kind name of the synthfer-id backbone
+assert SYNTHFER_ID in CHECKPOINT_KINDS
 # The shipped synthfer-id backbone, and its record (seed, recipe, identity accuracy, sha256).
 SYNTHFER_ID_FILE = Path(__file__).resolve().parent / "weights" / "synthfer-id.pth"
 CAFFE_ARCH = CHECKPOINT_KINDS["vggface2"].layout["arch"]

@@ -21,6 +21,11 @@ Layout under ``root`` (identities in folders, as face-recognition sets are)::
     train/id00000/00.jpg ...   the first ``n_train_images`` pictures of each identity
     heldout/id00000/12.jpg ... the other pictures of the same identities, for identity accuracy
     synthfer-id.json           parameters and summary; written last (the completion marker)
+
+It is not in the dataset registry (``list_datasets``, ``fer-bench data list``): every
+entry there is an expression dataset that runs, noise models, tables and the user study
+read by class name, and an identity set has none of that; ``fer-bench pretrain
+--dataset`` is where it is named.
 """
 
 from __future__ import annotations
