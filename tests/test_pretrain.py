@@ -175,3 +175,13 @@ def test_cli_pretrain_help_states_the_defaults() -> None:
                           ("heldout", cfg.heldout_per_identity), ("data-seed", cfg.seed),
                           ("epochs", RECIPE["epochs"]), ("batch-size", RECIPE["batch_size"])):
         assert re.search(rf"--{option} INTEGER (?:(?! --).)*\(default {value}\)", text), option
+
+
+@pytest.mark.parametrize("option", [["--pretrained", "synthfer-id"], ["--set", "pretrained=synthfer-id"],
+                                    ["--profile", "cpu-face"]])
+def test_a_sweep_passes_the_pretrained_start_on(option: list[str], tiny_synth: Path, tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["sweep", "--methods", "baseline,eac", "--root", str(tiny_synth), "--noise", "sym",
+                                   "--rates", "0.3", "--seeds", "0", "--out", str(tmp_path), "--dry-run", *option])
+    assert res.exit_code == 0, res.output
+    variants = re.findall(r"sym-0\.3/([^/]+)/seed0", res.output)
+    assert len(variants) == 2 and all(v.endswith(("+pretrained=synthfer-id", "+profile=cpu-face")) for v in variants)

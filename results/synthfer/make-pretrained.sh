@@ -8,7 +8,7 @@
 set -euo pipefail
 RUNS="${RUNS:-results/synthfer/pretrained/runs}"
 OUT="${OUT:-results/synthfer/pretrained}"
-METHODS=baseline,scn,rul,eac,lanet
+METHODS="${METHODS:-baseline,scn,rul,eac,lanet}"
 PROFILE=cpu-face
 
 # The MS-Celeb step, once: prints the shipped checkpoint's record beside a fresh reproduction's sha256
