@@ -56,7 +56,10 @@ def save_torch(path: Path, obj: Any) -> None:
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
+    # Through a file object: given a name, torch.save names its archive after the file (here the
+    # temporary's, with the pid), so the same tensors would give other bytes and another sha256.
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
     _replace_from(tmp, path)
 
 

@@ -122,7 +122,7 @@ training_options = _options(
     click.option("--exact", is_flag=True, help="Flip exactly round(rate*n) labels (default: per-sample Bernoulli)."),
     click.option("--confusion", type=click.Path(), help="Class-named confusion-matrix CSV for asym/confusion noise."),
     click.option("--protocol", default="official", show_default=True, type=click.Choice(["official", "unified"])),
-    click.option("--profile", default=None, help="paper | cpu (default: the dataset's; cpu for synthfer)."),
+    click.option("--profile", default=None, help="paper | cpu | cpu-face (default: the dataset's; cpu for synthfer)."),
     click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a recipe key or hyper-parameter."),
     click.option("--sampler", type=click.Choice(["random", "balanced", "progressive"]),
                  help="Epoch sampler for any method (default: the recipe's; random)."),
@@ -131,7 +131,8 @@ training_options = _options(
                       "split for --stat val (default: the dataset's: 0.1 on synthfer, 0 on the real datasets; "
                       "same as --set val_split=F)."),
     click.option("--pretrained",
-                 help="Backbone weights: a checkpoint FILE, imagenet, or none (same as --set pretrained=...)."),
+                 help="Backbone weights: a checkpoint FILE, imagenet, synthfer-id (the shipped face-identity "
+                      "backbone), or none (same as --set pretrained=...)."),
     click.option("--trust-pickle", is_flag=True, help="Allow reading a pickled (.pkl) checkpoint, which can run code."),
     click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]"),
     click.option("--compile", is_flag=True, help="torch.compile the backbones (faster steps on a GPU after a warm-up)."),
@@ -199,6 +200,41 @@ def run(quiet: bool, nproc: Optional[int], **kw: Any) -> None:
     if result.get("already_done"):
         click.echo(f"already finished (use --force to re-run): {result['run_dir']}")
     click.echo(format_summary(result))
+
+
+@main.command()
+@click.option("--dataset", default="synthfer-id", show_default=True, type=click.Choice(["synthfer-id"]),
+              help="The face-recognition set to pretrain on.")
+@click.option("--seed", default=0, type=int, show_default=True, help="Training seed.")
+@click.option("--out", type=click.Path(), help="The checkpoint (.pth; its record goes to .json beside it) "
+                                                "[default: results/pretrained/synthfer-id-seed<seed>.pth].")
+@click.option("--root", type=click.Path(),
+              help="Where synthfer-id is (generated there first) [default: <data root>/synthfer-id].")
+@click.option("--identities", type=int, help="Identities in synthfer-id (default 400).")
+@click.option("--images-per-identity", type=int, help="Pictures of each identity (default 15).")
+@click.option("--heldout", type=int,
+              help="Pictures of each identity held out to measure identity accuracy (default 3).")
+@click.option("--data-seed", type=int, help="Seed of synthfer-id (default 0).")
+@click.option("--epochs", type=int, help="Override the recipe's epochs (default 15).")
+@click.option("--batch-size", type=int, help="Override the recipe's batch size (default 64).")
+@click.option("--force", is_flag=True, help="Pretrain again even if OUT holds this pretraining's result.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def pretrain(dataset: str, seed: int, out: Optional[str], root: Optional[str], identities: Optional[int],
+             images_per_identity: Optional[int], heldout: Optional[int], data_seed: Optional[int],
+             epochs: Optional[int], batch_size: Optional[int], force: bool, quiet: bool) -> None:
+    """Pretrain the CPU-sized backbone on face identities (the papers' MS-Celeb step) for --pretrained."""
+    from .datasets.synthfer.identities import IdentitySetConfig
+    from .pretrain import default_out, format_summary
+    from .pretrain import pretrain as run_pretrain
+
+    sizes = {"identities": identities, "images_per_identity": images_per_identity,
+             "heldout_per_identity": heldout, "seed": data_seed}
+    data = IdentitySetConfig(**{k: v for k, v in sizes.items() if v is not None})
+    data.check()
+    path = Path(out) if out else default_out(seed)
+    record = run_pretrain(data, seed=seed, out=path, epochs=epochs, batch_size=batch_size,
+                          root=Path(root) if root else None, force=force, progress=not quiet)
+    click.echo(format_summary(record, path))
 
 
 def _csv(kind: type) -> Any:

@@ -23,15 +23,20 @@ formats the peers use all carry torchvision ResNet names once unwrapped:
   and ``resnet50_caffe`` takes only this format. A checkpoint without batch-norm
   ``num_batches_tracked`` counters (a Caffe conversion need not have them) loads: they are
   not weights, and keep the backbone's own values;
-* a plain torchvision state dict.
+* a plain torchvision state dict;
+* ``synthfer-id``: the CPU-sized backbone pretrained on synthfer's identities
+  (:mod:`fer_bench.pretrain`), shipped in the package (:data:`SYNTHFER_ID_FILE`); a
+  checkpoint that ``fer-bench pretrain`` wrote can also be named by its file.
 
 **Checkpoint kinds.** What a source is follows from how it is named, before anything is
 read (:func:`checkpoint_kind`): ``none``, ``imagenet`` (the word, or one of torchvision's
 file names), ``vggface2`` (a ``.pkl``) or ``msceleb`` (any other file: the peers' face
-recognition ResNets). A kind carries the input normalisation that goes with its weights
+recognition ResNets), except ``synthfer-id`` (the word, or a file whose record beside it,
+``FILE.json``, says so: the only thing read). A kind carries the input normalisation that goes with its weights
 (:data:`NORMALISATIONS`: LA-Net's MS-Celeb statistics for ``msceleb``, ImageNet's
-otherwise, which EAC's code also uses with its VGGFace2 weights) and, for ``vggface2``,
-the backbone layout the weights require. The recipe keys ``pretrained_kind`` and
+otherwise, which EAC's code also uses with its VGGFace2 weights, and synthfer-id
+pretraining uses so that it matches SCN/RUL/EAC's fine-tuning) and, for ``vggface2`` and
+``synthfer-id``, the backbone layout the weights require. The recipe keys ``pretrained_kind`` and
 ``normalize`` (both ``auto`` by default) record and override them
 (:mod:`fer_bench.engine.recipe`).
 """
@@ -39,6 +44,7 @@ the backbone layout the weights require. The recipe keys ``pretrained_kind`` and
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +53,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from torch import nn
+
+from .resnet import CPU_BACKBONE
 
 MIN_MATCHED = 0.95
 
@@ -80,7 +88,12 @@ CHECKPOINT_KINDS: dict[str, CheckpointKind] = {
     "imagenet": CheckpointKind("imagenet"),
     "msceleb": CheckpointKind("msceleb"),
     "vggface2": CheckpointKind("imagenet", {"arch": "resnet50_caffe", "width": 64, "stem": "imagenet"}),
+    "synthfer-id": CheckpointKind("imagenet", dict(CPU_BACKBONE)),
 }
+SYNTHFER_ID = "synthfer-id"  # the source and kind name of the synthfer-id backbone
+assert SYNTHFER_ID in CHECKPOINT_KINDS
+# The shipped synthfer-id backbone, and its record (seed, recipe, identity accuracy, sha256).
+SYNTHFER_ID_FILE = Path(__file__).resolve().parent / "weights" / "synthfer-id.pth"
 CAFFE_ARCH = CHECKPOINT_KINDS["vggface2"].layout["arch"]
 
 
@@ -89,12 +102,35 @@ class PretrainedError(ValueError):
 
 
 def checkpoint_kind(source: Optional[str]) -> str:
-    """The kind of a ``pretrained`` source, from its name alone (see the module docstring)."""
+    """The kind of a ``pretrained`` source, from its name (and a synthfer-id record beside a file)."""
     if source in (None, "", "none"):
         return "none"
     if source == "imagenet" or Path(source).name in IMAGENET_FILES.values():
         return "imagenet"
+    if source == SYNTHFER_ID or checkpoint_record(Path(source)).get("kind") == SYNTHFER_ID:
+        return SYNTHFER_ID
     return "vggface2" if Path(source).suffix == ".pkl" else "msceleb"
+
+
+def record_path(checkpoint: Path) -> Path:
+    """Where a pretrained checkpoint's record is: ``FILE.json`` beside ``FILE.pth``."""
+    return Path(checkpoint).with_suffix(".json")
+
+
+def checkpoint_record(checkpoint: Path) -> dict[str, Any]:
+    """The record beside a checkpoint, or ``{}`` when there is none (or it is unreadable)."""
+    try:
+        rec = json.loads(record_path(checkpoint).read_text())
+    except (OSError, ValueError):
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
+def source_path(source: str, arch: str) -> Path:
+    """The file a ``pretrained`` source names."""
+    if source == "imagenet":
+        return imagenet_path(arch)
+    return SYNTHFER_ID_FILE if source == SYNTHFER_ID else Path(source)
 
 
 def check_layout(source: str, arch: str) -> None:
@@ -148,10 +184,12 @@ def load_pretrained(backbone: nn.Module, source: Optional[str], arch: str,
     if source in (None, "", "none"):
         return None
     check_layout(source, arch)
-    path = imagenet_path(arch) if source == "imagenet" else Path(source)
+    path = source_path(source, arch)
     if not path.is_file():
         hint = (f"; torchvision's {arch} ImageNet file must be placed there by hand (nothing is downloaded)"
-                if source == "imagenet" else "")
+                if source == "imagenet" else
+                "; the package was installed without it: make one with `fer-bench pretrain --out FILE.pth` "
+                "and pass --pretrained FILE.pth" if source == SYNTHFER_ID else "")
         raise PretrainedError(f"pretrained weights not found: {path}{hint}")
     if path.suffix == ".pkl":
         if not trust_pickle:

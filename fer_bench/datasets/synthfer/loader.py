@@ -32,6 +32,8 @@ META_FILE = "synthfer.json"
 class SynthFER:
     """Built-in procedurally rendered faces with true label distributions and landmarks."""
 
+    # From scratch; cpu-face (the papers' protocol) is measured against it in the README
+    # (*The papers' protocol*), which says why cpu stays the default.
     default_profile = "cpu"
     default_val_split = 0.1  # model selection without the test set: 10% of the noisy labels held out
 

@@ -7,15 +7,15 @@ stream, the image size, the class count and the configuration.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from .face import (Pose, deform, expression_aus, fit_pose, landmark_depth, project,
+from .face import (Identity, Pose, deform, expression_aus, fit_pose, landmark_depth, project,
                    sample_identity)
 from .labels import class_names, class_prior, draw_votes, majority_label, sample_distribution
-from .render import render, sample_appearance
+from .render import Appearance, render, sample_appearance
 
 
 @dataclass(frozen=True)
@@ -117,12 +117,53 @@ def render_face(
     ``distribution`` and ``intensity`` fix the expression instead of drawing it
     (for tests and figures); the identity, pose and appearance are still drawn.
     """
-    cfg = config or SynthConfig()
-    names = class_names(num_classes)
     # Separate streams for the ground truth, the person and the picture: vote
     # draws consume a p-dependent amount of randomness, and this keeps the same
     # person, pose and picture for a seed whatever the expression.
-    truth, person, look = (np.random.default_rng(s) for s in rng.integers(0, 2**63, size=3))
+    truth, person, look = streams(rng)
+    return draw_face(truth, person, look, size, num_classes, config, distribution=distribution,
+                     intensity=intensity)
+
+
+def streams(rng: np.random.Generator) -> tuple[np.random.Generator, ...]:
+    """The ground-truth, person and picture streams a sample's stream splits into."""
+    return tuple(np.random.default_rng(s) for s in rng.integers(0, 2**63, size=3))
+
+
+def person_identity(rng: np.random.Generator) -> Identity:
+    """The identity :func:`render_face` draws from ``rng`` (without rendering anything)."""
+    person = streams(rng)[1]
+    person.integers(2)  # the contempt side, drawn first
+    return sample_identity(person)
+
+
+# The appearance fields that belong to a person rather than to a picture (synthfer-id
+# keeps them per identity; the rest, such as light, background, glasses, occluders
+# and gaze, vary per image).
+PERSON_LOOK = ("skin", "blush", "hair", "hair_style", "hair_volume", "hair_length", "hairline",
+               "brow_colour", "iris", "lips")
+
+
+def draw_face(
+    truth: np.random.Generator,
+    person: np.random.Generator,
+    look: np.random.Generator,
+    size: int = 64,
+    num_classes: int = 7,
+    config: Optional[SynthConfig] = None,
+    distribution: Optional[Sequence[float] | np.ndarray] = None,
+    intensity: Optional[float] = None,
+    identity: Optional[Identity] = None,
+    person_look: Optional[Appearance] = None,
+) -> Sample:
+    """Render one face from its three streams (see :func:`render_face`).
+
+    ``identity`` and ``person_look`` fix who is pictured (its geometry and the
+    :data:`PERSON_LOOK` fields of its appearance) instead of drawing them; then
+    ``person`` still draws the contempt side and the pose.
+    """
+    cfg = config or SynthConfig()
+    names = class_names(num_classes)
     if distribution is None:
         p = sample_distribution(truth, names, class_prior(num_classes, cfg.prior_power),
                                 cfg.blend_share, cfg.blend_weight, cfg.spread)
@@ -136,15 +177,15 @@ def render_face(
     s = float(truth.uniform(*cfg.intensity)) if intensity is None else float(intensity)
     aus = s * expression_aus(p, names, contempt_side=int(person.integers(2)))
 
-    idn = sample_identity(person)
+    idn = sample_identity(person) if identity is None else identity
     shape = deform(idn, aus)
     z = landmark_depth(shape)
     pose = fit_pose(sample_pose(person, size, cfg), shape, z, size)
-    app = sample_appearance(
-        look, occlusion_prob=cfg.occlusion_prob, glasses_prob=cfg.glasses_prob,
-        gray_prob=cfg.gray_prob, blur_prob=cfg.blur_prob, light_strength=cfg.light_strength,
-        noise_max=cfg.noise_max,
-    )
+    app = sample_appearance(look, occlusion_prob=cfg.occlusion_prob, glasses_prob=cfg.glasses_prob,
+                            gray_prob=cfg.gray_prob, blur_prob=cfg.blur_prob,
+                            light_strength=cfg.light_strength, noise_max=cfg.noise_max)
+    if person_look is not None:
+        app = replace(app, **{k: getattr(person_look, k) for k in PERSON_LOOK})
     ss = cfg.supersample or supersample_for(size)
     image = render(shape, z, idn, aus, pose, app, size, look, supersample=ss)
     landmarks = project(shape, z, pose).astype(np.float32)

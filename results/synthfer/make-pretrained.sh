@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The synthfer reference benchmark in the papers' protocol: every method fine-tuned from the backbone
+# pretrained on synthfer identities (--profile cpu-face: the cpu profile plus --pretrained synthfer-id,
+# the checkpoint shipped in fer_bench/models/weights/, which `fer-bench pretrain` reproduces), then every
+# table and figure, in results/synthfer/pretrained/ beside the from-scratch benchmark (make.sh).
+# Run from the repository root. The runs go to $RUNS (default results/synthfer/pretrained/runs; .gitignore
+# keeps checkpoints and label files out). A finished run is skipped. SWEEP=0 only redraws tables and figures.
+set -euo pipefail
+RUNS="${RUNS:-results/synthfer/pretrained/runs}"
+OUT="${OUT:-results/synthfer/pretrained}"
+METHODS="${METHODS:-baseline,scn,rul,eac,lanet}"
+PROFILE=cpu-face
+
+# The MS-Celeb step, once: prints the shipped checkpoint's record beside a fresh reproduction's sha256
+# (PRETRAIN=0 skips it; it is not needed by the runs, which use the shipped file).
+if [ "${PRETRAIN:-1}" != 0 ]; then
+    mkdir -p "$OUT"
+    fer-bench pretrain --seed 0 --out "$OUT/synthfer-id-seed0.pth" --quiet | tee "$OUT/pretrain.txt"
+fi
+
+if [ "${SWEEP:-1}" != 0 ]; then
+    fer-bench sweep --methods "$METHODS" --datasets synthfer --noise sym,asym --rates 0.1,0.2,0.3 \
+        --seeds 0,1,2 --clean --profile "$PROFILE" --jobs 2 --out "$RUNS" --quiet \
+        || echo "some runs failed; the tables use the finished ones"
+fi
+
+# The runs carry the plain method names when cpu-face is synthfer's default profile, else +profile=cpu-face.
+SUFFIX=""
+[ -d "$RUNS/synthfer/clean/baseline+profile=$PROFILE" ] && SUFFIX="+profile=$PROFILE"
+TABLE_METHODS=$(echo "$METHODS" | sed "s/,/$SUFFIX,/g; s/\$/$SUFFIX/")
+
+mkdir -p "$OUT/figures"
+for stat in last best last5; do
+    for fmt in markdown:md latex:tex csv:csv; do
+        fer-bench table --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --stat "$stat" \
+            --format "${fmt%%:*}" --out "$OUT/table-$stat.${fmt##*:}"
+    done
+done
+for fmt in markdown:md latex:tex csv:csv; do
+    fer-bench userstudy --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --format "${fmt%%:*}" --out "$OUT/userstudy.${fmt##*:}"
+done
+
+fer-bench plot curves --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --out "$OUT/figures/accuracy-vs-noise"
+VARIANT="lanet$SUFFIX"
+GALLERY_RUN="$RUNS/synthfer/sym-0.3/$VARIANT/seed0"
+if [ -f "$GALLERY_RUN/label_distributions.csv" ]; then
+    fer-bench plot gallery "$GALLERY_RUN" --ambiguous --out "$OUT/figures/gallery-lanet-sym-0.3"
+fi
+fer-bench plot confusion "$RUNS/synthfer/sym-0.3/$VARIANT/seed0" --normalise --out "$OUT/figures/confusion-lanet-sym-0.3"
+fer-bench plot transition "$RUNS/synthfer/asym-0.3/$VARIANT/seed0" --out "$OUT/figures/transition-asym-0.3"
