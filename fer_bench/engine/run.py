@@ -262,7 +262,7 @@ def load_backbone_weights(method: Method, recipe: dict[str, Any], trust_pickle: 
     return [load_pretrained(b, recipe["pretrained"], recipe["arch"], trust_pickle) for b in backbones]
 
 
-def _images_on(device: torch.device, images: np.ndarray) -> torch.Tensor:
+def images_on(device: torch.device, images: np.ndarray) -> torch.Tensor:
     """The uint8 cache as a tensor; on a GPU the whole cache moves once when it fits."""
     t = torch.from_numpy(np.ascontiguousarray(images))
     if device.type == "cuda":
@@ -638,9 +638,9 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
             print(f"resuming from epoch {start_epoch} of {ctx.epochs} ({run_dir})", file=sys.stderr, flush=True)
 
     train_set, noisy = training_view(dataset, split.keep), train_labels[split.keep]
-    train_images = _images_on(device, train_set.train.images)
-    test_images = _images_on(device, dataset.test.images)
-    val_images = _images_on(device, dataset.train.images[split.held_out]) if split else None
+    train_images = images_on(device, train_set.train.images)
+    test_images = images_on(device, dataset.test.images)
+    val_images = images_on(device, dataset.train.images[split.held_out]) if split else None
     clean_labels = np.asarray(train_set.train.labels, dtype=np.int64)
     probe = memorisation_subset(noisy, clean_labels, setup.seed)
     # flushed every epoch, so an interrupted run loses nothing it logged

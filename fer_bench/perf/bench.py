@@ -80,7 +80,7 @@ from ..augment import AugmentConfig, BatchAugment
 from ..engine.environment import environment_record
 from ..engine.recipe import PROFILES
 from ..engine.run import (
-    CachedBatches, ResolvedRun, RunSpec, _images_on, augment_config, build_training, epoch_batches, epoch_seed,
+    CachedBatches, ResolvedRun, RunSpec, images_on, augment_config, build_training, epoch_batches, epoch_seed,
     resolve, select_device, train_one_epoch,
 )
 from ..paths import data_root, results_root
@@ -377,7 +377,7 @@ def measure_batched_pipeline(dataset: FERDataset, cfg: AugmentConfig, device: to
     """
     memory = _PeakMemory(device)
     augment = BatchAugment(cfg)
-    images = _images_on(device, dataset.train.images)
+    images = images_on(device, dataset.train.images)
     gen = torch.Generator().manual_seed(0)
 
     def epoch(index_batches: Sequence[torch.Tensor]) -> Iterator[tuple[torch.Tensor]]:
@@ -508,7 +508,7 @@ def measure_training(run: ResolvedRun, dataset: FERDataset, device: torch.device
 
     if workers is None:
         # The whole cache, as a real run holds it, whenever the subset is a prefix of it.
-        images = _images_on(device, dataset.train.images if n_sub <= full_n else sub.train.images)
+        images = images_on(device, dataset.train.images if n_sub <= full_n else sub.train.images)
 
         def source(epoch: int) -> Any:
             return CachedBatches(method, images, setup.augment, setup.seed, epoch)

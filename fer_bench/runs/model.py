@@ -12,7 +12,7 @@ import torch
 from ..datasets.base import FERDataset
 from ..engine.metrics import accuracy, confusion_matrix, mean_class_accuracy
 from ..augment import BatchAugment
-from ..engine.run import (RunError, _images_on, augment_config, build_context, load_checkpoint, predict_logits,
+from ..engine.run import (RunError, images_on, augment_config, build_context, load_checkpoint, predict_logits,
                           select_device)
 from ..methods.base import Method, MethodContext
 from ..noise.files import generate_train_labels, import_train_labels
@@ -62,7 +62,7 @@ class TrainedRun:
     def logits(self, images: np.ndarray) -> torch.Tensor:
         device = self.ctx.device
         augment = BatchAugment(augment_config(self.config["recipe"]))
-        return predict_logits(self.method, augment, _images_on(device, images), device,
+        return predict_logits(self.method, augment, images_on(device, images), device,
                               self.config["recipe"]["eval_batch_size"], device.type == "cuda")
 
 
