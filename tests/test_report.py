@@ -272,3 +272,14 @@ def test_table_cli_significance_options(runs: Path) -> None:
     assert res.exit_code == 0 and "Welch" not in res.output
     res = CliRunner().invoke(cli, ["table", "--results", str(runs), "--alpha", "1.5"])
     assert res.exit_code == 2 and "1.5" in res.output
+
+
+def test_a_profile_every_row_shares_is_named_in_the_caption_not_in_each_row() -> None:
+    agg = _significance_agg()
+    face = agg.assign(variant=agg["variant"] + "+profile=cpu-face", profile="cpu-face")
+    md = to_markdown(build_table(face, "last", "acc"))
+    assert "| SCN |" in md and "+profile" not in md.split("\n\n")[0] and "Profile cpu-face" in md
+    # rows of two profiles keep their names: nothing tells them apart otherwise
+    mixed = pd.concat([face, agg.assign(variant=agg["variant"] + "+profile=paper", profile="paper")])
+    md = to_markdown(build_table(mixed, "last", "acc"))
+    assert "| SCN+profile=cpu-face |" in md and "| SCN+profile=paper |" in md

@@ -10,7 +10,7 @@ derived from its name, so it too keeps its colour between figures.
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, Iterable
 
 import seaborn as sns
 
@@ -29,10 +29,17 @@ def method_of(variant: str) -> str:
     return variant.split("+", 1)[0]
 
 
-def method_title(variant: str) -> str:
-    """``LA-Net+alpha=0.5`` for ``lanet+alpha=0.5``."""
+def method_title(variant: str, leave_out: Iterable[str] = ()) -> str:
+    """``LA-Net+alpha=0.5`` for ``lanet+alpha=0.5``; the name parts in ``leave_out`` are left out."""
     method, *rest = variant.split("+")
-    return "+".join([METHOD_TITLES.get(method, method), *rest])
+    return "+".join([METHOD_TITLES.get(method, method), *[p for p in rest if p not in set(leave_out)]])
+
+
+def shared_profile(variants: Iterable[str]) -> set[str]:
+    """``{"profile=p"}`` when every variant names the same non-default profile, else empty: a table whose
+    caption names the profile can leave it out of every row (``Baseline``, not ``Baseline+profile=cpu-face``)."""
+    parts = [{p for p in v.split("+")[1:] if p.startswith("profile=")} for v in variants]
+    return parts[0] if parts and len(parts[0]) == 1 and all(p == parts[0] for p in parts) else set()
 
 
 def method_color(variant: str) -> Any:

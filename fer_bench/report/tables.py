@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats as _stats
 
 from ..runs.identity import parse_setting
-from .style import block_title, method_title, setting_key, variant_order
+from .style import block_title, method_title, setting_key, shared_profile, variant_order
 from . import paper
 
 DATASET_TITLES = {"synthfer": "synthfer", "rafdb": "RAF-DB", "ferplus": "FERPlus", "affectnet": "AffectNet"}
@@ -221,10 +221,11 @@ def _body(table: Table, cell: Callable[[Cell], str], pm: str,
           plain: Callable[[str], str] = str) -> list[list[list[str]]]:
     """Blocks of rows of strings: ``cell`` formats our results, ``plain`` escapes everything else."""
     out = []
+    said = shared_profile(v for block in table.blocks for v, _ in block.rows)  # the caption names it
     for block in table.blocks:
         rows = []
         for i, (variant, cells) in enumerate(block.rows):
-            row = [plain(block.title if i == 0 else ""), plain(method_title(variant))]
+            row = [plain(block.title if i == 0 else ""), plain(method_title(variant, said))]
             for d in table.columns:
                 c = cells.get(d)
                 row.append(plain("–") if c is None else cell(c))
