@@ -129,6 +129,10 @@ def test_a_split_run_holds_its_images_out_of_training_and_records_them(tiny_synt
     res = cli("plot", "curves", "--stat", "val", "--results", tmp_path / "split", "--methods",
               "baseline+val_split=0.0", "--variants", "--out", tmp_path / "curves")
     assert res.exit_code == 2 and "unavailable for every run" in res.output, res.output
+    # the user study measures a split run on the images it trained on, and its caption says so
+    res = cli("userstudy", "--results", tmp_path / "split", "--methods", "baseline,baseline+val_split=0.0",
+              "--format", "markdown")
+    assert res.exit_code == 0 and "1 run(s) held out a noisy validation split" in res.stdout, res.output
 
 
 def test_a_resumed_split_run_ends_as_an_uninterrupted_one(tiny_synth: Path, tmp_path: Path,

@@ -163,7 +163,9 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
         if "distributions" in js:
             rows.append(row(r.setting, f"{name} label distributions", r.seed, js["distributions"]))
     out = pd.DataFrame(rows)
-    out.attrs.update(rates=dict(zip(runs["setting"], runs["rate"])), source=source, n_images=int(len(idx)), n_ambiguous=int(ambiguous.sum()), dataset=dataset.name)
+    split_runs = sum(bool(RunDir(Path(d)).held_out()) for d in runs["run_dir"])
+    out.attrs.update(rates=dict(zip(runs["setting"], runs["rate"])), source=source, n_images=int(len(idx)),
+                     n_ambiguous=int(ambiguous.sum()), dataset=dataset.name, split_runs=split_runs)
     return out
 
 
@@ -189,6 +191,9 @@ def build_table(measured: pd.DataFrame, alpha: Optional[float] = ALPHA) -> Table
                f"runs (seeds), their number in parentheses. Lower is closer to human perception. For reference, LA-Net's user study (50 AffectNet images): one-hot "
                f"{paper.USER_STUDY['one-hot labels']:.4f}, LA-Net label distributions "
                f"{paper.USER_STUDY['LA-Net label distributions']:.4f}.")
+    if a.get("split_runs"):
+        caption += (f" {a['split_runs']} run(s) held out a noisy validation split: their noisy labels, predictions "
+                    f"and label distributions are measured on the images they trained on, the clean labels on all.")
     table = Table(blocks, ["all", "ambiguous"], [], caption, titles={"all": "all images",
                   "ambiguous": "ambiguous images"}, digits=4, row_header="Descriptor", column_name="images",
                   label=default_label("userstudy"))
