@@ -47,12 +47,13 @@ be repeated bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, MutableMapping, Optional
+from typing import Any, Callable, Iterator, Mapping, MutableMapping, Optional
 
 ENV = "FER_BENCH_THREADS"
 # Which OpenMP variables fer-bench itself put into the environment, as NAME=VALUE pairs, so
@@ -321,3 +322,16 @@ def record() -> dict[str, Any]:
         "environment": {name: os.environ.get(name) for name in (*USER_THREAD_VARIABLES, *WAIT_VARIABLES)},
         "openmp_runtime": openmp_runtime(), "interval_s": INTERVAL_S, "slack": SLACK,
     }
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with exactly ``n`` torch threads, then restore the count it had."""
+    import torch  # here, not at the top: this module runs before torch is loaded (see the docstring)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

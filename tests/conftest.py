@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import torch  # noqa: E402
 from fer_bench.datasets.synthfer.generate import generate  # noqa: E402
 import fer_bench.engine.run as engine  # noqa: E402
 from fer_bench.engine.run import RunSpec, resolve  # noqa: E402
+from fer_bench.threads import torch_threads  # noqa: E402,F401  (the tests import it from here)
 
 # Small enough that one epoch of any method takes about a second on two cores.
 TINY = {"n_train": 96, "n_test": 40, "size": 32, "seed": 3}
@@ -48,17 +47,6 @@ def small_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data-small") / "synthfer"
     generate(root, workers=1, progress=False, **SMALL)
     return root
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch threads (whatever OMP_NUM_THREADS the tests run under)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

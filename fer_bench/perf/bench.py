@@ -73,6 +73,7 @@ import torch
 from tqdm import tqdm
 
 from ..atomic import write_json
+from ..threads import torch_threads
 from ..methods.base import Batch
 from ..datasets import raf_layout
 from ..datasets.base import FERDataset, Split
@@ -219,16 +220,6 @@ class _PeakMemory:
         peak = _peak_rss_mib()
         kind = "cpu_peak_rss_above_start" if self.reset else "cpu_lifetime_peak_rss_increase"
         return {"peak_memory_mib": max(0.0, peak - self.rss0), "memory_kind": kind, "process_peak_rss_mib": peak}
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _row(part: str, method: Optional[str], pipeline: str, timed: dict[str, Any], batch: int,
@@ -386,7 +377,7 @@ def measure_batched_pipeline(dataset: FERDataset, cfg: AugmentConfig, device: to
             raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
             yield (augment(raw, gen).images,)
 
-    with _torch_threads(threads):
+    with torch_threads(threads):
         timed = _time_pipeline("batched pipeline", epoch, device, batches, warmup, drain, progress)
     return _row("pipeline", None, "batched", timed, len(batches[0]), memory.read(), torch_threads=threads)
 
