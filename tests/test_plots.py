@@ -225,6 +225,14 @@ def test_memorisation_plot_shows_the_mean_shares_of_each_setting(runs: dict[str,
     for share in ("flipped_memorised", "flipped_corrected"):
         expected = [100 * np.mean([float(rows[e][share]) for rows in seeds]) for e in range(len(seeds[0]))]
         np.testing.assert_allclose(_line(_panel(fig, "synthfer/sym-0.2"), f"baseline/{share}").get_ydata(), expected)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Baseline (n=1–2)", "LA-Net (n=2)"]
+    # A profile every line shares is named once, in the title, as a table names it in its caption.
+    shared = plots.memorisation_figure(data.assign(variant=data["variant"] + "+profile=cpu-face"))
+    assert [t.get_text() for t in shared.legends[0].get_texts()] == ["Baseline (n=1–2)", "LA-Net (n=2)"]
+    assert shared._suptitle.get_text().endswith("· profile cpu-face")
+    mixed = data.assign(variant=data["variant"].where(data["variant"] == "lanet", "baseline+profile=cpu-face"))
+    assert [t.get_text() for t in plots.memorisation_figure(mixed).legends[0].get_texts()] == [
+        "Baseline+profile=cpu-face (n=1–2)", "LA-Net (n=2)"]
     # runs recorded before the diagnostics existed: a clear error, nothing written
     old = tmp_path / "old"
     shutil.copytree(runs["root"], old)

@@ -259,6 +259,9 @@ def test_significance_marks_the_best_and_every_entry_not_significantly_below_it(
     assert {m for m, c in off.items() if c["synthfer"].marked} == {"scn"}
     caption = build_table(_significance_agg(), "last", "acc", alpha=None).caption
     assert "Best mean per block and column in bold." in caption and "Welch" not in caption
+    one_seed = _significance_agg().query("method == 'rul'")  # nothing to test: the caption does not claim a test
+    assert "no significance test" in build_table(one_seed, "last", "acc").caption
+    assert "Welch" not in build_table(one_seed, "last", "acc").caption
 
 
 def test_table_cli_significance_options(runs: Path) -> None:

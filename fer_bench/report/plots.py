@@ -34,7 +34,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import matplotlib
 import numpy as np
@@ -46,7 +46,8 @@ from matplotlib.figure import Figure
 from ..datasets.votes import vote_shares
 from ..runs import RunDir, RunId
 from .collect import METRICS, STATS, aggregate, collect_runs
-from .style import LINESTYLES, block_title, method_color, method_of, method_title, noise_title, setting_key, variant_order
+from .style import (LINESTYLES, block_title, method_color, method_of, method_title, noise_title, setting_key,
+                    shared_profile, variant_order)
 
 STAT_TEXT = {"last": "last epoch", "best": "best epoch (optimistic)", "last5": "mean of last 5 epochs",
              "val": "epoch chosen on noisy validation"}
@@ -232,12 +233,21 @@ def curves_figure(data: pd.DataFrame, stat: str = "last", metric: str = "acc") -
         ax.set_xlabel("noise rate")
     for ax in axes[::cols]:
         ax.set_ylabel(METRIC_TEXT[metric])
-    labels = [f"{method_title(line)} ({_n_text(data.loc[data['line'] == line, 'n'].tolist())})" for line in handles]
+    labels, said = _legend_labels(handles, data, "line")
     fig.legend(list(handles.values()), labels, loc="outside lower center", ncols=min(len(labels), 2 + 2 * cols),
                title=f"mean ± std over training seeds (n = seeds) · {STAT_TEXT[stat]}", frameon=False)
     if not multi_dataset:
-        fig.suptitle(f"{data['dataset'].iloc[0]}: accuracy under label noise")
+        fig.suptitle(f"{data['dataset'].iloc[0]}: accuracy under label noise{said}")
     return fig
+
+
+def _legend_labels(lines: Iterable[str], data: pd.DataFrame, column: str) -> tuple[list[str], str]:
+    """Legend entries ``LA-Net (n=3)`` and a title suffix: a profile every line shares is named once, in
+    the title (`` · profile cpu-face``), and left out of each entry, as a table's caption does."""
+    lines = list(lines)
+    said = shared_profile(lines)
+    labels = [f"{method_title(line, said)} ({_n_text(data.loc[data[column] == line, 'n'].tolist())})" for line in lines]
+    return labels, "".join(f" · profile {p.removeprefix('profile=')}" for p in said)
 
 
 # --- memorisation ----------------------------------------------------------------------
@@ -304,12 +314,12 @@ def memorisation_figure(data: pd.DataFrame) -> Figure:
         ax.set_ylim(0, 100)
     for ax in axes[::cols]:
         ax.set_ylabel("share of flipped training images (%)")
-    labels = [f"{method_title(v)} ({_n_text(data.loc[data['variant'] == v, 'n'].tolist())})" for v in handles]
+    labels, said = _legend_labels(handles, data, "variant")
     fig.legend(list(handles.values()), labels, loc="outside lower center", ncols=min(len(labels), 5),
                title="solid: memorised (predicts the noisy label) · dashed: corrected (predicts the clean label) "
                      "· mean over seeds (n)", frameon=False)
     if not multi_dataset:
-        fig.suptitle(f"{data['dataset'].iloc[0]}: when the network memorises the flipped labels")
+        fig.suptitle(f"{data['dataset'].iloc[0]}: when the network memorises the flipped labels{said}")
     return fig
 
 

@@ -122,6 +122,8 @@ class Table:
         if self.alpha is None:
             return "Best mean per block and column in bold."
         ns = sorted({c.n for b in self.blocks for _, cells in b.rows for c in cells.values()})
+        if ns[-1] < 2:
+            return "Best mean per block and column in bold (one seed per entry: no significance test)."
         seeds = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
         return (f"Bold: the best mean per block and column and every entry not significantly "
                 f"{'below' if self.higher else 'above'} it (one-sided Welch's t-test over {seeds} seeds, "

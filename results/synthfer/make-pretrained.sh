@@ -26,21 +26,16 @@ fi
 
 # The runs carry the plain method names when cpu-face is synthfer's default profile, else +profile=cpu-face.
 SUFFIX=""
-[ -d "$RUNS/synthfer/clean/baseline+profile=$PROFILE" ] && SUFFIX="+profile=$PROFILE"
+compgen -G "$RUNS/synthfer/*/baseline+profile=$PROFILE" > /dev/null && SUFFIX="+profile=$PROFILE"
 TABLE_METHODS=$(echo "$METHODS" | sed "s/,/$SUFFIX,/g; s/\$/$SUFFIX/")
 
-mkdir -p "$OUT/figures"
-for stat in last best last5; do
-    for fmt in markdown:md latex:tex csv:csv; do
-        fer-bench table --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --stat "$stat" \
-            --format "${fmt%%:*}" --out "$OUT/table-$stat.${fmt##*:}"
-    done
-done
-for fmt in markdown:md latex:tex csv:csv; do
-    fer-bench userstudy --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --format "${fmt%%:*}" --out "$OUT/userstudy.${fmt##*:}"
-done
+source "$(dirname "$0")/draw-tables.sh"
+draw_tables "$RUNS/synthfer" "$OUT" "$TABLE_METHODS" last best last5 val
 
+mkdir -p "$OUT/figures"
 fer-bench plot curves --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --out "$OUT/figures/accuracy-vs-noise"
+fer-bench plot curves --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --stat val --out "$OUT/figures/accuracy-vs-noise-val"
+fer-bench plot memorisation --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --out "$OUT/figures/memorisation"
 VARIANT="lanet$SUFFIX"
 GALLERY_RUN="$RUNS/synthfer/sym-0.3/$VARIANT/seed0"
 if [ -f "$GALLERY_RUN/label_distributions.csv" ]; then

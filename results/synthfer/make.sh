@@ -19,15 +19,9 @@ if [ "${SWEEP:-1}" != 0 ]; then
     done
 fi
 
-for stat in last best last5; do
-    for fmt in markdown:md latex:tex csv:csv; do
-        fer-bench table --results "$RUNS/synthfer" --methods "$METHODS" --stat "$stat" \
-            --format "${fmt%%:*}" --out "$OUT/table-$stat.${fmt##*:}"
-    done
-done
-for fmt in markdown:md latex:tex csv:csv; do
-    fer-bench userstudy --results "$RUNS/synthfer" --methods "$METHODS" --format "${fmt%%:*}" --out "$OUT/userstudy.${fmt##*:}"
-done
+# The from-scratch runs predate the noisy validation split, so they have no `val` (it would be n/a).
+source "$(dirname "$0")/draw-tables.sh"
+draw_tables "$RUNS/synthfer" "$OUT" "$METHODS" last best last5
 
 mkdir -p "$OUT/figures"
 fer-bench plot curves --results "$RUNS/synthfer" --out "$OUT/figures/accuracy-vs-noise"
