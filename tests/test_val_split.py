@@ -19,7 +19,7 @@ from fer_bench.noise.files import import_train_labels
 from fer_bench.registry import create_dataset, list_datasets
 from fer_bench.runs.directory import as_recorded_today
 
-from .conftest import TINY, interrupt_then_resume, tiny_spec
+from .conftest import TINY, TINY_RECIPE, interrupt_then_resume, tiny_spec
 
 
 def cli(*args: object):
@@ -133,6 +133,43 @@ def test_a_split_run_holds_its_images_out_of_training_and_records_them(tiny_synt
     res = cli("userstudy", "--results", tmp_path / "split", "--methods", "baseline,baseline+val_split=0.0",
               "--format", "markdown")
     assert res.exit_code == 0 and "1 run(s) held out a noisy validation split" in res.stdout, res.output
+
+
+def test_a_split_run_gathers_its_batches_from_the_whole_cache_without_copying_it(tiny_synth: Path,
+                                                                                   tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from fer_bench.datasets.split import Rows, training_view
+
+    dataset = create_dataset("synthfer", tiny_synth, progress=False)
+    split = ValidationSplit.draw(np.asarray(dataset.train.labels), 0.25, seed=0)
+    view = training_view(dataset, split.keep)
+    assert isinstance(view.train.images, Rows) and view.train.images.base is dataset.train.images
+    assert view.train.images.shape == (len(split.keep), *dataset.train.images.shape[1:])
+    assert np.array_equal(view.train.images[3], dataset.train.images[split.keep[3]])
+    assert np.array_equal(np.asarray(view.train.images[1:4]), dataset.train.images[split.keep[1:4]])
+
+    # The batches gathered from the whole cache by row are those of a copy of the kept rows.
+    run = engine.resolve(tiny_spec(tiny_synth, tmp_path, device="cpu"))
+    labels = np.asarray(dataset.train.labels)[split.keep]
+    setup = engine.build_training(run, view, labels)
+    by_row = engine.CachedBatches(setup.method, torch.from_numpy(dataset.train.images), setup.augment, setup.seed,
+                                  epoch=1, rows=torch.as_tensor(split.keep))
+    copied = engine.CachedBatches(setup.method, torch.from_numpy(dataset.train.images[split.keep]), setup.augment,
+                                  setup.seed, epoch=1)
+    pairs = list(zip(by_row, copied))
+    assert len(pairs) == len(split.keep) // TINY_RECIPE["batch_size"]
+    for a, b in pairs:
+        assert torch.equal(a.raw, b.raw) and torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
+    # The engine hands the device the whole training cache, never a copy of the rows it trains on.
+    sizes = []
+    real = engine.images_on
+    monkeypatch.setattr(engine, "images_on", lambda device, images: sizes.append(len(images)) or real(device, images))
+    result = engine.main(tiny_spec(tiny_synth, tmp_path / "run", noise="sym", rate=0.3))
+    held = result["val_split"]["held_out"]
+    assert sorted(sizes) == sorted([TINY["n_train"], TINY["n_test"], held])
 
 
 def test_a_resumed_split_run_ends_as_an_uninterrupted_one(tiny_synth: Path, tmp_path: Path,

@@ -14,6 +14,7 @@ The default fraction belongs to the dataset (:func:`fer_bench.datasets.protocol.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -79,8 +80,35 @@ class ValidationSplit:
         return {"fraction": fraction, "held_out": len(self.held_out), "train": len(self.keep)}
 
 
+class Rows:
+    """The rows ``keep`` of an image array, read only when indexed (``view[i]``, ``view[a:b]``,
+    ``view[[i, j]]``) or turned into an array. The training view of a memory-mapped cache (AffectNet's
+    is tens of GB) must not copy it: the engine gathers its batches from the whole cache by row."""
+
+    def __init__(self, base: np.ndarray, keep: np.ndarray) -> None:
+        self.base, self.keep = base, np.asarray(keep, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.keep), *self.base.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.base.dtype
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return self.base[self.keep[index]]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(self.base[self.keep], dtype=dtype)
+
+
 def training_view(dataset: FERDataset, keep: np.ndarray) -> FERDataset:
-    """``dataset`` whose training split holds only the images ``keep`` (the test split is unchanged)."""
+    """``dataset`` whose training split holds only the images ``keep`` (the test split is unchanged);
+    its images are :class:`Rows` of the original cache, not a copy."""
     if len(keep) == len(dataset.train):
         return dataset
     t = dataset.train
@@ -88,7 +116,7 @@ def training_view(dataset: FERDataset, keep: np.ndarray) -> FERDataset:
     def pick(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.asarray(a)[keep]
 
-    train = replace(t, names=[t.names[i] for i in keep], images=t.images[keep], labels=np.asarray(t.labels)[keep],
+    train = replace(t, names=[t.names[i] for i in keep], images=Rows(t.images, keep), labels=np.asarray(t.labels)[keep],
                     landmarks=pick(t.landmarks), votes=pick(t.votes), distributions=pick(t.distributions))
     return replace(dataset, train=train)
 

@@ -294,10 +294,16 @@ class CachedBatches:
 
     In a multi-process run every rank cuts the same global batches and trains its shard of each
     (:mod:`.distributed`); in-model randomness and augmentation are seeded from (seed, epoch, rank).
+
+    ``rows`` (on ``images``' device) maps a training index to its row of ``images`` when the method trains
+    on some of the cache's rows (a noisy validation split holds the others out), so that no copy of the
+    cache is made; without it, training index i is row i.
     """
 
-    def __init__(self, method: Method, images: torch.Tensor, augment: BatchAugment, seed: int, epoch: int) -> None:
+    def __init__(self, method: Method, images: torch.Tensor, augment: BatchAugment, seed: int, epoch: int,
+                 rows: Optional[torch.Tensor] = None) -> None:
         self.method, self.images, self.augment, self.seed, self.epoch = method, images, augment, seed, epoch
+        self.rows = rows
 
     def __len__(self) -> int:
         ctx = self.method.ctx
@@ -317,7 +323,8 @@ class CachedBatches:
         for idx in batches:
             # A pinned source is copied by DMA while the host goes on; a pageable one is staged by the host first.
             idx_dev = idx.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else idx
-            raw = images[idx_dev if images.device == device else idx].to(device, non_blocking=True)
+            src = idx_dev if images.device == device else idx
+            raw = images[src if self.rows is None else self.rows[src]].to(device, non_blocking=True)
             landmarks = ctx.train_landmarks[idx_dev] if ctx.train_landmarks is not None else None
             aug = self.augment(raw, gen, landmarks=landmarks, noiseless=self.method.needs_noiseless)
             yield Batch(images=aug.images, labels=ctx.train_labels[idx_dev], indices=idx_dev, raw=raw,
@@ -414,16 +421,16 @@ def evaluate(method: Method, augment: BatchAugment, images: torch.Tensor, labels
     return confusion_matrix(np.asarray(labels, dtype=np.int64), pred, num_classes)
 
 
-def memorisation(method: Method, augment: BatchAugment, train_images: torch.Tensor, probe: np.ndarray,
+def memorisation(method: Method, augment: BatchAugment, probe_images: torch.Tensor, probe: np.ndarray,
                  noisy: np.ndarray, clean: np.ndarray, current: np.ndarray, device: torch.device,
                  batch_size: int, amp: bool) -> dict[str, float]:
     """The epoch's memorisation diagnostics (:data:`~fer_bench.engine.metrics.MEMORISATION_COLUMNS`).
 
-    Predictions on the fixed ``probe`` training images; ``current`` is the method's label set now
-    (``ctx.train_labels``), which a relabelling method rewrites, so the engine needs to know none.
+    Predictions on the fixed ``probe`` training images (``probe_images``, in the order of ``probe``);
+    ``current`` is the method's label set now (``ctx.train_labels``), which a relabelling method
+    rewrites, so the engine needs to know none.
     """
-    index = torch.as_tensor(probe, device=train_images.device)
-    pred = predict_logits(method, augment, train_images.index_select(0, index), device, batch_size, amp)
+    pred = predict_logits(method, augment, probe_images, device, batch_size, amp)
     out = memorisation_shares(pred.argmax(1).numpy(), noisy[probe], clean[probe])
     out["relabel_restored"] = relabel_restored(noisy, current, clean)
     return out
@@ -638,11 +645,15 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
             print(f"resuming from epoch {start_epoch} of {ctx.epochs} ({run_dir})", file=sys.stderr, flush=True)
 
     train_set, noisy = training_view(dataset, split.keep), train_labels[split.keep]
-    train_images = images_on(device, train_set.train.images)
+    # The whole training cache (on a CPU a view of the memory-mapped file): a split run gathers the rows it
+    # trains on by index, so an AffectNet-sized cache is never copied.
+    train_images = images_on(device, dataset.train.images)
+    train_rows = torch.as_tensor(split.keep, device=train_images.device) if split else None
     test_images = images_on(device, dataset.test.images)
     val_images = images_on(device, dataset.train.images[split.held_out]) if split else None
     clean_labels = np.asarray(train_set.train.labels, dtype=np.int64)
     probe = memorisation_subset(noisy, clean_labels, setup.seed)
+    probe_images = train_images.index_select(0, torch.as_tensor(split.keep[probe], device=train_images.device))
     # flushed every epoch, so an interrupted run loses nothing it logged
     tracker = open_tracker(spec.log if main_rank else None, run_dir, config, record.to_dict())
     saved = start_epoch
@@ -650,7 +661,7 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
         for epoch in range(start_epoch, ctx.epochs):
             t0 = time.perf_counter()
             row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-            batches = CachedBatches(method, train_images, setup.augment, setup.seed, epoch)
+            batches = CachedBatches(method, train_images, setup.augment, setup.seed, epoch, train_rows)
             row.update(train_one_epoch(method, batches, optimizer, scheduler, amp, epoch, spec.progress, setup.step))
             if not main_rank:  # rank 0 evaluates and writes; the others wait for its checkpoint
                 distributed.barrier(world)
@@ -663,7 +674,7 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
                 row["val_acc"] = accuracy(evaluate(method, setup.augment, val_images, train_labels[split.held_out],
                                                    dataset.num_classes, device, recipe["eval_batch_size"], amp))
             row["confusion"] = cm.tolist()
-            row.update(memorisation(method, setup.augment, train_images, probe, noisy, clean_labels,
+            row.update(memorisation(method, setup.augment, probe_images, probe, noisy, clean_labels,
                                     ctx.train_labels.cpu().numpy(), device, recipe["eval_batch_size"], amp))
             rows.append(row)
             elapsed += time.perf_counter() - t0
