@@ -204,11 +204,14 @@ def test_user_study_reference_is_ferplus_votes_or_a_votes_file(tmp_path: Path) -
     assert idx.tolist() == [2] and ref[0, -1] == 1.0 and str(one) in source
 
 
-def test_readme_shows_the_committed_reference_table() -> None:
+@pytest.mark.parametrize("marker, table", [("reference-table", "table-last.md"),
+                                           ("pretrained-table-last", "pretrained/table-last.md"),
+                                           ("pretrained-table-val", "pretrained/table-val.md")])
+def test_readme_shows_the_committed_reference_tables(marker: str, table: str) -> None:
     repo = Path(__file__).resolve().parent.parent
     readme = (repo / "README.md").read_text()
-    shown = readme.split("<!-- reference-table:start -->")[1].split("<!-- reference-table:end -->")[0]
-    assert shown.strip() == (repo / "results" / "synthfer" / "table-last.md").read_text().strip()
+    shown = readme.split(f"<!-- {marker}:start -->")[1].split(f"<!-- {marker}:end -->")[0]
+    assert shown.strip() == (repo / "results" / "synthfer" / table).read_text().strip()
 
 
 def _welch_by_hand(a: list[float], b: list[float]) -> float:
