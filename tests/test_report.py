@@ -131,6 +131,21 @@ def test_user_study_measures_each_descriptor_against_the_true_distributions(runs
     assert (noisy > clean["js_all"].item()).all()  # flipped labels are further from the truth
 
 
+def test_user_study_names_a_profile_every_run_shares_once_in_its_caption(runs: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import fer_bench.report.userstudy as userstudy
+
+    def with_profile(results: Path) -> pd.DataFrame:
+        found = collect_runs(results)
+        return found.assign(variant=found["variant"] + "+profile=cpu-face")
+
+    monkeypatch.setattr(userstudy, "collect_runs", with_profile)
+    m = measure(runs, progress=False)
+    assert (m["descriptor"] == "Baseline predictions").sum() == 4
+    assert not m["descriptor"].str.contains("profile").any()
+    assert "Every run: profile cpu-face." in userstudy.build_table(m).caption
+
+
 def test_user_study_keeps_only_the_chosen_run_variants(runs: Path) -> None:
     lanet = [v for v in collect_runs(runs)["variant"].unique() if v.startswith("lanet")]
     m = measure(runs, progress=False, methods=lanet)

@@ -38,7 +38,7 @@ from ..runs.model import run_dataset, run_train_labels
 from ..methods.lanet.method import DISTRIBUTION_FILE
 from . import paper
 from .collect import collect_runs
-from .style import block_title, method_title, variant_order
+from .style import block_title, method_title, shared_profile, variant_order
 from .tables import ALPHA, Block, Cell, Table, default_label, setting_order
 
 AMBIGUOUS_BELOW = 0.7
@@ -151,6 +151,7 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
     rows = [row("clean", CLEAN, None, [float(clean.mean()), float(clean[ambiguous].mean())
                                        if ambiguous.any() else float("nan")])]
     seen_noise = set()
+    said = shared_profile(runs["variant"])  # named once, in the caption, as the accuracy tables do
     order = {v: i for i, v in enumerate(variant_order(list(runs["variant"].unique())))}
     runs = runs.sort_values(["seed"]).sort_values(["variant"], key=lambda v: v.map(order), kind="stable")
     for r in tqdm(list(runs.itertuples(index=False)), desc="user study", unit="run", disable=not progress):
@@ -158,14 +159,15 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
         if r.setting != "clean" and (r.setting, r.noise_seed) not in seen_noise:  # shared by the setting's methods
             seen_noise.add((r.setting, r.noise_seed))
             rows.append(row(r.setting, NOISY, r.seed, js["noisy"]))
-        name = method_title(r.variant)  # e.g. "LA-Net+alpha=0.0"
+        name = method_title(r.variant, said)  # e.g. "LA-Net+alpha=0.0"
         rows.append(row(r.setting, f"{name} predictions", r.seed, js["predictions"]))
         if "distributions" in js:
             rows.append(row(r.setting, f"{name} label distributions", r.seed, js["distributions"]))
     out = pd.DataFrame(rows)
     split_runs = sum(bool(RunDir(Path(d)).held_out()) for d in runs["run_dir"])
     out.attrs.update(rates=dict(zip(runs["setting"], runs["rate"])), source=source, n_images=int(len(idx)),
-                     n_ambiguous=int(ambiguous.sum()), dataset=dataset.name, split_runs=split_runs)
+                     n_ambiguous=int(ambiguous.sum()), dataset=dataset.name, split_runs=split_runs,
+                     profile=", ".join(p.removeprefix("profile=") for p in said))
     return out
 
 
@@ -191,6 +193,8 @@ def build_table(measured: pd.DataFrame, alpha: Optional[float] = ALPHA) -> Table
                f"runs (seeds), their number in parentheses. Lower is closer to human perception. For reference, LA-Net's user study (50 AffectNet images): one-hot "
                f"{paper.USER_STUDY['one-hot labels']:.4f}, LA-Net label distributions "
                f"{paper.USER_STUDY['LA-Net label distributions']:.4f}.")
+    if a.get("profile"):
+        caption += f" Every run: profile {a['profile']}."
     if a.get("split_runs"):
         caption += (f" {a['split_runs']} run(s) held out a noisy validation split: their noisy labels, predictions "
                     f"and label distributions are measured on the images they trained on, the clean labels on all.")
