@@ -47,7 +47,7 @@ from ..datasets.votes import vote_shares
 from ..runs import RunDir, RunId
 from .collect import METRICS, STATS, aggregate, collect_runs
 from .style import (LINESTYLES, block_title, method_color, method_of, method_title, noise_title, setting_key,
-                    shared_profile, variant_order)
+                    profile_name, shared_profile, variant_order)
 
 STAT_TEXT = {"last": "last epoch", "best": "best epoch (optimistic)", "last5": "mean of last 5 epochs",
              "val": "epoch chosen on noisy validation"}
@@ -247,7 +247,7 @@ def _legend_labels(lines: Iterable[str], data: pd.DataFrame, column: str) -> tup
     lines = list(lines)
     said = shared_profile(lines)
     labels = [f"{method_title(line, said)} ({_n_text(data.loc[data[column] == line, 'n'].tolist())})" for line in lines]
-    return labels, "".join(f" · profile {p.removeprefix('profile=')}" for p in said)
+    return labels, f" · profile {profile_name(said)}" if said else ""
 
 
 # --- memorisation ----------------------------------------------------------------------

@@ -42,6 +42,11 @@ def shared_profile(variants: Iterable[str]) -> set[str]:
     return parts[0] if parts and len(parts[0]) == 1 and all(p == parts[0] for p in parts) else set()
 
 
+def profile_name(said: Iterable[str]) -> str:
+    """``cpu-face`` for ``{"profile=cpu-face"}`` (what :func:`shared_profile` found), ``""`` for none."""
+    return ", ".join(sorted(p.removeprefix("profile=") for p in said))
+
+
 def method_color(variant: str) -> Any:
     """The colour of a variant's method, the same in every figure."""
     method = method_of(variant)

@@ -38,7 +38,7 @@ from ..runs.model import run_dataset, run_train_labels
 from ..methods.lanet.method import DISTRIBUTION_FILE
 from . import paper
 from .collect import collect_runs
-from .style import block_title, method_title, shared_profile, variant_order
+from .style import block_title, method_title, profile_name, shared_profile, variant_order
 from .tables import ALPHA, Block, Cell, Table, default_label, setting_order
 
 AMBIGUOUS_BELOW = 0.7
@@ -167,7 +167,7 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
     split_runs = sum(bool(RunDir(Path(d)).held_out()) for d in runs["run_dir"])
     out.attrs.update(rates=dict(zip(runs["setting"], runs["rate"])), source=source, n_images=int(len(idx)),
                      n_ambiguous=int(ambiguous.sum()), dataset=dataset.name, split_runs=split_runs,
-                     profile=", ".join(p.removeprefix("profile=") for p in said))
+                     profile=profile_name(said))
     return out
 
 
