@@ -191,12 +191,18 @@ def _finished(out: Path, what: dict[str, Any], data: IdentitySetConfig) -> Optio
     return rec if same and out.is_file() and sha256(out) == rec.get("sha256") else None
 
 
+def _threads(n: int) -> str:
+    # Named in the summary because the bytes depend on it (the order of float sums): the same seed
+    # on another thread count is a different, equally valid checkpoint.
+    return f"{n} thread" + ("" if n == 1 else "s")
+
+
 def format_summary(record: dict[str, Any], out: Path) -> str:
     d = record["dataset"]
     head = "already pretrained" if record.get("skipped") else "pretrained"
     return (f"{head}: {RECIPE['arch']} width {RECIPE['width']} on {d['identities']} synthfer-id identities "
             f"({d['images']['train']} training images), seed {record['seed']}, {record['recipe']['epochs']} epochs, "
-            f"{record['seconds']:.0f} s\n"
+            f"{record['seconds']:.0f} s on {_threads(record['torch_threads'])}\n"
             f"held-out identity accuracy {record['heldout_identity_accuracy']:.1%} "
             f"({d['images']['heldout']} images; chance {record['chance']:.2%})\n"
             f"saved {out} (sha256 {record['sha256'][:16]}...) and its record {record_path(out).name}; "

@@ -164,6 +164,8 @@ def test_cli_pretrain_tiny(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "held-out identity accuracy" in res.output and (tmp_path / "w.json").is_file()
+    threads = json.loads((tmp_path / "w.json").read_text())["torch_threads"]
+    assert re.search(rf"\d+ s on {threads} threads?\n", res.output), res.output  # the bytes depend on it
     assert torch.load(tmp_path / "w.pth", weights_only=True)["state_dict"]["conv1.weight"].shape[0] == 16
     assert "already pretrained" in CliRunner().invoke(cli, args).output
 

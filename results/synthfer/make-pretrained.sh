@@ -11,11 +11,14 @@ OUT="${OUT:-results/synthfer/pretrained}"
 METHODS="${METHODS:-baseline,scn,rul,eac,lanet}"
 PROFILE=cpu-face
 
-# The MS-Celeb step, once: prints the shipped checkpoint's record beside a fresh reproduction's sha256
-# (PRETRAIN=0 skips it; it is not needed by the runs, which use the shipped file).
+# The MS-Celeb step, once, on the shipped record's thread count (the bytes depend on it): its sha256
+# matches the shipped file's (PRETRAIN=0 skips it; the runs use the shipped file).
 if [ "${PRETRAIN:-1}" != 0 ]; then
     mkdir -p "$OUT"
-    fer-bench pretrain --seed 0 --out "$OUT/synthfer-id-seed0.pth" --quiet | tee "$OUT/pretrain.txt"
+    SHIPPED=fer_bench/models/weights/synthfer-id.json
+    THREADS=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['torch_threads'])" "$SHIPPED")
+    OMP_NUM_THREADS="$THREADS" fer-bench pretrain --seed 0 --out "$OUT/synthfer-id-seed0.pth" --quiet | tee "$OUT/pretrain.txt"
+    python -c "import json, sys; print('shipped sha256', json.load(open(sys.argv[1]))['sha256'][:16] + '...')" "$SHIPPED"
 fi
 
 if [ "${SWEEP:-1}" != 0 ]; then
