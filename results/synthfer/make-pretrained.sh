@@ -15,10 +15,10 @@ PROFILE=cpu-face
 # matches the shipped file's (PRETRAIN=0 skips it; the runs use the shipped file).
 if [ "${PRETRAIN:-1}" != 0 ]; then
     mkdir -p "$OUT"
-    SHIPPED=fer_bench/models/weights/synthfer-id.json
-    THREADS=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['torch_threads'])" "$SHIPPED")
+    read -r THREADS SHIPPED_SHA < <(python -c "from fer_bench.models.pretrained import SYNTHFER_ID_FILE as f, \
+checkpoint_record; r = checkpoint_record(f); print(r['torch_threads'], r['sha256'][:16])")
     OMP_NUM_THREADS="$THREADS" fer-bench pretrain --seed 0 --out "$OUT/synthfer-id-seed0.pth" --quiet | tee "$OUT/pretrain.txt"
-    python -c "import json, sys; print('shipped sha256', json.load(open(sys.argv[1]))['sha256'][:16] + '...')" "$SHIPPED"
+    echo "shipped sha256 $SHIPPED_SHA..."
 fi
 
 if [ "${SWEEP:-1}" != 0 ]; then
