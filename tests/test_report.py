@@ -191,6 +191,25 @@ def test_table_cli_writes_each_format(runs: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "no finished runs" in res.output
 
 
+def test_runs_named_alike_under_two_default_profiles_are_never_pooled(
+        runs: Path, tiny_synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run is named against the default profile recorded with it, so after synthfer's default changes
+    a plain ``baseline`` can be either profile; tables and the user study refuse to average the two."""
+    from fer_bench.datasets.synthfer.loader import SynthFER
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(runs, mixed)
+    other = "cpu" if SynthFER.default_profile == "cpu-face" else "cpu-face"
+    monkeypatch.setattr(SynthFER, "default_profile", other)
+    run_main(tiny_spec(tiny_synth, mixed, method="baseline", seed=2))
+    for command in (["table"], ["userstudy"]):
+        res = CliRunner().invoke(cli, [*command, "--results", str(mixed)])
+        assert res.exit_code == 2, res.output
+        assert "baseline on clean holds runs of different profiles" in res.output
+        assert "seed2" in res.output and f"{other} in" in res.output
+    assert CliRunner().invoke(cli, ["table", "--results", str(runs)]).exit_code == 0  # one profile: fine
+
+
 def test_user_study_reuses_its_per_run_cache_without_checkpoints(runs: Path, tmp_path: Path) -> None:
     first = measure(runs, progress=False)
     copy = tmp_path / "copied"

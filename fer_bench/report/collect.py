@@ -10,7 +10,7 @@ import pandas as pd
 from ..runs import collect, to_frame
 from ..runs.record import GROUP, METRICS, STATS
 
-__all__ = ["GROUP", "METRICS", "STATS", "aggregate", "collect_runs", "unavailable_message"]
+__all__ = ["GROUP", "METRICS", "STATS", "aggregate", "collect_runs", "refuse_pooling", "unavailable_message"]
 
 
 def collect_runs(results: Path) -> pd.DataFrame:
@@ -43,6 +43,7 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
     if runs.empty:
         raise ValueError(f"no finished runs of {', '.join(methods)}" if methods else
                          "no finished default runs (only variants; choose them with --methods)")
+    refuse_pooling(runs)
     column = f"{metric}_{stat}"
     grouped = runs.groupby(GROUP, sort=False)
     out = grouped[column].agg(mean="mean", std="std", n="size").reset_index()
@@ -53,6 +54,25 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
     out["protocol"] = grouped["protocol"].first().values
     out["profile"] = grouped["profile"].first().values
     return out
+
+
+def refuse_pooling(runs: pd.DataFrame) -> None:
+    """A ValueError when one cell would pool runs of different protocols or profiles.
+
+    A variant names its profile only when it is not the dataset's default, and each run is named
+    against the default recorded with it; so when a dataset's default changes, a root can hold plain
+    ``lanet`` runs of both profiles, which would otherwise be averaged as one.
+    """
+    for key, cell in runs.groupby(GROUP, sort=False):
+        for column in ("protocol", "profile"):
+            values = cell[column].fillna("?").unique()
+            if len(values) > 1:
+                dirs = [cell.loc[cell[column].fillna("?") == v, "run_dir"].iloc[0] for v in values]
+                setting, variant = key[GROUP.index("setting")], key[GROUP.index("variant")]
+                raise ValueError(
+                    f"{variant} on {setting} holds runs of different {column}s ("
+                    + ", ".join(f"{v} in {d}" for v, d in zip(values, dirs))
+                    + "): they are not one setting; give each its own --results root")
 
 
 def unavailable_message(agg: pd.DataFrame, stat: str) -> Optional[str]:

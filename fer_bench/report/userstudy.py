@@ -37,7 +37,7 @@ from ..runs import RunDir
 from ..runs.model import run_dataset, run_train_labels
 from ..methods.lanet.method import DISTRIBUTION_FILE
 from . import paper
-from .collect import collect_runs
+from .collect import collect_runs, refuse_pooling
 from .style import block_title, method_title, profile_name, shared_profile, variant_order
 from .tables import ALPHA, Block, Cell, Table, default_label, setting_order
 
@@ -140,6 +140,7 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
     names = sorted(runs["dataset"].unique())
     if len(names) > 1:
         raise ValueError(f"runs of several datasets under {results} ({', '.join(names)}); choose one with --dataset")
+    refuse_pooling(runs)
     dataset = run_dataset(runs.iloc[0]["record"].config, root, progress)
     idx, ref, source = reference(dataset, votes_csv)
     ambiguous = ref.max(1) < AMBIGUOUS_BELOW
