@@ -122,7 +122,7 @@ training_options = _options(
     click.option("--exact", is_flag=True, help="Flip exactly round(rate*n) labels (default: per-sample Bernoulli)."),
     click.option("--confusion", type=click.Path(), help="Class-named confusion-matrix CSV for asym/confusion noise."),
     click.option("--protocol", default="official", show_default=True, type=click.Choice(["official", "unified"])),
-    click.option("--profile", default=None, help="paper | cpu | cpu-face (default: the dataset's; cpu for synthfer)."),
+    click.option("--profile", default=None, help="paper | cpu | cpu-face (default: the dataset's; cpu-face for synthfer, paper for the others)."),
     click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a recipe key or hyper-parameter."),
     click.option("--sampler", type=click.Choice(["random", "balanced", "progressive"]),
                  help="Epoch sampler for any method (default: the recipe's; random)."),

@@ -179,11 +179,17 @@ def test_cli_pretrain_help_states_the_defaults() -> None:
         assert re.search(rf"--{option} INTEGER (?:(?! --).)*\(default {value}\)", text), option
 
 
-@pytest.mark.parametrize("option", [["--pretrained", "synthfer-id"], ["--set", "pretrained=synthfer-id"],
-                                    ["--profile", "cpu-face"]])
-def test_a_sweep_passes_the_pretrained_start_on(option: list[str], tiny_synth: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("option, suffix", [
+    ([], ""),  # synthfer's default profile, cpu-face, is the pretrained start
+    (["--profile", "cpu-face"], ""),
+    (["--pretrained", "synthfer-id"], "+pretrained=synthfer-id"),
+    (["--set", "pretrained=synthfer-id"], "+pretrained=synthfer-id"),
+    (["--profile", "cpu", "--pretrained", "synthfer-id"], "+profile=cpu+pretrained=synthfer-id"),
+    (["--profile", "cpu"], "+profile=cpu"),  # from scratch
+])
+def test_a_sweep_passes_the_pretrained_start_on(option: list[str], suffix: str, tiny_synth: Path,
+                                                tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["sweep", "--methods", "baseline,eac", "--root", str(tiny_synth), "--noise", "sym",
                                    "--rates", "0.3", "--seeds", "0", "--out", str(tmp_path), "--dry-run", *option])
     assert res.exit_code == 0, res.output
-    variants = re.findall(r"sym-0\.3/([^/]+)/seed0", res.output)
-    assert len(variants) == 2 and all(v.endswith(("+pretrained=synthfer-id", "+profile=cpu-face")) for v in variants)
+    assert sorted(re.findall(r"sym-0\.3/([^/]+)/seed0", res.output)) == [f"baseline{suffix}", f"eac{suffix}"]

@@ -191,23 +191,39 @@ def test_table_cli_writes_each_format(runs: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "no finished runs" in res.output
 
 
-def test_runs_named_alike_under_two_default_profiles_are_never_pooled(
-        runs: Path, tiny_synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A run is named against the default profile recorded with it, so after synthfer's default changes
-    a plain ``baseline`` can be either profile; tables and the user study refuse to average the two."""
+def test_a_run_made_under_another_default_profile_is_renamed_never_pooled(
+        tiny_synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run is named against the dataset's default profile of today. After synthfer's default
+    changes, the same command meets the old run in its directory and says where it belongs now;
+    moved there, reports name it by its profile and never average it with today's default runs."""
     from fer_bench.datasets.synthfer.loader import SynthFER
+    from fer_bench.runs import RunError
 
-    mixed = tmp_path / "mixed"
-    shutil.copytree(runs, mixed)
-    other = "cpu" if SynthFER.default_profile == "cpu-face" else "cpu-face"
-    monkeypatch.setattr(SynthFER, "default_profile", other)
-    run_main(tiny_spec(tiny_synth, mixed, method="baseline", seed=2))
-    for command in (["table"], ["userstudy"]):
-        res = CliRunner().invoke(cli, [*command, "--results", str(mixed)])
-        assert res.exit_code == 2, res.output
-        assert "baseline on clean holds runs of different profiles" in res.output
-        assert "seed2" in res.output and f"{other} in" in res.output
-    assert CliRunner().invoke(cli, ["table", "--results", str(runs)]).exit_code == 0  # one profile: fine
+    out = tmp_path / "runs"
+    today = SynthFER.default_profile
+    before = "cpu" if today == "cpu-face" else "cpu-face"
+    with monkeypatch.context() as m:
+        m.setattr(SynthFER, "default_profile", before)
+        old = run_main(tiny_spec(tiny_synth, out, method="baseline"))
+    with pytest.raises(RunError, match=f"holds a {before} run, named when {before} was synthfer's default") as err:
+        run_main(tiny_spec(tiny_synth, out, method="baseline"))
+    target = Path(str(err.value).split("its name today is ")[1].split(": move it")[0])
+    assert f"+profile={before}" in target.parent.name and not target.exists()
+    target.parent.mkdir(parents=True)
+    Path(old["run_dir"]).rename(target)
+    run_main(tiny_spec(tiny_synth, out, method="baseline"))
+    res = CliRunner().invoke(cli, ["table", "--results", str(out), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    cells = {r["method"]: int(r["n"]) for r in csv.DictReader(io.StringIO(res.output))}
+    assert cells == {"baseline": 1, f"baseline+profile={before}": 1}
+
+
+def test_one_cell_never_averages_two_profiles(runs: Path) -> None:
+    """Defence for runs whose names cannot say their profile (a plugin dataset that is not loaded)."""
+    frame = collect_runs(runs)
+    frame.loc[frame.index[0], "profile"] = "other"
+    with pytest.raises(ValueError, match="holds runs of different profiles"):
+        aggregate(frame)
 
 
 def test_user_study_reuses_its_per_run_cache_without_checkpoints(runs: Path, tmp_path: Path) -> None:

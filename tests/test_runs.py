@@ -303,7 +303,8 @@ def test_the_committed_reference_records_redraw_a_figure_and_count_as_finished(t
     from fer_bench.report import plots
 
     committed = Path(__file__).resolve().parent.parent / "results" / "synthfer" / "runs"
-    run_dir = committed / "synthfer" / "sym-0.3" / "lanet" / "seed0"
+    # From scratch: the cpu profile, named so since synthfer's default became cpu-face.
+    run_dir = committed / "synthfer" / "sym-0.3" / "lanet+profile=cpu" / "seed0"
     res = cli("plot", "confusion", run_dir, "--normalise", "--out", tmp_path / "confusion")
     assert res.exit_code == 0, res.output
     assert (tmp_path / "confusion.png").stat().st_size > 1000
@@ -314,7 +315,7 @@ def test_the_committed_reference_records_redraw_a_figure_and_count_as_finished(t
     # changed (issue 15: shards, heatmap peaks), so the committed runs are honestly a different config
     # until they are trained again.
     res = cli("sweep", "--methods", "baseline,lanet", "--noise", "sym,asym", "--rates", "0.3", "--seeds", "0,2",
-              "--clean", "--out", committed, "--dry-run")
+              "--clean", "--profile", "cpu", "--out", committed, "--dry-run")
     assert res.exit_code == 0, res.output
     assert res.output.strip().endswith("12 runs, 0 finished"), res.output
     different = [line for line in res.output.splitlines() if line.startswith("different config")]
@@ -324,7 +325,7 @@ def test_the_committed_reference_records_redraw_a_figure_and_count_as_finished(t
     from fer_bench.runs import RunDir
 
     for setting in ({"noise": "none"}, {"noise": "sym", "rate": 0.3, "seed": 2}):
-        run = resolve(RunSpec(method="baseline", out=str(committed), **setting))
+        run = resolve(RunSpec(method="baseline", profile="cpu", out=str(committed), **setting))
         config = config_record(run, None)
         assert config["recipe"]["val_split"] == 0.1
         config["recipe"]["val_split"] = 0.0
@@ -336,11 +337,12 @@ def test_the_committed_reference_records_redraw_a_figure_and_count_as_finished(t
 @pytest.mark.parametrize("name", ["synthfer", "rafdb", "ferplus", "affectnet"])
 def test_every_registered_dataset_fulfils_the_loader_protocol(name: str) -> None:
     from fer_bench.datasets.protocol import DatasetLoader, ScannableDatasetLoader
+    from fer_bench.engine.recipe import PROFILES
     from fer_bench.registry import DATASETS, list_datasets
 
     assert name in list_datasets()
     loader = DATASETS.get(name)
-    assert isinstance(loader, DatasetLoader) and loader.default_profile in ("paper", "cpu")
+    assert isinstance(loader, DatasetLoader) and loader.default_profile in PROFILES
     assert isinstance(loader, ScannableDatasetLoader) == (name != "synthfer")
 
 

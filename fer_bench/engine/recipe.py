@@ -10,9 +10,9 @@ A run's recipe is resolved in layers, later ones winning:
    official code differs from the suite's default (LA-Net's ``shards`` and
    ``heatmap_peak``); under ``unified`` those keep the method's defaults;
 3. the profile, by scale: ``paper`` (ResNet-18 at 224 px, the default on real
-   datasets) changes nothing, ``cpu`` (the default on the synthetic dataset)
-   shrinks network, input and schedule so a run finishes in minutes on two
-   cores, from scratch; ``cpu-face`` is the papers' protocol on that budget:
+   datasets) changes nothing, ``cpu`` shrinks network, input and schedule so
+   a run finishes in minutes on two cores, from scratch; ``cpu-face`` (the
+   default on the synthetic dataset) is the papers' protocol on that budget:
    the same, fine-tuning the backbone pretrained on synthfer identities
    (``pretrained: synthfer-id``, :mod:`fer_bench.pretrain`); method
    hyper-parameters are untouched;
@@ -234,5 +234,6 @@ def _apply_checkpoint_kind(recipe: dict[str, Any], overrides: dict[str, Any]) ->
     for key, needed in kind.layout.items():
         if key in overrides and overrides[key] != needed:
             raise RecipeError(f"{recipe['pretrained']} holds {recipe['pretrained_kind']} weights, which need "
-                              f"{key}={needed}, not {overrides[key]}: use --set {key}={needed}")
+                              f"{key}={needed}, not {overrides[key]}: use --set {key}={needed}, or train from "
+                              f"scratch (--set pretrained=none, or --profile cpu on synthfer)")
         recipe[key] = needed

@@ -203,12 +203,32 @@ class RunDir:
         if old.get("root") != new.get("root"):
             # The data root is not part of a run's name, so the same command on two copies of a
             # dataset that differ meets here: say exactly how to keep both.
-            runs_root = self.path.parents[3] if len(self.path.parts) > 4 else self.path.parent
             where = {k: c.get("root") or "the default data root" for k, c in (("old", old), ("new", new))}
-            other = f"{runs_root}-{Path(new.get('root') or 'default').name}"
+            other = f"{self._runs_root}-{Path(new.get('root') or 'default').name}"
             rest = "; ".join(d for d in diff if not d.startswith("root:"))
             return (f"{self.path} holds a run on the data in {where['old']}; this one reads {where['new']}"
                     f"{f' ({rest})' if rest else ''}. To keep both, give this one its own runs root: "
                     f"--out {other} (or --force to replace the old run)")
+        renamed = self._name_today(old)
+        if renamed is not None and old.get("profile") != new.get("profile"):
+            return (f"{self.path} holds a {old.get('profile')} run, named when {old.get('profile')} was "
+                    f"{old.get('dataset')}'s default profile; its name today is {renamed}: move it there to "
+                    f"keep both, or use --force to replace it")
         return (f"{self.path} holds a run with a different config ({'; '.join(diff[:4])}); "
                 f"use --force to replace it or --out for another runs root")
+
+    def _name_today(self, old: dict[str, Any]) -> Optional[Path]:
+        """Where the run this directory holds is named today, when that is elsewhere (a dataset's default
+        profile changed since it was made); None when it is here or its config cannot say."""
+        from .identity import RunId
+
+        try:
+            where = self._runs_root / RunId.from_config(old).name()
+        except (KeyError, TypeError, ValueError):
+            return None
+        return where if where != self.path else None
+
+    @property
+    def _runs_root(self) -> Path:
+        """The runs root this directory is named below (``<root>/<dataset>/<setting>/<variant>/seed<k>``)."""
+        return self.path.parents[3] if len(self.path.parts) > 4 else self.path.parent

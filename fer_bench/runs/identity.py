@@ -9,7 +9,9 @@ carries the noise seed when it differs from the training seed)::
 * ``setting``: the noisy labels: ``clean``, ``sym-0.3``, ``asym-exact-0.2``, or
   ``file-<stem>`` for a label file (its realised rate is in the run's record);
 * ``variant``: the method plus whatever else sets its runs apart: a protocol
-  other than ``official``, a profile other than the dataset's default, the
+  other than ``official``, a profile other than the dataset's default (today's:
+  so when a default changes, an old run is renamed in reports and where commands look
+  for it alike, and two profiles never share a name), the
   ``--set`` overrides (``lanet+unified+alpha=0.5``) and, for a run trained by
   several processes, their number and SyncBatchNorm (``lanet+processes=2+sync_bn``:
   per-rank batch norm and augmentation give other numbers than one process);
@@ -151,17 +153,18 @@ class RunId:
             method=config["method"], dataset=config["dataset"], data_options=config.get("data_options", {}),
             noise=noise["model"], rate=float(noise["rate"]), exact=bool(noise.get("exact", False)),
             noise_file=file, protocol=config.get("protocol", "official"), profile=config.get("profile", ""),
-            default_profile=config.get("default_profile", _default_profile(config["dataset"])),
+            default_profile=_default_profile(config),
             overrides=config.get("overrides", {}), seed=int(config["seed"]), noise_seed=noise.get("noise_seed"),
             processes=int(config.get("processes", 1)), sync_bn=bool(config.get("sync_bn", False)),
         )
 
 
-def _default_profile(dataset: str) -> str:
-    """The registered dataset's default profile (for configs written before they recorded it)."""
-    from ..registry import DATASETS
+def _default_profile(config: Mapping[str, Any]) -> str:
+    """The run's dataset's default profile today; for a plugin dataset that is not loaded, the one
+    recorded with the run (or none: its runs name their profile)."""
+    from ..registry import DATASETS, UnknownNameError
 
     try:
-        return getattr(DATASETS.get(dataset), "default_profile", "paper")
-    except Exception:  # a plugin dataset that is not loaded: its runs name their profile
-        return ""
+        return getattr(DATASETS.get(config["dataset"]), "default_profile", "paper")
+    except UnknownNameError:
+        return config.get("default_profile", "")

@@ -27,22 +27,17 @@ if [ "${SWEEP:-1}" != 0 ]; then
         || echo "some runs failed; the tables use the finished ones"
 fi
 
-# The runs carry the plain method names when cpu-face is synthfer's default profile, else +profile=cpu-face.
-SUFFIX=""
-compgen -G "$RUNS/synthfer/*/baseline+profile=$PROFILE" > /dev/null && SUFFIX="+profile=$PROFILE"
-TABLE_METHODS=$(echo "$METHODS" | sed "s/,/$SUFFIX,/g; s/\$/$SUFFIX/")
-
+# cpu-face is synthfer's default profile, so the runs carry the plain method names.
 source "$(dirname "$0")/draw-tables.sh"
-draw_tables "$RUNS/synthfer" "$OUT" "$TABLE_METHODS" last best last5 val
+draw_tables "$RUNS/synthfer" "$OUT" "$METHODS" last best last5 val
 
 mkdir -p "$OUT/figures"
-fer-bench plot curves --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --out "$OUT/figures/accuracy-vs-noise"
-fer-bench plot curves --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --stat val --out "$OUT/figures/accuracy-vs-noise-val"
-fer-bench plot memorisation --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --out "$OUT/figures/memorisation"
-VARIANT="lanet$SUFFIX"
-GALLERY_RUN="$RUNS/synthfer/sym-0.3/$VARIANT/seed0"
+fer-bench plot curves --results "$RUNS/synthfer" --methods "$METHODS" --out "$OUT/figures/accuracy-vs-noise"
+fer-bench plot curves --results "$RUNS/synthfer" --methods "$METHODS" --stat val --out "$OUT/figures/accuracy-vs-noise-val"
+fer-bench plot memorisation --results "$RUNS/synthfer" --methods "$METHODS" --out "$OUT/figures/memorisation"
+GALLERY_RUN="$RUNS/synthfer/sym-0.3/lanet/seed0"
 if [ -f "$GALLERY_RUN/label_distributions.csv" ]; then
     fer-bench plot gallery "$GALLERY_RUN" --ambiguous --out "$OUT/figures/gallery-lanet-sym-0.3"
 fi
-fer-bench plot confusion "$RUNS/synthfer/sym-0.3/$VARIANT/seed0" --normalise --out "$OUT/figures/confusion-lanet-sym-0.3"
-fer-bench plot transition "$RUNS/synthfer/asym-0.3/$VARIANT/seed0" --out "$OUT/figures/transition-asym-0.3"
+fer-bench plot confusion "$RUNS/synthfer/sym-0.3/lanet/seed0" --normalise --out "$OUT/figures/confusion-lanet-sym-0.3"
+fer-bench plot transition "$RUNS/synthfer/asym-0.3/lanet/seed0" --out "$OUT/figures/transition-asym-0.3"
