@@ -59,9 +59,10 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
 def refuse_pooling(runs: pd.DataFrame) -> None:
     """A ValueError when one cell would pool runs of different protocols or profiles.
 
-    A variant names its profile only when it is not the dataset's default, and each run is named
-    against the default recorded with it; so when a dataset's default changes, a root can hold plain
-    ``lanet`` runs of both profiles, which would otherwise be averaged as one.
+    A variant names its profile only when it is not its dataset's default. That is today's default
+    for a registered dataset, but the one recorded with the run for a plugin dataset that is not
+    loaded, so after such a dataset's default changed a root could hold plain ``lanet`` runs of two
+    profiles, which would otherwise be averaged as one.
     """
     for key, cell in runs.groupby(GROUP, sort=False):
         for column in ("protocol", "profile"):
