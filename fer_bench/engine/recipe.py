@@ -235,5 +235,5 @@ def _apply_checkpoint_kind(recipe: dict[str, Any], overrides: dict[str, Any]) ->
         if key in overrides and overrides[key] != needed:
             raise RecipeError(f"{recipe['pretrained']} holds {recipe['pretrained_kind']} weights, which need "
                               f"{key}={needed}, not {overrides[key]}: use --set {key}={needed}, or train from "
-                              f"scratch (--set pretrained=none, or --profile cpu on synthfer)")
+                              f"scratch (--set pretrained=none, or a profile without pretrained weights such as cpu)")
         recipe[key] = needed

@@ -65,15 +65,13 @@ def refuse_pooling(runs: pd.DataFrame) -> None:
     profiles, which would otherwise be averaged as one.
     """
     for key, cell in runs.groupby(GROUP, sort=False):
+        where = dict(zip(GROUP, key))
         for column in ("protocol", "profile"):
-            values = cell[column].fillna("?").unique()
-            if len(values) > 1:
-                dirs = [cell.loc[cell[column].fillna("?") == v, "run_dir"].iloc[0] for v in values]
-                setting, variant = key[GROUP.index("setting")], key[GROUP.index("variant")]
-                raise ValueError(
-                    f"{variant} on {setting} holds runs of different {column}s ("
-                    + ", ".join(f"{v} in {d}" for v, d in zip(values, dirs))
-                    + "): they are not one setting; give each its own --results root")
+            one_each = cell.fillna({column: "?"}).drop_duplicates(column)
+            if len(one_each) > 1:
+                found = ", ".join(f"{r[column]} in {r['run_dir']}" for _, r in one_each.iterrows())
+                raise ValueError(f"{where['variant']} on {where['setting']} holds runs of different {column}s "
+                                 f"({found}): they are not one setting; give each its own --results root")
 
 
 def unavailable_message(agg: pd.DataFrame, stat: str) -> Optional[str]:
