@@ -17,7 +17,10 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
+
+from . import disk
+from .errors import exception_chain
 
 # ".tmp<pid>" ends every temporary name, before the image cache's "c" and ".npy" suffixes.
 _TEMPORARY = re.compile(r"\.tmp(\d+)c?(\.npy)?$")
@@ -29,11 +32,34 @@ def _replace_from(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_text(path: Path, text: str) -> None:
+def write_atomic(path: Path, write: Callable[[Path], None], size: Optional[int] = None) -> None:
+    """Write ``path`` as ``write(temporary)`` writes the temporary beside it, then move that into place.
+
+    A write that fails (an error, Ctrl-C) removes its temporary and leaves the old file as it was;
+    one that finds the disk full is a :class:`~fer_bench.disk.DiskFullError` naming ``path`` and
+    its ``size`` in bytes, when the caller knows it.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    _replace_from(tmp, path)
+    try:
+        write(tmp)
+        _replace_from(tmp, path)
+    except BaseException as exc:
+        full = disk.full_disk_cause(exc) is not None and not isinstance(exc, disk.DiskFullError)
+        if full:  # measured before the temporary goes: the space as the write found it
+            written, free = (tmp.stat().st_size if tmp.exists() else 0), disk.free_bytes(path)
+        tmp.unlink(missing_ok=True)
+        if full:
+            raise disk.disk_full(path, size, free, written) from exc
+        interrupt = next((e for e in exception_chain(exc) if isinstance(e, KeyboardInterrupt)), exc)
+        if interrupt is not exc:  # Ctrl-C (or SIGTERM) in torch.save comes out as a RuntimeError about its archive
+            raise interrupt from None
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    data = text.encode("utf-8")
+    write_atomic(path, lambda tmp: tmp.write_bytes(data), len(data))
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -54,13 +80,13 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 def save_torch(path: Path, obj: Any) -> None:
     import torch  # here, so that the modules writing text need not load torch
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    # Through a file object: given a name, torch.save names its archive after the file (here the
-    # temporary's, with the pid), so the same tensors would give other bytes and another sha256.
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-    _replace_from(tmp, path)
+    def write(tmp: Path) -> None:
+        # Through a file object: given a name, torch.save names its archive after the file (here the
+        # temporary's, with the pid), so the same tensors would give other bytes and another sha256.
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    write_atomic(path, write)
 
 
 def _alive(pid: int) -> bool:

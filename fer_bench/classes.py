@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .errors import excerpt
+
 CANONICAL: tuple[str, ...] = (
     "neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger", "contempt",
 )
@@ -31,7 +33,7 @@ def canonical_name(name: str) -> str:
     key = name.strip().lower()
     key = ALIASES.get(key, key)
     if key not in CANONICAL:
-        raise ValueError(f"unknown class name {name!r}; known: {', '.join(CANONICAL)}")
+        raise ValueError(f"unknown class name {excerpt(name)}; known: {', '.join(CANONICAL)}")
     return key
 
 
@@ -42,5 +44,5 @@ def class_index(class_names: Sequence[str], name: str) -> int:
         return list(class_names).index(key)
     except ValueError:
         raise ValueError(
-            f"class {name!r} is not one of this dataset's classes ({', '.join(class_names)})"
+            f"class {excerpt(name)} is not one of this dataset's classes ({', '.join(class_names)})"
         ) from None

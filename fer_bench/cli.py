@@ -18,7 +18,8 @@ from typing import Any, Optional
 
 import click
 
-from . import threads
+from . import interrupts, threads
+from .disk import full_disk_message
 from .runs.lock import RunBusy
 from .runs.record import STATS
 from .registry import DATASETS, METHODS, NOISE_MODELS, UnknownNameError, load_env_plugins, load_plugin
@@ -30,33 +31,41 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+_CLICK_OUTCOMES = (click.ClickException, click.exceptions.Exit, click.exceptions.Abort)  # already answered
+
+
 class Group(click.Group):
-    """Turns user errors raised anywhere below into a one-line message and exit code 2."""
+    """Turns user errors raised anywhere below, and a full disk, into a one-line message and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
-            if os.environ.get("FER_BENCH_DEBUG"):
+        except Exception as exc:
+            if os.environ.get("FER_BENCH_DEBUG") or isinstance(exc, _CLICK_OUTCOMES):
                 raise
-            msg = str(exc).strip()
-            raise UserError(msg.splitlines()[0] if msg else type(exc).__name__) from None
+            # Whatever type the error surfaced as: torch reports a full disk as a RuntimeError.
+            message = full_disk_message(exc)
+            if message is None:
+                if not isinstance(exc, USER_ERRORS):
+                    raise
+                message = str(exc).strip()
+            raise UserError(message.splitlines()[0] if message else type(exc).__name__) from None
 
 
 def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-    load_env_plugins()
-    for module in value:
-        try:
-            load_plugin(module)
-        except ImportError as exc:
-            raise UserError(str(exc)) from None
-    ctx.meta["plugins"] = value  # for the processes a sweep starts
+    try:
+        load_env_plugins()
+        # A file's absolute path: a sweep's workers and Slurm jobs load the same plugins, maybe elsewhere.
+        ctx.meta["plugins"] = tuple(load_plugin(plugin) for plugin in value)
+    except ImportError as exc:
+        raise UserError(str(exc)) from None
     return value
 
 
 plugin_option = click.option(
     "--plugin", "plugins", multiple=True, is_eager=True, expose_value=False, callback=_load_plugins,
-    metavar="MODULE", help="Import MODULE first so the methods/datasets/noise models it registers exist (repeatable).",
+    metavar="MODULE", help="Import MODULE (a module name, found in the current directory too, or a .py file's path) "
+                           "first so the methods/datasets/noise models it registers exist (repeatable).",
 )
 
 
@@ -186,15 +195,23 @@ def run(quiet: bool, nproc: Optional[int], **kw: Any) -> None:
     from .engine.run import main as run_main
 
     spec = _base_spec(progress=not quiet, **_with_config_lists(kw))
-    if nproc is not None and "WORLD_SIZE" not in os.environ:  # (in torchrun's processes it is what started them)
-        from .engine.launch import torchrun_run
+    with interrupts.sigterm_as_interrupt():  # a scheduler's stop saves and says where, as Ctrl-C does
+        if nproc is not None and "WORLD_SIZE" not in os.environ:  # (in torchrun's processes it is what started them)
+            from .engine.launch import torchrun_run
 
-        sys.exit(torchrun_run(spec, nproc, sys.argv[1:]))
-    try:
-        result = run_main(spec)
-    except RunInterrupted as exc:  # instead of click's bare "Aborted!"
-        click.echo(str(exc), err=True)
-        sys.exit(130)
+            sys.exit(torchrun_run(spec, nproc, sys.argv[1:]))
+        try:
+            result = run_main(spec)
+        except RunInterrupted as exc:  # instead of click's bare "Aborted!"
+            if os.environ.get("RANK", "0") == "0":  # under torchrun every rank is interrupted; one says so
+                click.echo(str(exc), err=True)
+            sys.exit(interrupts.exit_status())
+        except KeyboardInterrupt:
+            if interrupts.received() is None:
+                raise  # Ctrl-C before or after training: click's "Aborted!", as ever
+            click.echo("terminated before training began or after it ended; the same command resumes from the "
+                       "last saved epoch, if any", err=True)
+            sys.exit(interrupts.exit_status())
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun, rank 0 reports
     if result.get("already_done"):
@@ -224,9 +241,11 @@ def pretrain(dataset: str, seed: int, out: Optional[str], root: Optional[str], i
              epochs: Optional[int], batch_size: Optional[int], force: bool, quiet: bool) -> None:
     """Pretrain the CPU-sized backbone on face identities (the papers' MS-Celeb step) for --pretrained."""
     from .datasets.synthfer.identities import IdentitySetConfig
+    from .engine.checks import check_seeds
     from .pretrain import default_out, format_summary
     from .pretrain import pretrain as run_pretrain
 
+    check_seeds(seed, None)
     sizes = {"identities": identities, "images_per_identity": images_per_identity,
              "heldout_per_identity": heldout, "seed": data_seed}
     data = IdentitySetConfig(**{k: v for k, v in sizes.items() if v is not None})
@@ -378,9 +397,15 @@ def export(run_dir: str, out: str, fmt: str) -> None:
     Beside it, OUT.json records the class names in logit order and the input size and
     normalisation the network expects.
     """
-    from .runs.export import export_run
+    from .outputs import check_out
+    from .runs import RunDir
+    from .runs.export import check_format, export_run
 
-    meta = export_run(Path(run_dir), Path(out), fmt)
+    check_format(fmt)
+    path = Path(out)
+    check_out(path, (path, path.with_name(path.name + ".json")), [RunDir(Path(run_dir)).config().get("root")],
+              what="model file")
+    meta = export_run(Path(run_dir), path, fmt)
     click.echo(f"wrote {out} ({fmt}, {meta['method']} epoch {meta['epoch']}, {len(meta['class_names'])} classes: "
                f"{', '.join(meta['class_names'])}) and {out}.json")
 
@@ -472,9 +497,12 @@ def table(results: Optional[str], stat: str, metric: str, fmt: str, methods: tup
 
     Each method's default runs only, unless --methods names variants (e.g. a grid's lanet+alpha=0.5).
     """
+    from .outputs import check_out
     from .report.collect import aggregate, collect_runs
     from .report.tables import build_table
 
+    if out:
+        check_out(out)
     agg = aggregate(collect_runs(_runs_root(results)), stat, metric, list(methods))
     _say_unavailable(agg, stat)
     _emit_table(build_table(agg, stat, metric, compare_paper, _alpha(significance, alpha)), fmt, out, label, caption)
@@ -496,8 +524,11 @@ def userstudy(results: Optional[str], dataset: Optional[str], root: Optional[str
               device: str, fmt: str, methods: tuple[str, ...], significance: str, alpha: float,
               label: Optional[str], caption: Optional[str], out: Optional[str]) -> None:
     """JS divergence of label descriptors (one-hot, predictions, LA-Net's distributions) to human votes."""
+    from .outputs import check_out
     from .report.userstudy import build_table, measure
 
+    if out:
+        check_out(out, dataset_roots=[root])
     measured = measure(_runs_root(results), dataset, root, Path(votes) if votes else None, device,
                        methods=methods)
     _emit_table(build_table(measured, _alpha(significance, alpha)), fmt, out, label, caption)
@@ -614,7 +645,7 @@ def noise_export(dataset: str, root: Optional[str], data_opts: tuple[str, ...], 
 
     rate = required_rate(noise, rate)
     check_noise_rate(rate)
-    check_export_path(Path(out))
+    check_export_path(Path(out), Path(root) if root else None)
     ds = create_dataset(dataset, root, True, **parse_sets(data_opts, "--data"))
     labels, record = generate_train_labels(ds, noise, rate, noise_seed, exact, Path(confusion) if confusion else None)
     sha = export_train_labels(ds, labels, record, Path(out))
@@ -652,6 +683,20 @@ def _results_dir(results: Optional[str]) -> Path:
     return Path(results) if results else results_root() / "runs"
 
 
+def _check_figure_out(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A figure's --out stem, checked as the command line is read: before any run is."""
+    from .outputs import check_out
+    from .report.plots import figure_paths
+
+    if value is not None and not ctx.resilient_parsing:
+        check_out(value, figure_paths(value))
+    return value
+
+
+figure_out_option = click.option("--out", required=True, type=click.Path(), callback=_check_figure_out,
+                                 help="Output stem: writes OUT.png and OUT.pdf.")
+
+
 def _saved(fig: Any, out: str) -> None:
     from .report.plots import save
 
@@ -666,7 +711,7 @@ plot_stat_options = _options(
                       "noisy validation split (val)."),
     click.option("--metric", default="acc", show_default=True, type=click.Choice(["acc", "mean_class_acc"])),
     click.option("--dataset", help="Only this dataset's runs (as in the results table, e.g. synthfer)."),
-    click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf."),
+    figure_out_option,
 )
 
 
@@ -693,7 +738,7 @@ def plot_curves(results: Optional[str], stat: str, metric: str, dataset: Optiona
 @click.option("--dataset", help="Only this dataset's runs (as in the results table, e.g. synthfer).")
 @click.option("--methods", default="", callback=_csv(str), metavar="A,B,...",
               help="Only these methods or variants (default: all).")
-@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf.")
+@figure_out_option
 def plot_memorisation(results: Optional[str], dataset: Optional[str], methods: tuple[str, ...], out: str) -> None:
     """Memorised and corrected shares of the flipped training images per epoch, per method and noise setting."""
     from .report.plots import load_runs, memorisation_data, memorisation_figure
@@ -723,22 +768,24 @@ def plot_grid(results: Optional[str], stat: str, metric: str, dataset: Optional[
 @click.option("--n", "n", default=8, show_default=True, type=int, help="Images to show.")
 @click.option("--root", type=click.Path(), help="Dataset directory (default: the run's, else datasets/<dataset>).")
 @click.option("--ambiguous", is_flag=True, help="Only images whose largest human vote share is below 0.7.")
-@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf.")
+@figure_out_option
 def plot_gallery(run_dir: str, n: int, root: Optional[str], ambiguous: bool, out: str) -> None:
     """Training images with their label, votes and learned distribution.
 
     Bars per image: the run's training label, the human votes, and the run's
     label_distributions.csv (LA-Net) when it has one.
     """
-    from .report.plots import gallery_data, gallery_figure
+    from .outputs import check_out
+    from .report.plots import figure_paths, gallery_data, gallery_figure
 
+    check_out(out, figure_paths(out), [root])  # the option checked the rest; --root is known only here
     _saved(gallery_figure(gallery_data(Path(run_dir), n, root, ambiguous)), out)
 
 
 @plot.command("confusion")
 @click.argument("run_dir", type=click.Path())
 @click.option("--normalise", is_flag=True, help="Divide each row by its total (per-class recall on the diagonal).")
-@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf.")
+@figure_out_option
 def plot_confusion(run_dir: str, normalise: bool, out: str) -> None:
     """A run's last-epoch confusion matrix on the clean test set."""
     from .report.plots import confusion_data, confusion_figure
@@ -749,7 +796,7 @@ def plot_confusion(run_dir: str, normalise: bool, out: str) -> None:
 
 @plot.command("transition")
 @click.argument("run_dir", type=click.Path())
-@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf.")
+@figure_out_option
 def plot_transition(run_dir: str, out: str) -> None:
     """A run's realised noise transition matrix (from noise.json)."""
     from .report.plots import transition_data, transition_figure, transition_title
@@ -760,7 +807,7 @@ def plot_transition(run_dir: str, out: str) -> None:
 
 @plot.command("ambiguity")
 @click.argument("sources", nargs=-1, required=True, type=click.Path())
-@click.option("--out", required=True, type=click.Path(), help="Output stem: writes OUT.png and OUT.pdf.")
+@figure_out_option
 def plot_ambiguity(sources: tuple[str, ...], out: str) -> None:
     """Realised flip rate by the largest annotator vote share, one bar series per SOURCE.
 
@@ -845,6 +892,10 @@ def landmarks_extract(dataset: str, root: Optional[str], data_opts: tuple[str, .
 def bench(methods: Optional[str], quiet: bool, contention: Optional[int], competitor: str, repeat: int,
           **kw: Any) -> None:
     """Time training, memory and the input pipeline: batched on-device vs the peers' per-image one."""
+    if kw["out"]:
+        from .outputs import check_out
+
+        check_out(kw["out"])
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     if contention is not None:
         from .perf.contention import format_contention, run_contention

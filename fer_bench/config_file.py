@@ -30,7 +30,12 @@ def read_config(path: Path | str) -> dict[str, Any]:
     except ImportError:
         raise ValueError(f"--config {path}: reading YAML needs PyYAML: pip install pyyaml") from None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not a text (UTF-8) file; --config takes a YAML file of options") from None
+    try:
+        data = yaml.load(text, Loader=_unique_key_loader(yaml))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -39,7 +44,36 @@ def read_config(path: Path | str) -> dict[str, Any]:
         return {}
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
-    return {key_name(str(k)): v for k, v in data.items()}
+    config: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for k, v in data.items():
+        key = key_name(str(k))
+        if key in config:  # noise-seed and noise_seed: one option
+            raise ValueError(f"{path}: option {key} is given twice (as {spelled[key]} and {k})")
+        config[key], spelled[key] = v, str(k)
+    return config
+
+
+def _unique_key_loader(yaml: Any) -> type:
+    """PyYAML's safe loader, refusing a key repeated in one mapping (where PyYAML keeps the last)."""
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *defaults" may be overridden
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    if key in first:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (first on line {first[key] + 1})",
+                            key_node.start_mark)
+                    first[key] = key_node.start_mark.line
+                except TypeError:  # an unhashable key: PyYAML's own error follows
+                    continue
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
 
 
 def check_keys(config: Mapping[str, Any], known: list[str], path: Path | str) -> None:

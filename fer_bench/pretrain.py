@@ -45,9 +45,10 @@ from .augment import AugmentConfig, BatchAugment
 from .datasets.synthfer.identities import NAME as DATASET, IdentitySetConfig, load_identities
 from .engine.optim import build_optimizer, build_scheduler
 from .engine.recipe import DEFAULTS, PROFILES
-from .engine.run import epoch_seed, steps_per_epoch
+from .engine.run import epoch_seed, load_checkpoint, steps_per_epoch
 from .models.pretrained import NORMALISATIONS, SYNTHFER_ID, record_path
 from .models.resnet import CPU_BACKBONE, create_backbone
+from .outputs import check_out
 from .paths import results_root
 
 RECIPE: dict[str, Any] = {
@@ -113,10 +114,16 @@ def pretrain(data: Optional[IdentitySetConfig] = None, seed: int = 0, out: Optio
             if value < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
             recipe[key] = value
+    partial = out.with_name(out.name + ".partial")
+    check_out(out, (out, record_path(out), partial), [root])
     what = {"kind": SYNTHFER_ID, "seed": seed, "recipe": recipe}
     done = _finished(out, what, data)
     if done is not None and not force:
         return {**done, "skipped": True}
+    # Found, not named by the user, so possibly planted: read as tensors and plain data only (a bad
+    # one is an error before any work).
+    state = (load_checkpoint(partial, torch.device("cpu"), "delete it, or pass --force to pretrain from the start")
+             if partial.is_file() and not force else None)
 
     t0 = time.perf_counter()
     ids = load_identities(root, data, progress=progress)
@@ -129,14 +136,11 @@ def pretrain(data: Optional[IdentitySetConfig] = None, seed: int = 0, out: Optio
     scheduler = build_scheduler(optimizer, opt_recipe, steps)
     augment = _augment(recipe)
     history: list[dict[str, Any]] = []
-    partial = out.with_name(out.name + ".partial")
-    if partial.is_file() and not force:
-        state = torch.load(partial, map_location="cpu", weights_only=False)
-        if state.get("what") == what:
-            net.load_state_dict(state["net"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            history = state["history"]
+    if isinstance(state, dict) and state.get("what") == what:
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = state["history"]
     out.parent.mkdir(parents=True, exist_ok=True)
     images, labels = torch.from_numpy(ids.train_images), torch.from_numpy(ids.train_labels)
     bs = recipe["batch_size"]

@@ -6,8 +6,9 @@ sources, in order:
 1. the built-in modules (``fer_bench.methods``, ``fer_bench.noise``, ``fer_bench.datasets``);
 2. the entry-point groups ``fer_bench.methods``, ``fer_bench.noise`` and
    ``fer_bench.datasets`` of installed distributions;
-3. modules named with ``--plugin module.path`` (or the ``FER_BENCH_PLUGINS``
-   environment variable, comma-separated), imported by :func:`load_plugin`.
+3. modules named with ``--plugin module.path`` or ``--plugin path/to/file.py`` (or the
+   ``FER_BENCH_PLUGINS`` environment variable, comma-separated), imported by :func:`load_plugin`;
+   a module name is looked up in the current directory too, as ``python -m`` would.
 
 An entry point may name a module (importing it registers what it defines) or an
 object, which is then registered under the entry point's name. A plugin that
@@ -20,9 +21,11 @@ from __future__ import annotations
 import ast
 import contextlib
 import fnmatch
+import hashlib
 import importlib
 import importlib.util
 import os
+import sys
 import types
 import warnings
 from dataclasses import dataclass
@@ -190,18 +193,84 @@ register_noise_model = NOISE_MODELS.register
 register_dataset = DATASETS.register
 
 
-def load_plugin(module_path: str) -> None:
-    """Import ``module_path`` so that what it registers is available, tagged as a plugin.
+class PluginError(ImportError):
+    """A plugin that cannot be found or fails while it is imported; the message names it and the error."""
 
-    Raises ``ImportError`` naming the module when it cannot be imported.
+
+@contextlib.contextmanager
+def _importable_from(directory: Path) -> Iterator[None]:
+    """``directory`` first on the import path, as ``python -m`` (the current directory) or ``python
+    FILE.py`` (the file's) would put it; only while the plugin loads, so that a file there cannot
+    shadow a module imported later."""
+    entry = str(directory)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        sys.path.remove(entry)
+
+
+def _is_file_plugin(plugin: str) -> bool:
+    return plugin.endswith(".py") or "/" in plugin or os.sep in plugin
+
+
+def _module_name(path: Path) -> str:
+    """The module name of a plugin file: the same in every process that loads this path (its
+    workers included), and no other module's."""
+    stem = "".join(c if c.isalnum() or c == "_" else "_" for c in path.stem)
+    return f"fer_bench_plugin_{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+
+
+def _import_file(path: Path) -> None:
+    if not path.is_file():
+        raise PluginError(f"plugin file not found: {path}")
+    name = _module_name(path)
+    if name in sys.modules:  # loaded before: running it again would register everything twice
+        return
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"plugin {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as import does: dataclasses and pickle look the module up by name
+    try:
+        with _importable_from(path.parent):
+            spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+
+
+def load_plugin(plugin: str) -> str:
+    """Import ``plugin`` (a module name, looked up in the current directory too, or the path of a
+    ``.py`` file) so that what it registers is available, tagged as a plugin; return how another
+    process names it (a file by its absolute path).
+
+    Raises :class:`PluginError` (an ``ImportError``) naming the plugin when it cannot be found or
+    raises anything while it is imported.
     """
     for registry in (METHODS, NOISE_MODELS, DATASETS):
         registry._discover()  # built-ins first, so a plugin may not shadow one silently
-    with _registering_from(f"plugin {module_path}"):
+    reference = str(Path(plugin).expanduser().resolve()) if _is_file_plugin(plugin) else plugin
+    with _registering_from(f"plugin {plugin}"):
         try:
-            importlib.import_module(module_path)
-        except ImportError as exc:
-            raise ImportError(f"cannot import plugin module {module_path!r}: {exc}") from exc
+            if _is_file_plugin(plugin):
+                _import_file(Path(reference))
+            else:
+                importlib.invalidate_caches()  # a file written a moment ago (same mtime as its directory's)
+                with _importable_from(Path.cwd()):
+                    importlib.import_module(plugin)
+        except PluginError:
+            raise
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not (plugin == exc.name or plugin.startswith(exc.name + ".")):
+                raise PluginError(f"plugin {plugin!r} failed to import: {exc}") from exc  # one of its imports
+            raise PluginError(f"cannot import plugin module {plugin!r}: {exc} (a module is looked up on the "
+                              f"import path and in the current directory; or give a .py file's path)") from exc
+        except Exception as exc:  # a plugin's own error, of any kind: one line, not a traceback
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            raise PluginError(f"plugin {plugin!r} failed to import: {type(exc).__name__}"
+                              f"{': ' + reason if reason else ''}") from exc
+    return reference
 
 
 def load_env_plugins() -> None:

@@ -29,20 +29,20 @@ at the default 224 px the 8-class training cache alone is about 43 GB.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 from PIL import Image
 
+from ..errors import excerpt, shorten
 from ..paths import data_root
 from ..registry import register_dataset
 from . import raf_layout
-from .base import DatasetError, FERDataset, Split
+from .base import DatasetError, FERDataset, Split, csv_rows
 from .cache import pixel_box
 from .index import (
-    SPLITS, DatasetIndex, Problems, SplitIndex, cache_dir_for, load_split_images, report_skipped,
+    SPLITS, DatasetIndex, Problems, SplitIndex, cache_dir_for, load_split_images, outside_root, report_skipped,
 )
 
 AFFECTNET_ORDER: tuple[str, ...] = (
@@ -113,7 +113,7 @@ def read_list(path: Path, image_dir: Path, classes: int, problems: Problems) -> 
     dropped: dict[int, int] = {}
     seen: dict[str, int] = {}
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
+        reader = csv_rows(f, path)
         header = next(reader, None) or []
         cols = {c.strip(): i for i, c in enumerate(header)}
         missing = [c for c in CSV_COLUMNS if c not in cols]
@@ -128,7 +128,7 @@ def read_list(path: Path, image_dir: Path, classes: int, problems: Problems) -> 
                 continue
             code = _code(row[cols["expression"]])
             if code is None:
-                problems.add(f"{path}:{lineno}: expression {row[cols['expression']]!r} is not a code 0..10")
+                problems.add(f"{path}:{lineno}: expression {excerpt(row[cols['expression']])} is not a code 0..10")
                 continue
             if code >= classes:  # None, Uncertain, Non-Face (and contempt for 7 classes)
                 dropped[code] = dropped.get(code, 0) + 1
@@ -138,7 +138,8 @@ def read_list(path: Path, image_dir: Path, classes: int, problems: Problems) -> 
             try:
                 x, y, w, h = (float(row[cols[c]]) for c in CSV_COLUMNS[1:5])
             except ValueError:
-                problems.add(f"{path}:{lineno}: face box {[row[cols[c]] for c in CSV_COLUMNS[1:5]]} is not numeric")
+                box = excerpt([row[cols[c]] for c in CSV_COLUMNS[1:5]])
+                problems.add(f"{path}:{lineno}: face box {box} is not numeric")
                 continue
             if not (w > 0 and h > 0):
                 problems.add(f"{path}:{lineno}: empty face box (face_width {w}, face_height {h})")
@@ -150,8 +151,11 @@ def read_list(path: Path, image_dir: Path, classes: int, problems: Problems) -> 
             if not name:
                 problems.add(f"{path}:{lineno}: empty subDirectory_filePath")
                 continue
+            if escape := outside_root(name):
+                problems.add(f"{path}:{lineno}: {escape}")
+                continue
             if name in seen:
-                problems.add(f"{path}:{lineno}: duplicate image {name} (first on line {seen[name]})")
+                problems.add(f"{path}:{lineno}: duplicate image {shorten(name)} (first on line {seen[name]})")
                 continue
             seen[name] = lineno
             names.append(name)

@@ -8,15 +8,36 @@ so that noisy labels can be exported and imported in the peers' own format.
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
 
 class DatasetError(ValueError):
     """Bad or missing dataset input; the message names the file, line or value."""
+
+
+def csv_rows(lines: Iterable[str], path: Path) -> Iterator[list[str]]:
+    """The rows of the CSV file ``path`` (``lines``: it opened as text), as ``csv.reader`` gives them;
+    a file that is no CSV text (one huge line or an unclosed quote past csv's field limit, bytes
+    that are not UTF-8) is a :class:`DatasetError` naming it, not a traceback."""
+    reader = csv.reader(lines)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DatasetError(f"{path}:{reader.line_num}: not readable as CSV ({exc})") from None
+        except UnicodeDecodeError:
+            where = f" after line {reader.line_num}" if reader.line_num else ""
+            raise DatasetError(f"{path}: not UTF-8 text{where} (a binary file?)") from None
+        yield row
 
 
 @dataclass
@@ -74,6 +95,19 @@ class FERDataset:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def fingerprint(self) -> str:
+        """What the data is, not where it lies: a hash of the class names and of each split's image names,
+        clean labels and decoded images (shape and pixels), so that the same labels on other images (another
+        ``--size``, another rendering) are other data. Landmarks and votes are left out: extracting them
+        later does not change what a run that did not use them trained on."""
+        h = hashlib.sha256(json.dumps(list(self.class_names)).encode())
+        for split in (self.train, self.test):
+            images = np.ascontiguousarray(split.images)
+            h.update(json.dumps([list(split.names), str(images.dtype), list(images.shape)]).encode())
+            h.update(np.ascontiguousarray(split.labels, dtype=np.int64).tobytes())
+            h.update(memoryview(images.reshape(-1)))  # no copy: a memory-mapped cache is read as it is
+        return h.hexdigest()[:16]
 
 
 class Problems:

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from .. import disk
 from ..atomic import remove_stale_temporaries
 from .base import DatasetError
 
@@ -93,6 +94,21 @@ class ImageSet:
     bad: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _open_cache_file(tmp: Path, cache_file: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A new uint8 ``.npy`` of ``shape`` at ``tmp``, memory-mapped for writing, its space checked and
+    reserved first: a memory map that runs out of disk is a SIGBUS ("Bus error"), not an exception."""
+    header = 4096  # an .npy header is 128 bytes here; the rest is slack
+    disk.reserve(cache_file, int(np.prod(shape, dtype=np.int64)) + header)
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+    try:
+        disk.allocate(tmp, cache_file)
+    except BaseException:
+        del out
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
 def load_image_set(
     paths: Sequence[Path],
     cache_dir: Path,
@@ -152,7 +168,7 @@ def load_image_set(
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache_dir / f"images-{key}.tmp{os.getpid()}.npy"
     # Written straight to disk: a large dataset's cache need not fit in memory.
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n,) + tuple(shape))
+    out = _open_cache_file(tmp, cache_file, (n,) + tuple(shape))
 
     def work(i: int) -> Optional[str]:
         if i in errors:
@@ -187,7 +203,12 @@ def load_image_set(
     kept = np.asarray([i for i in range(n) if i not in errors], dtype=np.int64)
     if errors:
         compact = cache_dir / f"images-{key}.tmp{os.getpid()}c.npy"
-        dense = np.lib.format.open_memmap(compact, mode="w+", dtype=np.uint8, shape=(len(kept),) + tuple(shape))
+        try:
+            dense = _open_cache_file(compact, cache_file, (len(kept),) + tuple(shape))
+        except BaseException:
+            del out
+            tmp.unlink(missing_ok=True)
+            raise
         for start in range(0, len(kept), 4096):
             dense[start:start + 4096] = out[kept[start:start + 4096]]
         dense.flush()

@@ -28,19 +28,19 @@ fear, contempt.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..errors import excerpt, shorten
 from ..paths import data_root
 from ..registry import register_dataset
 from . import raf_layout
-from .base import DatasetError, FERDataset, Split
+from .base import DatasetError, FERDataset, Split, csv_rows
 from .cache import manifest_hash
 from .index import (
-    SPLITS, DatasetIndex, Problems, SplitIndex, cache_dir_for, load_split_images, report_skipped,
+    SPLITS, DatasetIndex, Problems, SplitIndex, cache_dir_for, load_split_images, outside_root, report_skipped,
 )
 
 VOTE_COLUMNS: tuple[str, ...] = (
@@ -167,7 +167,7 @@ def read_folder_labels(path: Path, problems: Problems) -> tuple[list[str], np.nd
     votes: list[np.ndarray] = []
     seen: dict[str, int] = {}
     with open(path, newline="", encoding="utf-8") as f:
-        for lineno, row in enumerate(csv.reader(f), 1):
+        for lineno, row in enumerate(csv_rows(f, path), 1):
             if not row or not "".join(row).strip():
                 continue
             # The box column ("(0, 0, 48, 48)") is absent from the older generator's files.
@@ -183,12 +183,15 @@ def read_folder_labels(path: Path, problems: Problems) -> tuple[list[str], np.nd
             if not name:
                 problems.add(f"{path}:{lineno}: empty image name")
                 continue
+            if escape := outside_root(name):
+                problems.add(f"{path}:{lineno}: {escape}")
+                continue
             if v is None:
                 problems.add(f"{path}:{lineno}: votes must be {len(VOTE_COLUMNS)} non-negative numbers, "
-                             f"got {row[-len(VOTE_COLUMNS):]}")
+                             f"got {excerpt(row[-len(VOTE_COLUMNS):])}")
                 continue
             if name in seen:
-                problems.add(f"{path}:{lineno}: duplicate name {name} (first on line {seen[name]})")
+                problems.add(f"{path}:{lineno}: duplicate name {shorten(name)} (first on line {seen[name]})")
                 continue
             seen[name] = lineno
             names.append(name)
@@ -205,7 +208,7 @@ def read_ferplus_table(path: Path, problems: Problems) -> tuple[list[str], list[
     names: list[str] = []
     votes: list[np.ndarray] = []
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
+        reader = csv_rows(f, path)
         header = next(reader, None)
         cols = {c.strip().lower(): i for i, c in enumerate(header or [])}
         need = ["usage", "image name"] + [c.lower() for c in VOTE_COLUMNS]
@@ -223,11 +226,11 @@ def read_ferplus_table(path: Path, problems: Problems) -> tuple[list[str], list[
                 usage, name = row[cols["usage"]].strip(), row[cols["image name"]].strip()
                 parsed = _parse_votes([row[c] for c in vote_cols])
                 if usage not in FOLDERS:
-                    problems.add(f"{path}:{lineno}: Usage {usage!r} is not one of {', '.join(FOLDERS)}")
+                    problems.add(f"{path}:{lineno}: Usage {excerpt(usage)} is not one of {', '.join(FOLDERS)}")
                     usage = ""
                 if parsed is None:
                     problems.add(f"{path}:{lineno}: votes must be non-negative numbers, "
-                                 f"got {[row[c] for c in vote_cols]}")
+                                 f"got {excerpt([row[c] for c in vote_cols])}")
                     usage = ""
                 else:
                     v = parsed
@@ -254,11 +257,11 @@ def read_fer2013(path: Path, problems: Problems, cache_dir: Path) -> tuple[list[
     usages: list[str] = []
     pixels: list[np.ndarray] = []
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
+        reader = csv_rows(f, path)
         header = next(reader, None)
         cols = {c.strip().lower(): i for i, c in enumerate(header or [])}
         if "pixels" not in cols or "usage" not in cols:
-            problems.add(f"{path}:1: expected columns 'emotion,pixels,Usage', got {header}")
+            problems.add(f"{path}:1: expected columns 'emotion,pixels,Usage', got {excerpt(header)}")
             return usages, np.zeros((0, SIDE, SIDE), np.uint8)
         for lineno, row in enumerate(reader, 2):
             usage, img = "", np.zeros((SIDE, SIDE), np.uint8)

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Optional
 
 import numpy as np
 
+from ..errors import excerpt
 from .base import Problems
 from .cache import ImageSet, load_image_set
 
 __all__ = ["SPLITS", "DatasetIndex", "Problems", "SplitIndex", "cache_dir_for", "class_counts",
-           "load_split_images", "report_skipped"]
+           "load_split_images", "outside_root", "report_skipped"]
 
 SPLITS: tuple[str, ...] = ("train", "test")
 
@@ -73,6 +74,20 @@ def class_counts(labels: np.ndarray, class_names: tuple[str, ...]) -> dict[str, 
 
 
 # --- loading helpers shared by the loaders -------------------------------------------
+
+def outside_root(name: str) -> Optional[str]:
+    """Why the image name ``name`` read from a label file leads outside the dataset's directory, or None.
+
+    Every loader joins the names of its label files below its root (``Image/aligned/<name>``,
+    ``FER2013Train/<name>``, ``Manually_Annotated_Images/<name>``), so an absolute name or a ``..``
+    would let a label file make the loader read any image on the machine.
+    """
+    posix = PurePosixPath(name.replace("\\", "/"))  # a backslash separates on Windows
+    if posix.is_absolute() or PureWindowsPath(name).drive or ".." in posix.parts:
+        return (f"image name {excerpt(name)} leads outside the dataset's directory; "
+                f"names must be relative paths below it")
+    return None
+
 
 def cache_dir_for(root: Path, cache: Optional[Path]) -> Path:
     return Path(cache) if cache is not None else Path(root) / ".cache"

@@ -17,7 +17,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..errors import excerpt, shorten
 from .base import DatasetError, LabelFormat, Problems
+from .index import outside_root
 
 LABEL_FILE = Path("EmoLabel/list_patition_label.txt")
 LABEL_FILE_ALT = Path("EmoLabel/list_partition_label.txt")
@@ -64,14 +66,17 @@ def read_labels(path: Path, num_classes: int,
                 continue
             parts = text.split()
             if len(parts) != 2 or not re.fullmatch(r"-?[0-9]+", parts[1]):  # not isdigit(): it takes "²"
-                problems.add(f"{path}:{lineno}: expected '<name> <label>', got {text!r}")
+                problems.add(f"{path}:{lineno}: expected '<name> <label>', got {excerpt(text)}")
                 continue
             name, label = parts[0], int(parts[1])
+            if escape := outside_root(name):
+                problems.add(f"{path}:{lineno}: {escape}")
+                continue
             if not 1 <= label <= num_classes:
-                problems.add(f"{path}:{lineno}: label {label} outside 1..{num_classes} for {name}")
+                problems.add(f"{path}:{lineno}: label {label} outside 1..{num_classes} for {shorten(name)}")
                 continue
             if name in seen:
-                problems.add(f"{path}:{lineno}: duplicate name {name} (first on line {seen[name]})")
+                problems.add(f"{path}:{lineno}: duplicate name {shorten(name)} (first on line {seen[name]})")
                 continue
             seen[name] = lineno
             names.append(name)
@@ -91,7 +96,7 @@ def split_of(name: str) -> str:
     for split in ("train", "test"):
         if name.startswith(split):
             return split
-    raise DatasetError(f"sample name {name!r} starts with neither 'train' nor 'test'")
+    raise DatasetError(f"sample name {excerpt(name)} starts with neither 'train' nor 'test'")
 
 
 def raf_label_format(num_classes: int) -> LabelFormat:

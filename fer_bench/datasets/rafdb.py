@@ -25,6 +25,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..classes import RAFDB_ORDER
+from ..errors import excerpt
 from ..paths import data_root
 from ..registry import register_dataset
 from . import raf_layout
@@ -59,10 +60,10 @@ def read_box(path: Path, problems: Problems) -> Optional[np.ndarray]:
     except ValueError:
         box = np.zeros(0)
     if box.shape != (4,):
-        problems.add(f"{path}:1: expected 'x_min y_min x_max y_max', got {lines[0]!r}")
+        problems.add(f"{path}:1: expected 'x_min y_min x_max y_max', got {excerpt(lines[0])}")
         return None
     if not (box[2] > box[0] and box[3] > box[1]):
-        problems.add(f"{path}:1: empty box {lines[0]!r} (x_max <= x_min or y_max <= y_min)")
+        problems.add(f"{path}:1: empty box {excerpt(lines[0])} (x_max <= x_min or y_max <= y_min)")
         return None
     return box
 
@@ -97,7 +98,7 @@ class RAFDB:
         names, labels = raf_layout.read_labels(path, len(RAFDB_ORDER), problems)
         for name in names:
             if not name.startswith(SPLITS):
-                problems.add(f"{path}: name {name!r} starts with neither 'train' nor 'test'")
+                problems.add(f"{path}: name {excerpt(name)} starts with neither 'train' nor 'test'")
         for split in SPLITS:
             keep = [i for i, n in enumerate(names) if n.startswith(split)]
             s_names = [names[i] for i in keep]

@@ -8,14 +8,14 @@ and are reordered to the dataset's class order.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..classes import canonical_name
-from .base import DatasetError
+from ..errors import excerpt
+from .base import DatasetError, csv_rows
 
 
 def read_class_table(path: Path, class_names: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -24,7 +24,7 @@ def read_class_table(path: Path, class_names: Sequence[str]) -> tuple[list[str],
     if not path.is_file():
         raise DatasetError(f"file not found: {path}")
     with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+        rows = list(csv_rows(f, path))
     if not rows or len(rows[0]) < 2:
         raise DatasetError(f"{path}:1: expected a header 'image,<class>,...'")
     try:
@@ -44,7 +44,7 @@ def read_class_table(path: Path, class_names: Sequence[str]) -> tuple[list[str],
         try:
             values.append([float(row[c]) for c in cols])
         except ValueError:
-            raise DatasetError(f"{path}:{lineno}: non-numeric value in {row}") from None
+            raise DatasetError(f"{path}:{lineno}: non-numeric value in {excerpt(row)}") from None
         names.append(row[0])
     return names, np.asarray(values, dtype=np.float32).reshape(len(names), len(class_names))
 

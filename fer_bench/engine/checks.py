@@ -16,7 +16,13 @@ def check_noise_rate(rate: float) -> None:
         raise RunError(f"noise rate {rate} is outside [0, 1)")
 
 
+# torch.manual_seed takes at most 2**64 - 1 (numpy any non-negative integer).
+MAX_SEED = 2**64 - 1
+
+
 def check_seeds(seed: int, noise_seed: Optional[int]) -> None:
     for option, value in (("--seed", seed), ("--noise-seed", noise_seed)):
         if value is not None and value < 0:
             raise RunError(f"{option} {value}: seeds are integers from 0")
+        if value is not None and value > MAX_SEED:
+            raise RunError(f"{option} {value}: seeds are at most 2**64 - 1 ({MAX_SEED})")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from typing import Any
 
+from .. import interrupts
 from .distributed import World
 from .run import check_world, resolve
 
@@ -36,6 +37,17 @@ def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
 
 
 def torchrun_run(spec: Any, nproc: int, argv: list[str]) -> int:
-    """Check ``spec`` for ``nproc`` processes, then run ``argv`` under torchrun; its exit status."""
+    """Check ``spec`` for ``nproc`` processes, then run ``argv`` under torchrun; its exit status
+    (an interrupted one's: 130 for Ctrl-C, 143 for SIGTERM)."""
     check_world(resolve(spec).recipe, World(0, nproc))
-    return subprocess.call(torchrun_command(nproc, argv))
+    with subprocess.Popen(torchrun_command(nproc, argv)) as proc:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached torchrun as well (the terminal signals the whole process group); a SIGTERM
+            # was for this process alone: pass it on. Either way torchrun stops the ranks, which save and
+            # say where (rank 0), so wait for it rather than kill it and leave them running.
+            if interrupts.received() is not None:
+                proc.terminate()
+            proc.wait()
+            return interrupts.exit_status()

@@ -148,16 +148,31 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         return value
     if type(default) is type(value):
         return value
+    if isinstance(default, int) and isinstance(value, float):
+        raise RecipeError(f"--set {key}={value!r}: expected a whole number like {default!r}")
     raise RecipeError(f"--set {key}={value!r}: expected a value like {default!r}")
 
 
 # The range of each numeric recipe key, checked after the overrides so that a bad value stops
-# the run before its directory exists.
-_AT_LEAST_ONE = ("epochs", "batch_size", "eval_batch_size", "width")
-_NON_NEGATIVE = ("lr", "weight_decay", "warmup_epochs", "aug_brightness", "aug_contrast", "aug_saturation")
-_PROBABILITY = ("aug_flip", "aug_erase", "momentum")
-_INTERVALS = {"aug_crop_scale": 1.0, "aug_erase_scale": 1.0, "aug_crop_ratio": float("inf")}  # key: upper bound
-MIN_IMAGE_SIZE = 8
+# the run before its directory exists. The upper bounds lie far beyond any published recipe: they
+# refuse what can only be a slip (a missing minus sign in an exponent, an extra zero) before it
+# asks for terabytes of memory or trains for ever.
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
+MAX_EPOCHS, MAX_BATCH = 10_000, 65_536
+_RANGES: dict[str, tuple[float, float]] = {  # key: (lowest, highest)
+    "epochs": (1, MAX_EPOCHS), "warmup_epochs": (0, MAX_EPOCHS),
+    "batch_size": (1, MAX_BATCH), "eval_batch_size": (1, MAX_BATCH),
+    "width": (1, 4096), "image_size": (MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
+    "lr": (0, 100), "weight_decay": (0, 10),
+    "aug_brightness": (0, 10), "aug_contrast": (0, 10), "aug_saturation": (0, 10),
+    "aug_noise_var": (0, 255 ** 2),  # a variance on the 0-255 scale
+}
+_PROBABILITY = ("aug_flip", "aug_erase", "aug_noise", "momentum")
+_INTERVALS = {"aug_crop_scale": 1.0, "aug_erase_scale": 1.0, "aug_crop_ratio": 100.0}  # key: upper bound
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_ranges(recipe: dict[str, Any]) -> None:
@@ -165,26 +180,28 @@ def check_ranges(recipe: dict[str, Any]) -> None:
     def bad(key: str, what: str) -> RecipeError:
         return RecipeError(f"--set {key}={recipe[key]!r}: {what}")
 
-    for key in _AT_LEAST_ONE:
-        if key in recipe and recipe[key] < 1:
-            raise bad(key, "must be at least 1")
-    if recipe.get("image_size", MIN_IMAGE_SIZE) < MIN_IMAGE_SIZE:
-        raise bad("image_size", f"must be at least {MIN_IMAGE_SIZE} (pixels)")
-    for key in _NON_NEGATIVE:
-        if key in recipe and not recipe[key] >= 0:
-            raise bad(key, "must be at least 0")
+    for key, (low, high) in _RANGES.items():
+        if key not in recipe:
+            continue
+        unit = " (pixels)" if key == "image_size" else ""
+        if not recipe[key] >= low:  # (also true for NaN)
+            raise bad(key, f"must be at least {low:g}{unit}")
+        if not recipe[key] <= high:
+            raise bad(key, f"must be at most {high:g}{unit}")
     for key in _PROBABILITY:
         if key in recipe and not 0 <= recipe[key] <= 1:
             raise bad(key, "must lie in [0, 1]")
-    if "gamma" in recipe and not recipe["gamma"] > 0:
-        raise bad("gamma", "must be above 0")
+    if "gamma" in recipe and not 0 < recipe["gamma"] <= 1:
+        raise bad("gamma", "must lie in (0, 1] (the factor that decays the learning rate)")
     if "val_split" in recipe and not 0 <= recipe["val_split"] < 1:
         raise bad("val_split", "must lie in [0, 1) (the fraction of the noisy training labels held out)")
+    if "milestones" in recipe and not all(_number(m) and 1 <= m <= MAX_EPOCHS for m in recipe["milestones"]):
+        raise bad("milestones", f"must be a list of epochs from 1 to {MAX_EPOCHS}")
     for key, upper in _INTERVALS.items():
         value = recipe.get(key)
-        if value is not None and not (len(value) == 2 and 0 < value[0] <= value[1] <= upper):
-            bound = "1" if upper == 1.0 else "infinity"
-            raise bad(key, f"must be [low, high] with 0 < low <= high <= {bound}")
+        if value is not None and not (len(value) == 2 and all(map(_number, value))
+                                      and 0 < value[0] <= value[1] <= upper):
+            raise bad(key, f"must be [low, high] with 0 < low <= high <= {upper:g}")
 
 
 def resolve(

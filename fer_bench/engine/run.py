@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import sys
 import time
 from contextlib import ExitStack
@@ -44,6 +45,7 @@ from ..noise.files import generate_train_labels, import_train_labels, label_file
 from ..paths import results_root
 from ..registry import DATASETS, METHODS, NOISE_MODELS, create_dataset
 from ..runs import RunDir, RunId, config_hash
+from ..runs.directory import DATA_FINGERPRINT
 from ..tracking import check_tracker, open_tracker
 from . import recipe as recipes
 from ..augment import AugmentConfig, BatchAugment
@@ -64,6 +66,10 @@ def load_checkpoint(path: Path, device: torch.device, remedy: str) -> dict[str, 
     that names it and says what to do (``remedy``)."""
     try:
         return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message advises weights_only=False, which would run whatever a planted file holds.
+        raise RunError(f"{path} cannot be read (damaged, or holding objects other than tensors and plain data, "
+                       f"which are not unpickled since that could run code); {remedy}") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
         # torch reports a cut-off zip as "PytorchStreamReader failed reading zip archive ..."
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -198,9 +204,12 @@ def augment_config(recipe: dict[str, Any]) -> AugmentConfig:
     )
 
 
-def config_record(run: ResolvedRun, noise_sha: Optional[str]) -> dict[str, Any]:
+def config_record(run: ResolvedRun, noise_sha: Optional[str], data_fingerprint: Optional[str] = None
+                  ) -> dict[str, Any]:
     """The run's config.json. ``root`` is absolute, so that reports find the data from any directory;
-    None means the dataset's default place under the data root (:func:`fer_bench.paths.data_root`)."""
+    None means the dataset's default place under the data root (:func:`fer_bench.paths.data_root`).
+    ``data_fingerprint`` (:meth:`FERDataset.fingerprint`, known once the data is loaded) says what the
+    images were; it is not part of the config's hash (see :data:`fer_bench.runs.directory.DATA_FINGERPRINT`)."""
     s = run.spec
     return {
         "method": s.method.lower(), "dataset": s.dataset.lower(),
@@ -214,6 +223,7 @@ def config_record(run: ResolvedRun, noise_sha: Optional[str]) -> dict[str, Any]:
         "recipe": run.recipe, "hparams": run.hparams,
         # only when several processes train it, so a single-process config is unchanged
         **({"processes": s.processes, "sync_bn": s.sync_bn} if s.processes > 1 else {}),
+        **({DATA_FINGERPRINT: data_fingerprint} if data_fingerprint else {}),
     }
 
 
@@ -474,7 +484,7 @@ def _val_summary(result: dict[str, Any]) -> str:
 def prepare(run: ResolvedRun, progress: bool) -> tuple[FERDataset, np.ndarray, Any, dict[str, Any]]:
     dataset = create_dataset(run.spec.dataset, run.spec.root, progress, **run.spec.data_options)
     labels, record = make_train_labels(run, dataset)
-    config = config_record(run, record.label_file_sha256)
+    config = config_record(run, record.label_file_sha256, dataset.fingerprint())
     config["config_hash"] = config_hash(config)
     return dataset, labels, record, config
 
@@ -525,6 +535,9 @@ def _main(run: ResolvedRun, world: World) -> dict[str, Any]:
     if world.is_main:
         distributed.barrier(world)
     run_dir = RunDir(run.run_dir)
+    # Read before any rank can write config.json (rank 0 writes it only after the collective below): the
+    # hash an earlier version recorded for this same run, which its checkpoint carries.
+    owners = {config["config_hash"], run_dir.recorded_hash() or config["config_hash"]}
     done = distributed.on_main(world, lambda: run_dir.check(config, spec.force))
     if done:
         return done
@@ -535,7 +548,7 @@ def _main(run: ResolvedRun, world: World) -> dict[str, Any]:
         with run_dir.lock():
             # another process may have finished it while this one was getting ready
             return run_dir.check(config, spec.force) or _train(run, dataset, train_labels, record, config, setup,
-                                                               split)
+                                                               split, owners)
     with ExitStack() as held:  # rank 0 holds the lock for all ranks; RunBusy is raised on every rank
         def lock_and_check() -> Any:
             held.enter_context(run_dir.lock())
@@ -544,7 +557,7 @@ def _main(run: ResolvedRun, world: World) -> dict[str, Any]:
         state = distributed.on_main(world, lock_and_check)
         if state != "train":
             return state
-        return _train(run, dataset, train_labels, record, config, setup, split)
+        return _train(run, dataset, train_labels, record, config, setup, split, owners)
 
 
 @dataclass
@@ -596,8 +609,20 @@ def _check_split_record(rd: RunDir, text: str) -> None:
                        f"the same command with --force trains this run again from scratch")
 
 
+def check_checkpoint_owner(ckpt: dict[str, Any], path: Path, owners: Iterable[str], remedy: str) -> None:
+    """A checkpoint belongs to the run whose config hash it carries: one copied from another run (or too old to
+    say whose it is) is a RunError naming the file, never a model to resume or evaluate."""
+    owner = ckpt.get("config_hash")
+    if owner is None:
+        raise RunError(f"{path} does not say which run wrote it (no config_hash): it may be another run's; {remedy}")
+    if owner not in set(owners):
+        raise RunError(f"{path} was written by another run (its config hash is {owner}, this run's "
+                       f"{' or '.join(sorted(set(owners)))}: copied here?); {remedy}")
+
+
 def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, record: Any,
-           config: dict[str, Any], setup: Training, split: ValidationSplit) -> dict[str, Any]:
+           config: dict[str, Any], setup: Training, split: ValidationSplit,
+           owners: Iterable[str] = ()) -> dict[str, Any]:
     spec, recipe, rd = run.spec, run.recipe, RunDir(run.run_dir)
     run_dir = rd.path
     device, ctx, method, optimizer, scheduler = setup.device, setup.ctx, setup.method, setup.optimizer, setup.scheduler
@@ -609,8 +634,10 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
 
     if main_rank:
         if spec.force:
-            for f in (result_file, ckpt_file, rd.metrics_file):
-                f.unlink(missing_ok=True)
+            rd.clear()  # the old run's files and everything derived from its model (user study, a method's files)
+        elif result_file.is_file():  # an unreadable or invalid record is no finished run: build it again
+            how = "from its last checkpoint" if ckpt_file.is_file() else "by training the run"
+            print(f"{rd.result_problem()}; writing it again {how}", file=sys.stderr, flush=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(run_dir)  # left by a killed process; this one holds the lock
         split_text = split_file_text([dataset.train.names[i] for i in split.held_out]) if split else None
@@ -631,7 +658,9 @@ def _train(run: ResolvedRun, dataset: FERDataset, train_labels: np.ndarray, reco
     rows: list[dict[str, Any]] = []
     start_epoch, elapsed = 0, 0.0
     if ckpt_file.is_file():
-        ckpt = load_checkpoint(ckpt_file, device, "the same command with --force trains this run again from scratch")
+        remedy = "the same command with --force trains this run again from scratch"
+        ckpt = load_checkpoint(ckpt_file, device, remedy)
+        check_checkpoint_owner(ckpt, ckpt_file, {config["config_hash"], *owners}, remedy)
         if ckpt.get("world_size", 1) != world.size:
             raise RunError(f"{ckpt_file} was trained by {ckpt.get('world_size', 1)} process(es) and this run has "
                            f"{world.size}: resume it with the same count, or --force to train it again")

@@ -25,6 +25,8 @@ from typing import Sequence, Union
 import numpy as np
 
 from ..classes import canonical_name
+from ..datasets.base import csv_rows
+from ..errors import excerpt
 
 PathLike = Union[str, Path]
 
@@ -46,12 +48,13 @@ def read_confusion_csv(path: PathLike, class_names: Sequence[str]) -> np.ndarray
     """Read a class-named confusion CSV into a C x C float64 array in ``class_names`` order.
 
     Rows are the true (annotated) class, columns the predicted (confused) class.
-    Raises ValueError naming the dataset classes the file lacks, or the file,
-    line and column of a malformed, negative or non-finite entry.
+    Raises ValueError naming the dataset classes the file lacks, the file,
+    line and column of a malformed, negative or non-finite entry, or the file and
+    line of a row too large to normalise.
     """
     path = Path(path)
     with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: spreadsheet exports carry a BOM
-        rows = [(i, r) for i, r in enumerate(csv.reader(fh), start=1) if any(c.strip() for c in r)]
+        rows = [(i, r) for i, r in enumerate(csv_rows(fh, path), start=1) if any(c.strip() for c in r)]
     if not rows:
         raise ValueError(f"{path}: empty confusion file")
 
@@ -72,7 +75,7 @@ def read_confusion_csv(path: PathLike, class_names: Sequence[str]) -> np.ndarray
             except ValueError:
                 raise ValueError(
                     f"{path}: line {line}, column {col} ({col_names[col - 2]}): "
-                    f"cannot read {cell.strip()!r} as a number"
+                    f"cannot read {excerpt(cell.strip())} as a number"
                 ) from None
             if not math.isfinite(v) or v < 0:
                 raise ValueError(
@@ -80,6 +83,9 @@ def read_confusion_csv(path: PathLike, class_names: Sequence[str]) -> np.ndarray
                     f"entry {v!r} must be finite and non-negative"
                 )
             row.append(v)
+        if not math.isfinite(sum(row)):  # finite entries whose sum overflows: normalised, the row would be 0
+            raise ValueError(f"{path}: line {line} ({row_names[-1]}): the entries sum to more than a float "
+                             f"can hold, so the row cannot be normalised; scale it down")
         values.append(row)
     dup = sorted({n for n in row_names if row_names.count(n) > 1})
     if dup:

@@ -18,6 +18,8 @@ import numpy as np
 
 from ..atomic import remove_stale_temporaries, write_json, write_text
 from ..datasets.base import DatasetError, FERDataset
+from ..errors import shorten
+from ..outputs import check_out
 from ..registry import NOISE_MODELS
 from .annotator import needs_votes
 from .confusion import read_confusion_csv
@@ -64,7 +66,7 @@ def import_train_labels(dataset: FERDataset, path: Path) -> tuple[np.ndarray, No
     if unknown:
         raise DatasetError(
             f"{path}: {len(unknown)} name(s) are not training images of {dataset.name}, "
-            f"e.g. {', '.join(unknown[:3])}"
+            f"e.g. {', '.join(map(shorten, unknown[:3]))}"
         )
     missing = len(index) - len(names)
     if missing:
@@ -85,22 +87,16 @@ def import_train_labels(dataset: FERDataset, path: Path) -> tuple[np.ndarray, No
     return noisy, record
 
 
-def check_export_path(out: Path) -> Path:
-    """``out`` as a label file to write: not a directory, and no file where a directory must be."""
+def check_export_path(out: Path, dataset_root: Optional[Path] = None) -> Path:
+    """``out`` as a label file to write with its record (see :func:`fer_bench.outputs.check_out`);
+    never inside ``dataset_root``, where it could replace the clean labels."""
     out = Path(out)
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a directory; give the label file's name, e.g. {out / 'noisy_labels.txt'}")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"--out {out}: {parent} is a file, not a directory")
-            break
-    return out
+    return check_out(out, (out, out.with_name(out.name + ".json")), [dataset_root], what="label file")
 
 
 def export_train_labels(dataset: FERDataset, labels: np.ndarray, record: NoiseRecord, out: Path) -> str:
     """Write ``out`` (the label file) and ``out.json`` (its record); return the file's sha256."""
-    out = check_export_path(out)
+    out = check_export_path(out, dataset.root)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out.parent, of=(out.name, out.name + ".json"))  # of an export killed half-way
     text = label_file_text(dataset, labels)

@@ -87,7 +87,8 @@ def canonical_order(class_names: Sequence[str]) -> np.ndarray:
 
 
 def check_confusion(confusion: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
-    """Return ``confusion`` as float64 after checking it is C x C, finite and non-negative."""
+    """Return ``confusion`` as float64 after checking it is C x C, finite and non-negative, with
+    rows that can be normalised."""
     m = np.asarray(confusion, dtype=np.float64)
     c = len(class_names)
     if m.shape != (c, c):
@@ -99,6 +100,11 @@ def check_confusion(confusion: np.ndarray, class_names: Sequence[str]) -> np.nda
         raise ValueError("confusion matrix has non-finite entries")
     if np.any(m < 0):
         raise ValueError("confusion matrix has negative entries")
+    with np.errstate(over="ignore"):
+        overflow = [class_names[i] for i in np.flatnonzero(~np.isfinite(m.sum(axis=1)))]
+    if overflow:
+        raise ValueError(f"confusion matrix rows of {', '.join(overflow)} sum to more than a float can hold, "
+                         f"so they cannot be normalised; scale them down")
     return m
 
 

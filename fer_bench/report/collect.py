@@ -16,7 +16,8 @@ __all__ = ["GROUP", "METRICS", "STATS", "aggregate", "collect_runs", "refuse_poo
 def collect_runs(results: Path) -> pd.DataFrame:
     """One row per finished run under ``results`` (any depth): its identity and every accuracy statistic.
 
-    Runs still in progress (no ``result.json``) are left out. Accuracies are in percent; the
+    Runs still in progress (no ``result.json``) are left out, and so, each said on stderr, are invalid records,
+    copies and second directories of one run (:func:`fer_bench.runs.collect`). Accuracies are in percent; the
     ``record`` column holds each run's :class:`~fer_bench.runs.RunRecord`.
     """
     return to_frame(collect(results))
@@ -36,7 +37,7 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
     if stat not in STATS or metric not in METRICS:
         raise ValueError(f"--stat must be one of {', '.join(STATS)} and --metric one of {', '.join(METRICS)}")
     if runs.empty:
-        raise ValueError("no finished runs (no result.json) found")
+        raise ValueError("no finished runs found (none with a valid result.json)")
     # A method's default runs carry its plain name; a variant (a grid's values, one seed each) is named
     # in full and goes in only when asked for, so that it never sits among the defaults unannounced.
     runs = runs[runs["variant"].isin(methods)] if methods else runs[runs["is_default"]]

@@ -30,7 +30,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..atomic import write_atomic
 from ..datasets.votes import vote_shares
 from ..runs import RunDir, RunId
 from .collect import METRICS, STATS, aggregate, collect_runs
@@ -77,31 +77,33 @@ def _styled(fn: Any) -> Any:
     return wrapper
 
 
-def save(fig: Figure, out_stem: Path | str) -> list[Path]:
-    """Write ``<out_stem>.png`` and ``<out_stem>.pdf``; return both paths.
+FIGURE_FORMATS = ("png", "pdf")
 
-    Each file is written under a temporary name in the target directory and moved
-    into place with ``os.replace``, so a reader never sees half a figure. A stem
-    ending in ``.png`` or ``.pdf`` loses that suffix.
-    """
+
+def figure_paths(out_stem: Path | str) -> list[Path]:
+    """``<out_stem>.png`` and ``<out_stem>.pdf``; a stem ending in ``.png`` or ``.pdf`` loses that suffix."""
     stem = Path(out_stem)
-    if stem.suffix.lower() in (".png", ".pdf"):
+    if stem.suffix.lower().lstrip(".") in FIGURE_FORMATS:
         stem = stem.with_suffix("")
     if not stem.name:
         raise ValueError(f"--out {out_stem!s}: expected a file name stem, e.g. figures/curves")
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in ("png", "pdf"):
-        path = stem.parent / f"{stem.name}.{fmt}"
-        tmp = stem.parent / f".{stem.name}.{fmt}.tmp{os.getpid()}"
-        try:
-            # no creation date, so that redrawing the same data gives the same file
-            metadata = {"CreationDate": None} if fmt == "pdf" else {}
-            fig.savefig(tmp, format=fmt, bbox_inches="tight", pad_inches=0.05, metadata=metadata)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        written.append(path)
+    return [stem.parent / f"{stem.name}.{fmt}" for fmt in FIGURE_FORMATS]
+
+
+def save(fig: Figure, out_stem: Path | str) -> list[Path]:
+    """Write the :func:`figure_paths` of ``out_stem``; return them.
+
+    Each file is written under a temporary name in the target directory and moved
+    into place with ``os.replace``, so a reader never sees half a figure.
+    """
+    written = figure_paths(out_stem)
+    for path in written:
+        fmt = path.suffix[1:]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # no creation date, so that redrawing the same data gives the same file
+        metadata = {"CreationDate": None} if fmt == "pdf" else {}
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, bbox_inches="tight", pad_inches=0.05,
+                                                   metadata=metadata))
     return written
 
 
@@ -114,7 +116,7 @@ def load_runs(results: Path | str) -> pd.DataFrame:
         raise ValueError(f"{results}: no such results directory")
     runs = collect_runs(results)
     if runs.empty:
-        raise ValueError(f"{results}: no finished runs (no result.json below it)")
+        raise ValueError(f"{results}: no finished runs (none with a valid result.json below it)")
     return runs
 
 

@@ -101,23 +101,34 @@ def _run_divergences(run_dir: Path, dataset: FERDataset, idx: np.ndarray, ref: n
     """``{descriptor kind: [JS over all, JS over ambiguous]}``, cached in the run directory.
 
     The cache is keyed by the reference (images and distributions), so a run
-    whose checkpoint is gone (results copied without them) still takes part.
+    whose checkpoint is gone (results copied without them) still takes part, and
+    by the run it was measured on (its result.json, which every training rewrites),
+    so a retrained run is measured again even if an old cache survived. A cache
+    from before it named its run is used only where it cannot be measured again
+    (no checkpoint: the committed reference records).
     """
-    held_out = RunDir(run_dir).held_out()
+    rd = RunDir(run_dir)
+    held_out = rd.held_out()
     if held_out:  # a run's noisy validation images were never trained on: they have no label descriptor of it
         mine = np.array([dataset.train.names[i] not in held_out for i in idx], dtype=bool)
         idx, ref, ambiguous = idx[mine], ref[mine], ambiguous[mine]
     key = hashlib.sha256(idx.tobytes() + np.round(ref, 6).tobytes()).hexdigest()[:16]
+    run_key = hashlib.sha256(rd.result_file.read_bytes()).hexdigest()[:16]
     cache = run_dir / CACHE_FILE
     if cache.is_file():
-        cached = json.loads(cache.read_text())
-        if cached.get("reference") == key:
+        try:
+            cached = json.loads(cache.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            cached = None  # a damaged cache is measured again
+        cached = cached if isinstance(cached, dict) else {}
+        ours = cached.get("run", None if rd.checkpoint_file.is_file() else run_key) == run_key
+        if cached.get("reference") == key and ours and "js" in cached:
             return cached["js"]
     js = {}
     for kind, dist in _run_descriptors(run_dir, dataset, idx, device).items():
         d = js_divergence(dist, ref)
         js[kind] = [float(d.mean()), float(d[ambiguous].mean()) if ambiguous.any() else float("nan")]
-    write_json(cache, {"reference": key, "js": js})
+    write_json(cache, {"reference": key, "run": run_key, "js": js})
     return js
 
 

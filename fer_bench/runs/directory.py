@@ -11,15 +11,21 @@ One run is one directory (named by :class:`~fer_bench.runs.identity.RunId`)::
     checkpoint.pt      written every epoch; the final model once done
     result.json        written last and atomically: the done marker
 
+and what is derived from the run afterwards (``final_train_labels.txt``, a method's files such as
+LA-Net's ``label_distributions.csv``, the user study's ``userstudy.json``, tracker logs).
+
 A directory is ``new`` (no config), ``partial (epoch k)``, ``finished`` or
 holds a ``different config``; :meth:`RunDir.check` turns the last into an
-error that says how to keep both runs.
+error that says how to keep both runs. ``finished`` means one thing everywhere
+(engine, sweep, reports): ``result.json`` holds a complete, valid record (:meth:`RunDir.result`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ContextManager, Optional
@@ -28,8 +34,16 @@ from ..engine.checks import RunError
 from .lock import run_lock
 
 NEW, FINISHED, DIFFERENT = "new", "finished", "different config"
+# A fingerprint of the images (and clean labels) a run read. Runs recorded before it existed lack it, so it
+# stays out of the hash (their names and hashes must not change) and is compared on its own where both
+# configs have it.
+DATA_FINGERPRINT = "data_fingerprint"
 # Where the data lies and what the dataset defaults to are recorded, but do not make a run different.
-_NOT_IDENTITY = ("root", "config_hash", "default_profile")
+_NOT_IDENTITY = ("root", "config_hash", "default_profile", DATA_FINGERPRINT)
+SWEEP_LOG = "log.txt"  # a sweep worker's output, appended to by every attempt at the run
+# What a retrain (--force) keeps of an earlier run's directory: the lock it holds, and the log a sweep
+# worker has already opened before the run starts. Everything else was the old run's.
+KEPT_ON_RETRAIN = (".lock", SWEEP_LOG)
 
 
 # Recipe keys added after runs were first recorded, with the value that reproduces what the code
@@ -70,9 +84,65 @@ def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> l
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path}: unreadable (a JSON {type(value).__name__}, not an object)")
+    return value
+
+
+# What reports, tables and the run summary read from result.json. A record lacking one of the required
+# fields, or holding a value of the wrong type or range, is not a finished run anywhere.
+_FRACTIONS = tuple(f"{m}_{s}" for m in ("acc", "mean_class_acc") for s in ("last", "best", "last5"))
+_OPTIONAL_FRACTIONS = ("acc_val", "mean_class_acc_val", "val_acc_best")
+_OPTIONAL_SECONDS = ("train_seconds", "wall_seconds", "images_per_second")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_result(result: dict[str, Any], path: Path | str) -> dict[str, Any]:
+    """``result`` if it is a complete, valid run record; else a :class:`RunError` naming ``path``, the field
+    and its value."""
+    def bad(field: str, expected: str) -> RunError:
+        value = repr(result[field]) if field in result else "missing"
+        return RunError(f"{path}: field {field!r} is {value}, expected {expected}")
+
+    epochs = result.get("epochs")
+    if not _is_count(epochs) or epochs < 1:
+        raise bad("epochs", "a whole number of epochs from 1")
+    for field in _FRACTIONS + _OPTIONAL_FRACTIONS:
+        value = result.get(field)
+        if (value is not None or field in _FRACTIONS) and not (_is_number(value) and 0.0 <= value <= 1.0):
+            raise bad(field, "an accuracy (a number in [0, 1])")
+    for field in ("best_epoch", "val_epoch"):
+        value = result.get(field)
+        if (value is not None or field == "best_epoch") and not (_is_count(value) and 1 <= value <= epochs):
+            raise bad(field, f"an epoch from 1 to {epochs}")
+    for field in _OPTIONAL_SECONDS:
+        if field in result and not (_is_number(result[field]) and result[field] >= 0):
+            raise bad(field, "a number from 0")
+    noise = result.get("noise_record")
+    if noise is not None:
+        rate = noise.get("realised_rate") if isinstance(noise, dict) else None
+        if not (rate is None or _is_number(rate) and 0.0 <= rate <= 1.0):
+            raise RunError(f"{path}: field 'noise_record.realised_rate' is {rate!r}, expected a rate in [0, 1]")
+    names = result.get("class_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise bad("class_names", "a list of class names")
+    return result
+
+
+def _other_data(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two configs record different data (only runs recorded since the fingerprint existed can say)."""
+    a, b = old.get(DATA_FINGERPRINT), new.get(DATA_FINGERPRINT)
+    return a is not None and b is not None and a != b
 
 
 @dataclass(frozen=True)
@@ -146,7 +216,48 @@ class RunDir:
         return _read_json(self.require().config_file)
 
     def result(self) -> dict[str, Any]:
-        return _read_json(self.require("result.json").result_file)
+        """The run's record, checked (:func:`check_result`): an unreadable or invalid one is a RunError naming
+        the file and the field."""
+        return check_result(_read_json(self.require("result.json").result_file), self.result_file)
+
+    def result_problem(self) -> Optional[str]:
+        """Why this directory holds no finished run (no, an unreadable or an invalid result.json); None if it does."""
+        if not self.result_file.is_file():
+            return f"{self.result_file} is missing"
+        try:
+            self.result()
+        except RunError as exc:
+            return str(exc)
+        return None
+
+    def finished(self) -> bool:
+        """Whether this directory holds a finished run: the one definition that the engine, sweeps and reports use."""
+        return self.result_problem() is None
+
+    def recorded_hash(self) -> Optional[str]:
+        """The config hash the saved config.json records (None without a readable one)."""
+        try:
+            value = _read_json(self.config_file).get("config_hash") if self.config_file.is_file() else None
+        except RunError:
+            return None
+        return value if isinstance(value, str) else None
+
+    def clear(self) -> list[Path]:
+        """Remove everything an earlier run left here, before it is trained again; the removed paths.
+
+        Not only the run's own files: anything derived from its model (a method's files, the user study's
+        cache, tracker logs) would otherwise outlive it and be read as the new run's.
+        """
+        removed = []
+        for path in sorted(self.path.iterdir()) if self.path.is_dir() else []:
+            if path.name in KEPT_ON_RETRAIN:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+        return removed
 
     def held_out(self) -> set[str]:
         """The names of the training images the run held out as its noisy validation split (none without one)."""
@@ -165,11 +276,13 @@ class RunDir:
         if not self.config_file.is_file():
             return NEW
         old = _read_json(self.config_file)
-        if config_hash(self._with_saved_sha(config, old)) != config_hash(as_recorded_today(old)):
+        if (config_hash(self._with_saved_sha(config, old)) != config_hash(as_recorded_today(old))
+                or _other_data(old, config)):
             return DIFFERENT
-        if self.result_file.is_file():
+        if self.finished():
             return FINISHED
-        return f"partial (epoch {self.epochs_done()})"
+        bad = "; result.json unreadable or invalid" if self.result_file.is_file() else ""
+        return f"partial (epoch {self.epochs_done()}{bad})"
 
     @staticmethod
     def _with_saved_sha(config: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
@@ -179,22 +292,28 @@ class RunDir:
         return {**config, "noise": {**config.get("noise", {}), "label_file_sha256": sha}}
 
     def check(self, config: dict[str, Any], force: bool = False) -> Optional[dict[str, Any]]:
-        """The result of a finished run with this config, None if there is none (or ``force``).
+        """The result of a finished run with this config, None if there is none (or ``force``); an unreadable
+        or invalid result.json is none, so the engine writes it again (from the final checkpoint).
 
-        A directory that holds a different config is an error, not something to overwrite;
-        when the two differ in the data they read, the message says how to keep both.
+        A directory that holds a different config, or the same config on other images (both configs record
+        a data fingerprint, and they differ), is an error, not something to overwrite; when the two differ
+        in the data they read, the message says how to keep both.
         """
         if force or self.state(config) == NEW:
             return None
         old = _read_json(self.config_file)
         old = as_recorded_today(old)
         if config_hash(old) != config_hash(config):
-            diff = differences({k: v for k, v in old.items() if k != "config_hash"},
-                               {k: v for k, v in config.items() if k != "config_hash"})
+            skip = ("config_hash", DATA_FINGERPRINT)
+            diff = differences({k: v for k, v in old.items() if k not in skip},
+                               {k: v for k, v in config.items() if k not in skip})
             raise RunError(self._different_message(old, config, diff))
-        if not self.result_file.is_file():
+        if _other_data(old, config):
+            raise RunError(self._different_message(old, config, [
+                f"other images: data fingerprint {old[DATA_FINGERPRINT]} -> {config[DATA_FINGERPRINT]}"]))
+        if not self.finished():  # none yet, or an unreadable one: the engine (re)builds it
             return None
-        result = _read_json(self.result_file)
+        result = self.result()
         result["already_done"] = True
         result["run_dir"] = str(self.path)  # where it is now: a copied run directory records where it was trained
         return result
@@ -214,6 +333,11 @@ class RunDir:
             return (f"{self.path} holds a {old.get('profile')} run, named when {old.get('profile')} was "
                     f"{old.get('dataset')}'s default profile; its name today is {renamed}: move it there to "
                     f"keep both, or use --force to replace it")
+        if _other_data(old, new):
+            return (f"{self.path} holds a run on the data in {new.get('root') or 'the default data root'} as it "
+                    f"was then ({diff[0]}): the data changed since. To keep both, give this one its own runs "
+                    f"root: --out {self._runs_root}-{Path(new.get('root') or 'default').name} "
+                    f"(or --force to replace the old run)")
         return (f"{self.path} holds a run with a different config ({'; '.join(diff[:4])}); "
                 f"use --force to replace it or --out for another runs root")
 

@@ -10,14 +10,13 @@ images resized (bilinear, antialiased) to the input size, the run and its epoch.
 from __future__ import annotations
 
 import importlib.util
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..atomic import save_torch, write_json
+from ..atomic import save_torch, write_atomic, write_json
 from ..engine.run import RunError, augment_config
 from .model import load_trained
 
@@ -56,16 +55,17 @@ def export_run(run_dir: Path | str, out: Path | str, fmt: str = "state_dict") ->
     if fmt == "state_dict":
         save_torch(out, {k: v.detach().cpu() for k, v in net.state_dict().items()})
     else:
-        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        # torch deprecates TorchScript in favour of torch.export; the file format itself is stable.
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            if fmt == "torchscript":
-                torch.jit.trace(net, example).save(str(tmp))
-            else:
-                torch.onnx.export(net, (example,), str(tmp), input_names=["images"], output_names=["logits"],
-                                  dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
-        os.replace(tmp, out)
+        def write(tmp: Path) -> None:
+            # torch deprecates TorchScript in favour of torch.export; the file format itself is stable.
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                if fmt == "torchscript":
+                    torch.jit.trace(net, example).save(str(tmp))
+                else:
+                    torch.onnx.export(net, (example,), str(tmp), input_names=["images"], output_names=["logits"],
+                                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+
+        write_atomic(out, write)
     write_json(out.with_name(out.name + ".json"), meta)
     return meta

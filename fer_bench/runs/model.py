@@ -12,12 +12,12 @@ import torch
 from ..datasets.base import FERDataset
 from ..engine.metrics import accuracy, confusion_matrix, mean_class_accuracy
 from ..augment import BatchAugment
-from ..engine.run import (RunError, images_on, augment_config, build_context, load_checkpoint, predict_logits,
-                          select_device)
+from ..engine.run import (RunError, images_on, augment_config, build_context, check_checkpoint_owner,
+                          load_checkpoint, predict_logits, select_device)
 from ..methods.base import Method, MethodContext
 from ..noise.files import generate_train_labels, import_train_labels
 from ..registry import METHODS, create_dataset
-from .directory import RunDir
+from .directory import RunDir, config_hash
 
 
 def run_dataset(config: dict[str, Any], root: Optional[str] = None, progress: bool = True) -> FERDataset:
@@ -85,8 +85,9 @@ def load_trained(run_dir: Path | str, dataset_name: Optional[str] = None, root: 
     # The method is built only for its model, so the clean train labels stand in for the noisy ones.
     ctx = build_context(method_cls, config["recipe"], dataset, dataset.train.labels, device, training=False)
     method = method_cls(ctx, config["hparams"])
-    ckpt = load_checkpoint(rd.checkpoint_file, device, "the run's model is lost; train it again (its "
-                                                       "`fer-bench run` command with --force)")
+    remedy = "the run's model is lost; train it again (its `fer-bench run` command with --force)"
+    ckpt = load_checkpoint(rd.checkpoint_file, device, remedy)
+    check_checkpoint_owner(ckpt, rd.checkpoint_file, {config.get("config_hash") or config_hash(config)}, remedy)
     try:
         method.model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:

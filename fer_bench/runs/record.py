@@ -3,18 +3,22 @@
 :func:`collect` finds the finished runs below a directory (at any depth, so a
 copied or committed tree of runs reads the same) and :func:`to_frame` turns
 them into one data frame row each. Identity comes from :class:`RunId`, built
-from the saved config, never from the directory's name.
+from the saved config, never from the directory's name; a directory that is
+not named as its record says, or a second one of the same run, is left out
+and said so (a ``cp -r seed0 seed0.bak`` is not another seed).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .directory import RunDir, RunError
-from .identity import RunId, variant_name
+from .identity import FILE_PREFIX, RunId, variant_name
 
 if TYPE_CHECKING:  # pandas costs half a second to import, and the CLI imports this package to start
     import pandas as pd
@@ -38,12 +42,28 @@ class RunRecord:
     dir: RunDir
     config: dict[str, Any]
     result: dict[str, Any]
+    # The setting as reports show it: the run's own, but a label file's name plus its sha's start when
+    # files of one name with other contents share a report (see collect).
+    shown_setting: str = ""
 
     @classmethod
     def read(cls, path: Path | str) -> "RunRecord":
+        """A finished run's record; a RunError naming the file (and field) when it is none."""
         d = RunDir(Path(path)).require("result.json")
         config = d.config()
-        return cls(RunId.from_config(config), d, config, d.result())
+        try:
+            run_id = RunId.from_config(config)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RunError(f"{d.config_file}: not a run's config ({type(exc).__name__}: {exc})") from None
+        return cls(run_id, d, config, d.result())
+
+    @property
+    def setting(self) -> str:
+        return self.shown_setting or self.id.setting
+
+    @property
+    def label_sha(self) -> Optional[str]:
+        return (self.config.get("noise") or {}).get("label_file_sha256")
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -72,7 +92,7 @@ class RunRecord:
     def row(self) -> dict[str, Any]:
         noise = self.config["noise"]
         row = {
-            "dataset": self.id.dataset, "noise": self.id.noise, "rate": self.rate, "setting": self.id.setting,
+            "dataset": self.id.dataset, "noise": self.id.noise, "rate": self.rate, "setting": self.setting,
             "method": self.id.method, "variant": self.id.variant, "is_default": True,
             "run_variant": self.id.variant,
             "protocol": self.config.get("protocol", "official"), "profile": self.config.get("profile"),
@@ -87,15 +107,71 @@ class RunRecord:
         return row
 
 
-def collect(results: Path | str) -> list[RunRecord]:
-    """Every finished run (a ``result.json`` beside its ``config.json``) below ``results``."""
+def _to_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def collect(results: Path | str, warn: Callable[[str], None] = _to_stderr) -> list[RunRecord]:
+    """Every finished run below ``results``: one record per run, each from the directory its record names.
+
+    Left out, each with a ``warn`` line that names it: a directory whose result.json is not a valid record
+    (unreadable, incomplete, a value out of range), one not named as its record says (a copy such as
+    ``seed0.bak``; the last four path components are the name), and a second directory of a run already
+    found. Label files are told apart by their content (sha256), not their name (see :func:`_label_files`).
+    """
     records = []
     for result_file in sorted(Path(results).rglob("result.json")):
         try:
-            records.append(RunRecord.read(result_file.parent))
-        except (KeyError, TypeError) as exc:
-            raise RunError(f"{result_file.parent}: incomplete run record (missing {exc})") from None
-    return records
+            record = RunRecord.read(result_file.parent)
+        except RunError as exc:
+            warn(f"{exc}; that run is left out")  # the message names the file
+            continue
+        name = record.id.name()
+        if record.dir.path.parts[-4:] != name.parts:
+            warn(f"left out {record.dir.path}: its record is of run {name}, which is not this directory's name "
+                 f"(a copy? move it to <runs root>/{name} or remove it)")
+            continue
+        records.append(record)
+    records = _label_files(records, warn)
+    kept: dict[tuple[Any, ...], RunRecord] = {}
+    for record in records:
+        key = (record.id.dataset, record.setting, record.id.variant, record.id.seed, record.id.noise_seed)
+        if key in kept:
+            warn(f"left out {record.dir.path}: the same run as {kept[key].dir.path} ({record.id.name()}); "
+                 f"a run counts once (remove or move one of them)")
+            continue
+        kept[key] = record
+    return list(kept.values())
+
+
+def _label_files(records: list[RunRecord], warn: Callable[[str], None]) -> list[RunRecord]:
+    """Label-file runs named by their file, told apart by its content: files of one name but other contents
+    are shown as ``file-<name>@<sha256's first 8>`` (said once), and one file under several names is shown by
+    the first (said too), so two label sets never share a cell and one never splits into two."""
+    shas: dict[tuple[str, str], set[str]] = defaultdict(set)  # (dataset, setting) -> its contents
+    names: dict[tuple[str, str], set[str]] = defaultdict(set)  # (dataset, content) -> its settings
+    for r in records:
+        if r.id.setting.startswith(FILE_PREFIX):
+            shas[(r.id.dataset, r.id.setting)].add(str(r.label_sha))
+            names[(r.id.dataset, str(r.label_sha))].add(r.id.setting)
+    for (dataset, sha), settings in names.items():
+        if len(settings) > 1:
+            warn(f"{dataset}: one label file (sha256 {sha[:8]}) under several names ({', '.join(sorted(settings))});"
+                 f" shown as {min(settings)}")
+    for (dataset, setting), contents in shas.items():
+        if len(contents) > 1:
+            warn(f"{dataset}: label files of one name, {setting}, with {len(contents)} different contents; shown "
+                 f"as " + ", ".join(f"{setting}@{c[:8]}" for c in sorted(contents)))
+    out = []
+    for r in records:
+        if r.id.setting.startswith(FILE_PREFIX):
+            sha = str(r.label_sha)
+            shown = min(names[(r.id.dataset, sha)])
+            if len(shas[(r.id.dataset, shown)]) > 1:
+                shown = f"{shown}@{sha[:8]}"
+            r = replace(r, shown_setting=shown)
+        out.append(r)
+    return out
 
 
 def _key(value: Any) -> str:

@@ -86,9 +86,9 @@ def spec_from_json(text: str) -> RunSpec:
 def run_state(spec: RunSpec) -> str:
     """``finished``, ``partial (epoch k)``, ``new`` or ``different config`` without loading any data.
 
-    A run counts as finished when its ``result.json`` exists and its saved config
-    matches this spec's in everything but the noisy labels' hash, which only
-    the run itself computes (it needs the dataset).
+    A run counts as finished when its ``result.json`` is a valid record (:meth:`RunDir.finished`, as everywhere)
+    and its saved config matches this spec's in everything but the noisy labels' hash and the data's
+    fingerprint, which only the run itself computes (it needs the dataset).
     """
     run = resolve(spec)
     return RunDir(run.run_dir).state(config_record(run, None))

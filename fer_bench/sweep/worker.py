@@ -18,11 +18,12 @@ from typing import Optional
 from ..engine.run import RunSpec, format_summary, main, resolve
 from ..registry import load_env_plugins
 from ..runs import RunBusy, RunDir
+from ..runs.directory import SWEEP_LOG
 from .plan import run_state, spec_from_json
 
 DONE, SKIPPED, BUSY, FAILED = 0, 10, 11, 1
 STATUS = {DONE: "done", SKIPPED: "skipped", BUSY: "busy"}
-LOG_NAME = "log.txt"
+LOG_NAME = SWEEP_LOG
 
 
 @dataclass
