@@ -27,13 +27,13 @@ except _threads.ThreadPolicyError:  # reported with exit code 2 when a command o
     pass
 
 _EXPORTS = {
-    "RunSpec": "fer_bench.engine.run",
+    "RunSpec": "fer_bench.engine.spec",
     "run": ("fer_bench.engine.run", "main"),
     "collect_runs": "fer_bench.report.collect",
     "aggregate": "fer_bench.report.collect",
     "make_table": "fer_bench.report.tables",
-    "load_trained": "fer_bench.runs.model",
-    "evaluate_run": "fer_bench.runs.model",
+    "load_trained": "fer_bench.engine.trained",
+    "evaluate_run": "fer_bench.engine.trained",
     "RunId": "fer_bench.runs",
     "RunDir": "fer_bench.runs",
     "RunRecord": "fer_bench.runs",

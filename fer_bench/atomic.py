@@ -1,8 +1,12 @@
 """Atomic writes: a file is either its old version or its complete new one, never half.
 
-Every run file is written to a temporary name in the same directory and moved
-into place with ``os.replace``, so a run killed at any moment (even SIGKILL)
-leaves no truncated ``result.json``, ``metrics.csv`` or checkpoint behind.
+A file that must never be read half-written (a run's files, the synthetic
+dataset's, the image cache, figures) is written to a temporary name in the
+same directory and moved into place with ``os.replace``, so a process killed
+at any moment (even SIGKILL) leaves no truncated ``result.json``,
+``metrics.csv`` or checkpoint behind. :func:`replacing` gives a writer the
+temporary path; :func:`write_atomic` and the ``write_*`` functions build on it.
+
 Temporary names carry the writer's process id (``.NAME.tmp<pid>``, and
 ``images-<key>.tmp<pid>.npy`` for the image cache), so the temporaries that a
 killed process left can be told from a live writer's and removed
@@ -11,13 +15,14 @@ killed process left can be told from a live writer's and removed
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from . import disk
 from .errors import exception_chain
@@ -26,23 +31,40 @@ from .errors import exception_chain
 _TEMPORARY = re.compile(r"\.tmp(\d+)c?(\.npy)?$")
 
 
+def temporary_path(path: Path, keep_suffix: bool = False, tag: str = "") -> Path:
+    """The name ``path`` is written under before it is moved into place: ``.NAME.tmp<pid>`` beside it.
+
+    With ``keep_suffix`` it is ``STEM.tmp<pid><tag>SUFFIX`` instead (the image cache's
+    ``images-<key>.tmp<pid>.npy``, and ``images-<key>.tmp<pid>c.npy`` with ``tag="c"``), for a file
+    that keeps its type's suffix while it is written.
+    """
+    path = Path(path)
+    if keep_suffix:
+        return path.with_name(f"{path.stem}.tmp{os.getpid()}{tag}{path.suffix}")
+    return path.with_name(f".{path.name}.tmp{os.getpid()}{tag}")
+
+
 def _replace_from(tmp: Path, path: Path) -> None:
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def write_atomic(path: Path, write: Callable[[Path], None], size: Optional[int] = None) -> None:
-    """Write ``path`` as ``write(temporary)`` writes the temporary beside it, then move that into place.
+@contextlib.contextmanager
+def replacing(path: Path, size: Optional[int] = None, keep_suffix: bool = False,
+              temporary: Optional[Path] = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (:func:`temporary_path`, or ``temporary``) to write; move it
+    into place when the block completes, remove it when the block fails.
 
-    A write that fails (an error, Ctrl-C) removes its temporary and leaves the old file as it was;
-    one that finds the disk full is a :class:`~fer_bench.disk.DiskFullError` naming ``path`` and
-    its ``size`` in bytes, when the caller knows it.
+    For writers that want a file name (matplotlib's ``savefig``, numpy's memory maps). A block that
+    fails (an error, Ctrl-C) leaves the old file as it was; one that finds the disk full is a
+    :class:`~fer_bench.disk.DiskFullError` naming ``path`` and its ``size`` in bytes, when the
+    caller knows it.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = Path(temporary) if temporary is not None else temporary_path(path, keep_suffix)
     try:
-        write(tmp)
+        yield tmp
         _replace_from(tmp, path)
     except BaseException as exc:
         full = disk.full_disk_cause(exc) is not None and not isinstance(exc, disk.DiskFullError)
@@ -55,6 +77,13 @@ def write_atomic(path: Path, write: Callable[[Path], None], size: Optional[int] 
         if interrupt is not exc:  # Ctrl-C (or SIGTERM) in torch.save comes out as a RuntimeError about its archive
             raise interrupt from None
         raise
+
+
+def write_atomic(path: Path, write: Callable[[Path], None], size: Optional[int] = None) -> None:
+    """Write ``path`` as ``write(temporary)`` writes the temporary beside it, then move that into place
+    (:func:`replacing`)."""
+    with replacing(path, size) as tmp:
+        write(tmp)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -20,8 +20,9 @@ How it is made fast (see :meth:`BatchAugment.__call__`):
 * on the CPU the batch goes through in chunks of a few samples, so each
   step's intermediate is still in cache for the next, and with more than one
   torch thread the chunks are shared among that many worker threads that each
-  run single-threaded (no OpenMP barrier per op, which stalls badly when
-  another process keeps a core busy). Every chunk is computed the same way
+  run single-threaded (:func:`fer_bench.threads.single_threaded_pool`: no
+  OpenMP barrier per op, which stalls badly when another process keeps a core
+  busy). Every chunk is computed the same way
   whichever thread runs it, so the result does not depend on the thread count.
 
 Additive Gaussian noise (SCN's, RUL's and EAC's per-image ``add_gaussian_noise``:
@@ -44,8 +45,6 @@ without it.
 from __future__ import annotations
 
 import math
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
@@ -53,9 +52,11 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from .threads import single_threaded_pool
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# ITU-R 601 luma weights as in the previous implementation (torchvision rounds red to 0.2989);
+# ITU-R 601 luma weights (torchvision rounds red to 0.2989);
 # they sum to 1, which the colour composition below relies on.
 _GRAY = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)
 # On the CPU, about this many float32 values per intermediate tensor of a chunk (1 MiB: 6 samples
@@ -222,7 +223,7 @@ class BatchAugment:
         """
         dev = raw.device
         threads = torch.get_num_threads() if dev.type == "cpu" else 1
-        pool = _pool(threads) if threads > 1 else None
+        pool = single_threaded_pool(threads) if threads > 1 else None
         # The per-batch CPU work is many tiny ops, a few of which (exp, sqrt, round, floor)
         # open an OpenMP region even on small tensors; in a single-threaded worker they do not.
         plan = pool.submit(self._plan, raw, gen, landmarks, flip).result() if pool else \
@@ -447,51 +448,6 @@ def _resample(raw: torch.Tensor, rows: torch.Tensor, wy: torch.Tensor, x0: torch
     left = torch.gather(x, 3, x0.view(b, 1, 1, size).expand(shape))
     right = torch.gather(x, 3, x1.view(b, 1, 1, size).expand(shape))
     return left.lerp_(right, wx)
-
-
-# --- running the chunks ---------------------------------------------------------
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _drop_pools() -> None:  # a forked child has none of the parent's threads (nor their lock)
-    global _POOLS_LOCK
-    _POOLS.clear()
-    _POOLS_LOCK = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_drop_pools)
-
-
-def _single_threaded() -> None:
-    """Worker set-up: this thread's torch ops run on one thread (no OpenMP team of its own)."""
-    torch.get_num_threads()  # torch's lazy per-thread set-up first, so it cannot undo the next line later
-    torch.set_num_threads(1)
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """A pool of ``threads`` worker threads whose torch ops each run on one thread.
-
-    ``torch.set_num_threads(1)`` in a worker sets that thread's own OpenMP and MKL
-    thread counts, but also torch's process-wide default; every worker is made
-    to start (and set itself up) before the pool is first used, and then the
-    calling thread's count is put back, so nothing else sees the change.
-    """
-    with _POOLS_LOCK:
-        pool = _POOLS.get(threads)
-        if pool is None:
-            before = torch.get_num_threads()
-            ready = threading.Barrier(threads + 1)
-            pool = ThreadPoolExecutor(threads, thread_name_prefix="fer-bench-augment",
-                                      initializer=_single_threaded)
-            for _ in range(threads):
-                pool.submit(ready.wait)
-            ready.wait()
-            torch.set_num_threads(before)
-            _POOLS[threads] = pool
-        return pool
 
 
 def _erase_boxes(b: int, hh: int, ww: int, gen: torch.Generator, p: float,

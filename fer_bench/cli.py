@@ -157,7 +157,7 @@ training_options = _options(
 def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optional[str],
                pretrained: Optional[str], val_split: Optional[float] = None, **kw: Any) -> Any:
     from .engine.recipe import parse_sets
-    from .engine.run import RunSpec
+    from .engine.spec import RunSpec
 
     overrides = parse_sets(sets)
     if pretrained:
@@ -191,7 +191,7 @@ def run(quiet: bool, nproc: Optional[int], **kw: Any) -> None:
     check_seeds(kw["seed"], kw["noise_seed"])  # answered before torch is imported
     if kw["rate"] is not None:  # a missing one is the engine's to refuse: it depends on the noise model
         check_noise_rate(kw["rate"])
-    from .engine.run import RunInterrupted, format_summary
+    from .engine.run import RunInterrupted
     from .engine.run import main as run_main
 
     spec = _base_spec(progress=not quiet, **_with_config_lists(kw))
@@ -216,7 +216,29 @@ def run(quiet: bool, nproc: Optional[int], **kw: Any) -> None:
         return  # under torchrun, rank 0 reports
     if result.get("already_done"):
         click.echo(f"already finished (use --force to re-run): {result['run_dir']}")
-    click.echo(format_summary(result))
+    click.echo(run_summary(result))
+
+
+def run_summary(result: dict[str, Any]) -> str:
+    """What ``fer-bench run`` (and a sweep's log) says about a finished run."""
+    noise = result["noise_record"]
+    n = result["epochs"]  # acc_last5 is over fewer epochs in a shorter run
+    last5 = "mean of last 5" if n >= 5 else ("mean of its 1 epoch" if n == 1 else f"mean of all {n} epochs")
+    split = result.get("val_split") or {}
+    val = ("val: unavailable (no noisy validation split; --val-split F holds one out)" if result.get("acc_val") is None
+           else f"val {result['acc_val']:.2%} (clean-test accuracy at epoch {result['val_epoch']}, the best on "
+                f"{split.get('held_out')} held-out noisy labels: {result['val_acc_best']:.2%})")
+    return "\n".join([
+        f"{result['method']} on {result['dataset']}, noise {noise['model']} {noise['rate']:g} "
+        f"(realised {noise['realised_rate']:.4f}), seed {result['seed']}",
+        f"  clean-test accuracy: last {result['acc_last']:.2%}   best {result['acc_best']:.2%} "
+        f"(epoch {result['best_epoch']}, optimistic)   {last5} {result['acc_last5']:.2%}",
+        f"  {val}",
+        f"  mean class accuracy (last epoch): {result['mean_class_acc_last']:.2%}",
+        f"  {result['epochs']} epochs in {result['train_seconds']:.0f} s "
+        f"({result['images_per_second']:.0f} images/s on {result['device']})",
+        f"  run directory: {result['run_dir']}",
+    ])
 
 
 @main.command()
@@ -312,7 +334,7 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
     if nproc > 1:
         specs = [replace(s, processes=nproc) for s in specs]  # their run directories name the count
         from .engine.distributed import World
-        from .engine.run import check_world, resolve
+        from .engine.spec import check_world, resolve
 
         for spec in specs:
             check_world(resolve(spec).recipe, World(0, nproc))
@@ -346,7 +368,7 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
 
 
 def _run_dir(spec: Any) -> Path:
-    from .engine.run import resolve
+    from .engine.spec import resolve
 
     return resolve(spec).run_dir
 
@@ -368,7 +390,7 @@ def _sweep_summary(outcomes: list[Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def eval_(run_dir: str, dataset: Optional[str], root: Optional[str], device: str, as_json: bool) -> None:
     """Re-evaluate a trained run's final model on a test split."""
-    from .runs.model import evaluate_run
+    from .engine.trained import evaluate_run
 
     res = evaluate_run(Path(run_dir), dataset, root, device)
     if as_json:
@@ -399,7 +421,7 @@ def export(run_dir: str, out: str, fmt: str) -> None:
     """
     from .outputs import check_out
     from .runs import RunDir
-    from .runs.export import check_format, export_run
+    from .engine.export import check_format, export_run
 
     check_format(fmt)
     path = Path(out)
@@ -424,9 +446,9 @@ def _emit(text: str, out: Optional[str]) -> None:
 
 
 def _runs_root(results: Optional[str]) -> Path:
-    from .paths import results_root
+    from .paths import runs_root
 
-    path = Path(results) if results else results_root() / "runs"
+    path = Path(results) if results else runs_root()
     if not path.is_dir():
         raise FileNotFoundError(f"results directory not found: {path}")
     return path
@@ -555,6 +577,16 @@ def methods_list() -> None:
     _print_entries(METHODS)
 
 
+@methods.command("show")
+@plugin_option
+@click.argument("name")
+def methods_show(name: str) -> None:
+    """A method's hyper-parameters (type, default, allowed values, help) and its official recipe."""
+    from .methods.card import method_card
+
+    click.echo(method_card(name))
+
+
 # --- data ---------------------------------------------------------------------
 
 @main.group(cls=Group)
@@ -678,9 +710,9 @@ def plot() -> None:
 
 
 def _results_dir(results: Optional[str]) -> Path:
-    from .paths import results_root
+    from .paths import runs_root
 
-    return Path(results) if results else results_root() / "runs"
+    return Path(results) if results else runs_root()
 
 
 def _check_figure_out(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -5,7 +5,8 @@ so that the synthetic dataset is generated once and every run finds its data:
 ``FER_BENCH_DATA`` when set; else, when fer-bench runs from a source checkout,
 that checkout's ``datasets/`` folder; else ``~/.cache/fer-bench/datasets``
 (``$XDG_CACHE_HOME/fer-bench/datasets``). Results go to ``./results``
-(``FER_BENCH_RESULTS``), next to the work that produced them.
+(``FER_BENCH_RESULTS``), next to the work that produced them, and runs below it to
+``./results/runs`` unless ``--out`` names another runs root.
 """
 
 from __future__ import annotations
@@ -30,3 +31,8 @@ def data_root() -> Path:
 def results_root() -> Path:
     """The results root (``FER_BENCH_RESULTS``, default ``./results``)."""
     return Path(os.environ.get("FER_BENCH_RESULTS", "results"))
+
+
+def runs_root() -> Path:
+    """Where runs go and reports look unless ``--out`` / ``--results`` say otherwise: ``<results root>/runs``."""
+    return results_root() / "runs"

@@ -23,8 +23,10 @@ person's identity must survive everything else the pictures already vary (pose,
 light, occluders). Inputs are normalised with ImageNet's statistics, as SCN,
 RUL and EAC's fine-tuning normalises.
 
-Training is deterministic from the seed on a CPU; each epoch ends with the state
-saved atomically to ``FILE.partial``, so an interrupted pretraining resumes.
+It trains through the engine's loop (:class:`IdentityMethod`, fed by
+:class:`~fer_bench.engine.loop.CachedBatches` to :func:`~fer_bench.engine.loop.train_one_epoch`) at a
+fixed thread count, so it is deterministic from the seed on a CPU with a given count; each epoch
+ends with the state saved atomically to ``FILE.partial``, so an interrupted pretraining resumes.
 """
 
 from __future__ import annotations
@@ -43,9 +45,12 @@ from tqdm import tqdm
 from .atomic import save_torch, write_json
 from .augment import AugmentConfig, BatchAugment
 from .datasets.synthfer.identities import NAME as DATASET, IdentitySetConfig, load_identities
+from .engine.inference import evaluate, load_checkpoint
+from .engine.loop import CachedBatches, steps_per_epoch, train_one_epoch
+from .engine.metrics import accuracy
 from .engine.optim import build_optimizer, build_scheduler
 from .engine.recipe import DEFAULTS, PROFILES
-from .engine.run import epoch_seed, load_checkpoint, steps_per_epoch
+from .methods.base import Batch, Method, MethodContext, StepOutput
 from .models.pretrained import NORMALISATIONS, SYNTHFER_ID, record_path
 from .models.resnet import CPU_BACKBONE, create_backbone
 from .outputs import check_out
@@ -79,20 +84,30 @@ class IdentityNet(nn.Module):
         return self.fc(self.backbone.pool(self.backbone(x)))
 
 
+class IdentityMethod(Method):
+    """Face recognition as a method for the engine's loop: :class:`IdentityNet` trained with plain softmax
+    cross-entropy over the identities (``ctx.num_classes`` of them)."""
+
+    name = "synthfer-id"
+
+    def build_model(self) -> nn.Module:
+        return IdentityNet(self.ctx.num_classes)
+
+    def training_step(self, batch: Batch) -> StepOutput:
+        logits = self.model(batch.images)
+        return StepOutput(nn.functional.cross_entropy(logits, batch.labels), logits)
+
+
 def _augment(recipe: dict[str, Any]) -> BatchAugment:
     mean, std = NORMALISATIONS[recipe["normalize"]]
     return BatchAugment(AugmentConfig(image_size=recipe["image_size"], flip=recipe["aug_flip"],
                                       mean=mean, std=std))
 
 
-@torch.no_grad()
-def identity_accuracy(net: IdentityNet, augment: BatchAugment, images: np.ndarray, labels: np.ndarray) -> float:
-    net.eval()
-    correct = 0
-    for start in range(0, len(images), 256):
-        x = augment.eval(torch.from_numpy(images[start:start + 256]))
-        correct += int((net(x).argmax(1).numpy() == labels[start:start + 256]).sum())
-    return correct / max(1, len(images))
+def identity_accuracy(method: Method, augment: BatchAugment, images: np.ndarray, labels: np.ndarray) -> float:
+    """The share of ``images`` whose identity the network names correctly."""
+    return accuracy(evaluate(method, augment, torch.from_numpy(images), labels, method.ctx.num_classes,
+                             method.ctx.device, 256, amp=False))
 
 
 def pretrain(data: Optional[IdentitySetConfig] = None, seed: int = 0, out: Optional[Path] = None,
@@ -128,52 +143,36 @@ def pretrain(data: Optional[IdentitySetConfig] = None, seed: int = 0, out: Optio
     t0 = time.perf_counter()
     ids = load_identities(root, data, progress=progress)
     what["dataset"] = {k: ids.info[k] for k in ("name", "version", "synthfer_config", "images")} | asdict(data)
-    torch.manual_seed(seed)
-    net = IdentityNet(ids.num_identities)
     opt_recipe = {**DEFAULTS, **recipe}
-    steps = steps_per_epoch(len(ids.train_labels), opt_recipe)
-    optimizer = build_optimizer([{"params": list(net.parameters())}], opt_recipe)
-    scheduler = build_scheduler(optimizer, opt_recipe, steps)
+    torch.manual_seed(seed)
+    ctx = MethodContext(num_classes=ids.num_identities, class_names=tuple(map(str, range(ids.num_identities))),
+                        train_labels=torch.as_tensor(ids.train_labels, dtype=torch.long), device=torch.device("cpu"),
+                        recipe=opt_recipe, epochs=recipe["epochs"])
+    method = IdentityMethod(ctx, {})
+    optimizer = build_optimizer([{"params": list(method.model.parameters())}], opt_recipe)
+    scheduler = build_scheduler(optimizer, opt_recipe, steps_per_epoch(len(ids.train_labels), opt_recipe))
     augment = _augment(recipe)
     history: list[dict[str, Any]] = []
     if isinstance(state, dict) and state.get("what") == what:
-        net.load_state_dict(state["net"])
+        method.model.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history = state["history"]
     out.parent.mkdir(parents=True, exist_ok=True)
-    images, labels = torch.from_numpy(ids.train_images), torch.from_numpy(ids.train_labels)
-    bs = recipe["batch_size"]
-    with tqdm(total=recipe["epochs"] * steps, initial=len(history) * steps, desc="pretraining on synthfer-id",
-              unit="step", disable=not progress) as bar:
-        for epoch in range(len(history), recipe["epochs"]):
-            net.train()
-            torch.manual_seed(epoch_seed(seed, epoch, 1))
-            gen = torch.Generator().manual_seed(epoch_seed(seed, epoch, 0))
-            order = torch.randperm(len(labels), generator=gen)
-            loss_sum, correct, seen = 0.0, 0, 0
-            for i in range(steps):
-                idx = order[i * bs:(i + 1) * bs]
-                x = augment(images[idx], gen).images
-                logits = net(x)
-                loss = nn.functional.cross_entropy(logits, labels[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                loss_sum += loss.item() * len(idx)
-                correct += int((logits.argmax(1) == labels[idx]).sum())
-                seen += len(idx)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-            heldout = identity_accuracy(net, augment, ids.heldout_images, ids.heldout_labels)
-            history.append({"epoch": epoch, "loss": loss_sum / seen, "train_acc": correct / seen,
-                            "heldout_acc": heldout})
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", heldout=f"{heldout:.3f}")
-            save_torch(partial, {"what": what, "net": net.state_dict(), "optimizer": optimizer.state_dict(),
-                                 "scheduler": scheduler.state_dict(), "history": history})
+    images = torch.from_numpy(ids.train_images)
+    for epoch in range(len(history), recipe["epochs"]):
+        batches = CachedBatches(method, images, augment, seed, epoch)
+        row = train_one_epoch(method, batches, optimizer, scheduler, False, epoch, progress, adapt_threads=False)
+        heldout = identity_accuracy(method, augment, ids.heldout_images, ids.heldout_labels)
+        history.append({"epoch": epoch, "loss": row["train_loss"], "train_acc": row["train_acc_noisy"],
+                        "heldout_acc": heldout})
+        if progress:
+            tqdm.write(f"pretraining epoch {epoch + 1}/{recipe['epochs']}: loss {row['train_loss']:.3f}  "
+                       f"identity accuracy {row['train_acc_noisy']:.1%}, held out {heldout:.1%}")
+        save_torch(partial, {"what": what, "net": method.model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "history": history})
 
-    save_torch(out, {"state_dict": net.backbone.state_dict()})
+    save_torch(out, {"state_dict": method.model.backbone.state_dict()})
     record = {
         **what, "file": out.name, "sha256": sha256(out),
         "heldout_identity_accuracy": history[-1]["heldout_acc"], "chance": 1 / ids.num_identities,

@@ -71,10 +71,12 @@ def _first_doc_line(obj: Any) -> str:
 class Registry(Generic[T]):
     """A name -> object table for one kind of plugin."""
 
-    def __init__(self, kind: str, group: str, builtins: tuple[str, ...]) -> None:
+    def __init__(self, kind: str, group: str, builtins: tuple[str, ...],
+                 check: Optional[Callable[[str, Any], None]] = None) -> None:
         self.kind = kind
         self.group = group
         self._builtins = builtins
+        self._check = check  # called with (name, object) before an entry is added; raises ValueError to refuse it
         self._entries: dict[str, Entry[T]] = {}
         self._discovered = False
 
@@ -88,7 +90,8 @@ class Registry(Generic[T]):
     ) -> Callable[[T], T] | T:
         """Register ``obj`` under ``name``; usable as a decorator when ``obj`` is omitted.
 
-        A second registration of the same name is an error unless ``override=True``.
+        A second registration of the same name is an error unless ``override=True``; so is an object
+        that the registry's check refuses (for methods: :func:`fer_bench.methods.hparams.check_method`).
         """
 
         def add(target: T) -> T:
@@ -98,6 +101,8 @@ class Registry(Generic[T]):
                     f"{self.kind} {key!r} is already registered "
                     f"(from {self._entries[key].source}); pass override=True to replace it"
                 )
+            if self._check is not None:
+                self._check(key, target)
             desc = description if description is not None else _first_doc_line(target)
             self._entries[key] = Entry(key, target, desc, _source_stack[-1])
             return target
@@ -119,7 +124,10 @@ class Registry(Generic[T]):
                     warnings.warn(f"{self.kind} plugin {ep.name!r} from {dist} failed to load: {exc}")
                     continue
                 if not isinstance(loaded, types.ModuleType) and ep.name.lower() not in self._entries:
-                    self.register(ep.name, loaded)
+                    try:
+                        self.register(ep.name, loaded)
+                    except ValueError as exc:  # refused (see check): reported, like a plugin that fails to load
+                        warnings.warn(f"{self.kind} plugin {ep.name!r} from {dist} was refused: {exc}")
 
     def get(self, name: str) -> T:
         """The object registered as ``name``; :class:`UnknownNameError` lists the known names."""
@@ -184,7 +192,13 @@ def _registered_in_source(package: str) -> list[tuple[str, str, str]]:
     return found
 
 
-METHODS: Registry = Registry("method", "fer_bench.methods", ("fer_bench.methods",))
+def _check_method(name: str, obj: Any) -> None:
+    from .methods.hparams import check_method
+
+    check_method(name, obj)
+
+
+METHODS: Registry = Registry("method", "fer_bench.methods", ("fer_bench.methods",), check=_check_method)
 NOISE_MODELS: Registry = Registry("noise model", "fer_bench.noise", ("fer_bench.noise",))
 DATASETS: Registry = Registry("dataset", "fer_bench.datasets", ("fer_bench.datasets",))
 

@@ -51,9 +51,13 @@ import contextlib
 import math
 import os
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, MutableMapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, MutableMapping, Optional
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 ENV = "FER_BENCH_THREADS"
 # Which OpenMP variables fer-bench itself put into the environment, as NAME=VALUE pairs, so
@@ -173,7 +177,7 @@ def child_environment(environ: Mapping[str, str], share: int) -> dict[str, str]:
 
     A user's own thread count (or ``FER_BENCH_THREADS=N``) passes through
     untouched; otherwise the child adapts between 1 and ``share`` threads
-    (``off`` gets exactly ``share``, as before the policy existed).
+    (under ``off`` it gets exactly ``share``, through ``OMP_NUM_THREADS``).
     """
     env = dict(environ)
     if plan(env)["mode"] == "fixed":
@@ -335,3 +339,55 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# --- a pool of single-threaded workers ---------------------------------------------
+
+_POOLS: dict[int, "ThreadPoolExecutor"] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _drop_pools() -> None:  # a forked child has none of the parent's threads (nor their lock)
+    global _POOLS_LOCK
+    _POOLS.clear()
+    _POOLS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_pools)
+
+
+def _single_threaded() -> None:
+    """Worker set-up: this thread's torch ops run on one thread (no OpenMP team of its own)."""
+    import torch
+
+    torch.get_num_threads()  # torch's lazy per-thread set-up first, so it cannot undo the next line later
+    torch.set_num_threads(1)
+
+
+def single_threaded_pool(threads: int) -> "ThreadPoolExecutor":
+    """This process's pool of ``threads`` worker threads whose torch ops each run on one thread.
+
+    The batched augmentation shares a batch's chunks among them: no OpenMP
+    barrier per op, which stalls badly when another process keeps a core busy.
+    ``torch.set_num_threads(1)`` in a worker sets that thread's own OpenMP and
+    MKL thread counts, but also torch's process-wide default; every worker is
+    made to start (and set itself up) before the pool is first used, and then
+    the calling thread's count is put back, so nothing else sees the change.
+    """
+    import torch
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _POOLS_LOCK:
+        pool = _POOLS.get(threads)
+        if pool is None:
+            before = torch.get_num_threads()
+            ready = threading.Barrier(threads + 1)
+            pool = ThreadPoolExecutor(threads, thread_name_prefix="fer-bench-worker",
+                                      initializer=_single_threaded)
+            for _ in range(threads):
+                pool.submit(ready.wait)
+            ready.wait()
+            torch.set_num_threads(before)
+            _POOLS[threads] = pool
+        return pool

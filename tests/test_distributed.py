@@ -19,7 +19,7 @@ from click.testing import CliRunner
 import fer_bench.engine.run as engine
 from fer_bench.cli import main as cli
 from fer_bench.engine.launch import torchrun_command, without_nproc
-from fer_bench.engine.run import RunSpec, resolve
+from fer_bench.engine.spec import RunSpec, resolve
 from fer_bench.registry import list_methods
 
 from .conftest import tiny_spec, torch_threads
@@ -245,7 +245,7 @@ _LANET_RANKS = """
 import json, sys
 import torch
 from fer_bench.engine import distributed
-from fer_bench.engine.run import TrainingStep
+from fer_bench.engine.loop import TrainingStep
 from fer_bench.methods.base import Batch
 from tests.test_lanet import make_batch, make_method
 

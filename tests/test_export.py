@@ -15,9 +15,9 @@ import fer_bench.engine.run as engine
 from fer_bench.augment import BatchAugment
 from fer_bench.cli import main
 from fer_bench.engine.metrics import confusion_matrix
-from fer_bench.engine.run import augment_config
+from fer_bench.engine.build import augment_config
 from fer_bench.registry import list_methods
-from fer_bench.runs.model import load_trained
+from fer_bench.engine.trained import load_trained
 
 from .conftest import tiny_spec
 

@@ -18,7 +18,7 @@ import fer_bench.engine.run as engine
 from fer_bench.atomic import remove_stale_temporaries
 from fer_bench.cli import main
 from fer_bench.engine.run import RunError, resolve
-from fer_bench.runs.model import evaluate_run
+from fer_bench.engine.trained import evaluate_run
 
 from .conftest import TINY_RECIPE, tiny_spec
 

@@ -18,7 +18,7 @@ import torch
 import fer_bench.engine.run as engine
 from fer_bench.engine.run import resolve
 from fer_bench.registry import list_methods
-from fer_bench.runs.model import evaluate_run
+from fer_bench.engine.trained import evaluate_run
 from fer_bench.sweep.local import run_local
 
 from .conftest import interrupt_then_resume, tiny_spec

@@ -41,7 +41,7 @@ def make_method(landmarks: torch.Tensor | None = None, **hp) -> LANet:
         num_classes=len(CLASSES), class_names=CLASSES, train_labels=labels, device=torch.device("cpu"),
         recipe=recipe, epochs=1, train_landmarks=landmarks, train_names=[f"train_{i + 1:05d}.jpg" for i in range(N_TRAIN)],
     )
-    hparams = dict(LANet.hparams)
+    hparams = LANet.hparam_defaults()
     hparams.update(hp)
     return LANet(ctx, hparams)
 
@@ -331,7 +331,7 @@ def test_evaluation_never_touches_landmarks_or_the_landmark_branch() -> None:
 
 
 def test_hyperparameters_have_the_official_defaults_and_are_checked() -> None:
-    hp = LANet.hparams
+    hp = LANet.hparam_defaults()
     assert (hp["K"], hp["omega"], hp["tau"], hp["delta"], hp["alpha"], hp["beta"], hp["lam"]) == (
         8, 0.9, 0.1, 0.7, 1.0, 0.1, 1.0)
     assert (hp["queue_size"], hp["moco_m"], hp["num_landmarks"], hp["swap_flipped_landmarks"]) == (

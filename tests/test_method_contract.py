@@ -17,7 +17,7 @@ import pytest
 
 import fer_bench.engine.run as engine
 from fer_bench.registry import list_methods
-from fer_bench.runs.model import evaluate_run
+from fer_bench.engine.trained import evaluate_run
 
 from .conftest import kill_then_resume, tiny_spec, torch_threads
 

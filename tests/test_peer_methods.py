@@ -195,7 +195,7 @@ def test_eac_first_view_is_never_flipped_and_its_mirror_has_no_noise(tiny_synth:
 @pytest.mark.parametrize("method", ["scn", "rul"])
 def test_scn_and_rul_flip_or_add_noise_each_with_p_quarter(method: str) -> None:
     from fer_bench.engine.recipe import resolve
-    from fer_bench.engine.run import augment_config
+    from fer_bench.engine.build import augment_config
     from fer_bench.registry import METHODS
 
     cls = METHODS.get(method)

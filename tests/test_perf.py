@@ -271,11 +271,14 @@ class FakeWorkersLoader:
 
 @pytest.fixture
 def fake_workers(monkeypatch: pytest.MonkeyPatch):
-    import fer_bench.perf.bench as bench
+    """The reference pipeline's loader replaced, in the pipeline and the training measurements; the latter."""
+    import fer_bench.perf.pipeline as pipeline
+    import fer_bench.perf.training as training
 
     FakeWorkersLoader.made = []
-    monkeypatch.setattr(bench, "reference_loader", FakeWorkersLoader)
-    return bench
+    monkeypatch.setattr(pipeline, "reference_loader", FakeWorkersLoader)
+    monkeypatch.setattr(training, "reference_loader", FakeWorkersLoader)
+    return training
 
 
 def test_bench_times_the_reference_pipeline_in_its_steady_state(fake_workers, tmp_path: Path) -> None:
@@ -320,7 +323,7 @@ def test_training_on_the_reference_pipeline_is_timed_in_its_steady_state(tiny_sy
 
 
 def test_timing_drains_what_the_workers_prefetch_and_times_whole_rounds() -> None:
-    from fer_bench.perf.bench import Timing
+    from fer_bench.perf.timing import Timing
 
     assert Timing.of(30, 5, 8) == Timing(warmup=5, drain=16, window=32)
     assert Timing.of(30, 5, 8).epoch == 48
@@ -329,7 +332,7 @@ def test_timing_drains_what_the_workers_prefetch_and_times_whole_rounds() -> Non
 
 
 def test_step_clock_times_only_the_steps_after_the_drained_ones() -> None:
-    from fer_bench.perf.bench import StepClock
+    from fer_bench.perf.timing import StepClock
 
     clock = StepClock(torch.device("cpu"), drain=2, total=5)
     sizes = [4, 4, 4, 4, 3]

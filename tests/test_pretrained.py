@@ -189,9 +189,9 @@ def test_bad_kind_or_statistics_name_is_an_error() -> None:
 def test_run_normalises_with_the_recorded_statistics(tiny_synth: Path, tmp_path: Path) -> None:
     import json
 
-    from fer_bench.engine.run import augment_config
+    from fer_bench.engine.build import augment_config
     from fer_bench.models.pretrained import NORMALISATIONS
-    from fer_bench.runs.model import load_trained
+    from fer_bench.engine.trained import load_trained
 
     torch.save(create_backbone("resnet18", width=16, stem="small").state_dict(), tmp_path / "resnet18_msceleb.pth")
     res = main(tiny_spec(tiny_synth, tmp_path / "runs", overrides={"pretrained": str(tmp_path / "resnet18_msceleb.pth"),

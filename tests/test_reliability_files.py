@@ -30,8 +30,8 @@ from fer_bench.datasets.ferplus import FERPlus
 from fer_bench.datasets.rafdb import RAFDB
 from fer_bench.datasets.raf_layout import LABEL_FILE
 from fer_bench.datasets.synthfer.identities import IdentitySetConfig
-from fer_bench.engine.checks import RunError
-from fer_bench.runs.export import export_run
+from fer_bench.engine.export import export_run
+from fer_bench.runs import RunError
 
 from .conftest import tiny_spec
 from .fixtures_real import make_affectnet_csv, make_ferplus_folders, make_rafdb

@@ -25,7 +25,7 @@ from fer_bench.registry import DATASETS
 from fer_bench.report.collect import collect_runs
 from fer_bench.report.plots import load_runs
 from fer_bench.runs import RunDir, RunRecord, collect, config_hash
-from fer_bench.runs.model import evaluate_run
+from fer_bench.engine.trained import evaluate_run
 from fer_bench.sweep.plan import run_state
 
 from .conftest import TINY, tiny_spec

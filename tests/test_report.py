@@ -191,13 +191,13 @@ def test_table_cli_writes_each_format(runs: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "no finished runs" in res.output
 
 
-def test_a_run_made_under_another_default_profile_is_renamed_never_pooled(
+def test_a_run_keeps_its_name_when_its_datasets_default_profile_changes_and_is_never_pooled(
         tiny_synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A run is named against the dataset's default profile of today. After synthfer's default
-    changes, the same command meets the old run in its directory and says where it belongs now;
-    moved there, reports name it by its profile and never average it with today's default runs."""
+    """A run is named against the default profile its config records, so a change of default renames
+    nothing: the old run reads as the finished run it is, today's command that meets it in its
+    directory says what it holds, and reports never average the two profiles in one cell."""
     from fer_bench.datasets.synthfer.loader import SynthFER
-    from fer_bench.runs import RunError
+    from fer_bench.runs import RunDir, RunError, RunRecord
 
     out = tmp_path / "runs"
     today = SynthFER.default_profile
@@ -205,21 +205,22 @@ def test_a_run_made_under_another_default_profile_is_renamed_never_pooled(
     with monkeypatch.context() as m:
         m.setattr(SynthFER, "default_profile", before)
         old = run_main(tiny_spec(tiny_synth, out, method="baseline"))
-    with pytest.raises(RunError, match=f"holds a {before} run, named when {before} was synthfer's default") as err:
+    old_dir = Path(old["run_dir"])
+    assert old_dir.parent.name.split("+")[0] == "baseline" and "profile" not in old_dir.parent.name
+    record = RunRecord.read(old_dir)
+    assert record.id.name().parts == old_dir.parts[-4:] and RunDir(old_dir).finished()
+    assert record.config["profile"] == record.config["default_profile"] == before
+    with pytest.raises(RunError, match=f"holds a {before} run, made when {before} was synthfer's default profile "
+                                       f"\\(this run's is {today}\\); to keep both, give this one its own runs root"):
         run_main(tiny_spec(tiny_synth, out, method="baseline"))
-    target = Path(str(err.value).split("its name today is ")[1].split(": move it")[0])
-    assert f"+profile={before}" in target.parent.name and not target.exists()
-    target.parent.mkdir(parents=True)
-    Path(old["run_dir"]).rename(target)
-    run_main(tiny_spec(tiny_synth, out, method="baseline"))
+    # today's default in another seed of the same root: one variant name, two profiles
+    run_main(tiny_spec(tiny_synth, out, method="baseline", seed=1))
     res = CliRunner().invoke(cli, ["table", "--results", str(out), "--format", "csv"])
-    assert res.exit_code == 0, res.output
-    cells = {r["method"]: int(r["n"]) for r in csv.DictReader(io.StringIO(res.output))}
-    assert cells == {"baseline": 1, f"baseline+profile={before}": 1}
+    assert res.exit_code == 2 and "holds runs of different profiles" in res.output, res.output
 
 
 def test_one_cell_never_averages_two_profiles(runs: Path) -> None:
-    """Defence for runs whose names cannot say their profile (a plugin dataset that is not loaded)."""
+    """Runs made before and after a dataset's default profile changed share a variant name, not a profile."""
     frame = collect_runs(runs)
     frame.loc[frame.index[0], "profile"] = "other"
     with pytest.raises(ValueError, match="holds runs of different profiles"):

@@ -11,13 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 import fer_bench.engine.run as engine
-from fer_bench.cli import main
+from fer_bench.cli import main, run_summary
 from fer_bench.datasets.split import ValidationSplit, training_indices, validation_indices
-from fer_bench.engine.checks import RunError
 from fer_bench.engine.metrics import summarise_epochs
 from fer_bench.noise.files import import_train_labels
 from fer_bench.registry import create_dataset, list_datasets
-from fer_bench.runs.directory import as_recorded_today
+from fer_bench.runs import RunError, migrate
 
 from .conftest import TINY, TINY_RECIPE, interrupt_then_resume, tiny_spec
 
@@ -50,7 +49,7 @@ def test_each_dataset_owns_its_default_split(name: str) -> None:
     assert run.recipe["val_split"] == (0.1 if name == "synthfer" else 0.0)
     assert engine.resolve(engine.RunSpec(dataset=name, overrides={"val_split": 0.2})).recipe["val_split"] == 0.2
     # a run recorded before the split existed trained on every image: it is the same run as val_split=0
-    assert as_recorded_today({"recipe": {"epochs": 1}})["recipe"]["val_split"] == 0.0
+    assert migrate({"recipe": {"epochs": 1}})["recipe"]["val_split"] == 0.0
 
 
 def test_val_picks_the_clean_test_accuracy_at_the_best_noisy_validation_epoch(tmp_path: Path) -> None:
@@ -95,7 +94,7 @@ def test_a_split_run_holds_its_images_out_of_training_and_records_them(tiny_synt
     val = [float(r["val_acc"]) for r in rows]
     assert result["val_epoch"] == int(np.argmax(val)) + 1
     assert result["acc_val"] == pytest.approx(float(rows[result["val_epoch"] - 1]["test_acc"]))
-    assert "val " in engine.format_summary(result)
+    assert "val " in run_summary(result)
     # the gallery shows what the run trained on: never a held-out image (LA-Net has no memory of them)
     from fer_bench.report.plots import gallery_data
 
@@ -110,7 +109,7 @@ def test_a_split_run_holds_its_images_out_of_training_and_records_them(tiny_synt
     assert not (plain_dir / "val_split.txt").exists() and plain["acc_val"] is None
     assert plain["val_split"] == {"fraction": 0.0, "held_out": 0, "train": TINY["n_train"]}
     assert "val_acc" not in (plain_dir / "metrics.csv").read_text().splitlines()[0].split(",")
-    assert "val: unavailable" in engine.format_summary(plain)
+    assert "val: unavailable" in run_summary(plain)
     # the labels the method trained on are those of a run without a split, less the held-out images
     dataset = create_dataset("synthfer", tiny_synth, progress=False)
     full = import_train_labels(dataset, plain_dir / "train_labels.txt")[0]

@@ -24,7 +24,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .. import disk
-from ..atomic import remove_stale_temporaries
+from .. import atomic
 from .base import DatasetError
 
 
@@ -103,8 +103,7 @@ def _open_cache_file(tmp: Path, cache_file: Path, shape: tuple[int, ...]) -> np.
     try:
         disk.allocate(tmp, cache_file)
     except BaseException:
-        del out
-        tmp.unlink(missing_ok=True)
+        del out  # the caller's atomic.replacing removes the file
         raise
     return out
 
@@ -136,7 +135,7 @@ def load_image_set(
         side = size or 0
         return ImageSet(np.zeros((0, side, side, 3), np.uint8), np.zeros(0, np.int64))
     cache_dir = Path(cache_dir)
-    remove_stale_temporaries(cache_dir)  # a decode killed half-way leaves a dataset-sized file
+    atomic.remove_stale_temporaries(cache_dir)  # a decode killed half-way leaves a dataset-sized file
     key = manifest_hash(paths, size, boxes, allow_missing=skip_bad)
     cache_file = cache_dir / f"images-{key}.npy"
     bad_file = cache_dir / f"images-{key}.bad.json"
@@ -166,9 +165,6 @@ def load_image_set(
         raise DatasetError(f"none of the {n} images could be read; first: {errors[0]}")
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f"images-{key}.tmp{os.getpid()}.npy"
-    # Written straight to disk: a large dataset's cache need not fit in memory.
-    out = _open_cache_file(tmp, cache_file, (n,) + tuple(shape))
 
     def work(i: int) -> Optional[str]:
         if i in errors:
@@ -187,41 +183,37 @@ def load_image_set(
         out[i] = img
         return None
 
-    pool = ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2))
-    try:
-        results = pool.map(work, range(n))
-        for i, err in enumerate(tqdm(results, total=n, desc=desc, disable=not progress, leave=False)):
-            if err is not None:
-                errors[i] = err
-    except BaseException:
-        del out
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # an early error must not wait for the rest
-
-    kept = np.asarray([i for i in range(n) if i not in errors], dtype=np.int64)
-    if errors:
-        compact = cache_dir / f"images-{key}.tmp{os.getpid()}c.npy"
+    # The .npy is the completion marker, so it is moved into place last.
+    with atomic.replacing(cache_file, keep_suffix=True) as tmp:  # images-<key>.tmp<pid>.npy
+        # Written straight to disk: a large dataset's cache need not fit in memory.
+        out = _open_cache_file(tmp, cache_file, (n,) + tuple(shape))
         try:
-            dense = _open_cache_file(compact, cache_file, (len(kept),) + tuple(shape))
-        except BaseException:
-            del out
-            tmp.unlink(missing_ok=True)
-            raise
-        for start in range(0, len(kept), 4096):
-            dense[start:start + 4096] = out[kept[start:start + 4096]]
-        dense.flush()
-        del dense, out
-        tmp.unlink()
-        tmp = compact
-        recorded = [[i, str(paths[i]), errors[i]] for i in sorted(errors)]
-        bad_file.write_text(json.dumps(recorded))
-    else:
-        out.flush()
-        del out
-        bad_file.unlink(missing_ok=True)  # left by an interrupted earlier run
-    os.replace(tmp, cache_file)  # the .npy is the completion marker, so it goes last
+            pool = ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2))
+            try:
+                results = pool.map(work, range(n))
+                for i, err in enumerate(tqdm(results, total=n, desc=desc, disable=not progress, leave=False)):
+                    if err is not None:
+                        errors[i] = err
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)  # an early error must not wait for the rest
+            kept = np.asarray([i for i in range(n) if i not in errors], dtype=np.int64)
+            if errors:
+                # Only the readable images are kept: copied into a file of their own, which replaces the full one.
+                compact = atomic.temporary_path(cache_file, keep_suffix=True, tag="c")
+                with atomic.replacing(tmp, temporary=compact):
+                    dense = _open_cache_file(compact, cache_file, (len(kept),) + tuple(shape))
+                    for start in range(0, len(kept), 4096):
+                        dense[start:start + 4096] = out[kept[start:start + 4096]]
+                    dense.flush()
+                    del dense
+            else:
+                out.flush()
+        finally:
+            del out  # the memory map goes before its file is moved or removed
+        if errors:
+            atomic.write_text(bad_file, json.dumps([[i, str(paths[i]), errors[i]] for i in sorted(errors)]))
+        else:
+            bad_file.unlink(missing_ok=True)  # left by an interrupted earlier run
     bad = [(str(paths[i]), errors[i]) for i in sorted(errors)]
     return ImageSet(np.load(cache_file, mmap_mode="c"), kept, bad)
 

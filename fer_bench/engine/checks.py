@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-
-class RunError(ValueError):
-    """A run that cannot start, continue or be read; the message says why and what to do."""
+from ..runs.errors import RunError
 
 
 def check_noise_rate(rate: float) -> None:

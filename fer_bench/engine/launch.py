@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import interrupts
 from .distributed import World
-from .run import check_world, resolve
+from .spec import check_world, resolve
 
 
 def without_nproc(argv: list[str]) -> list[str]:

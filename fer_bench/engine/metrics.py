@@ -87,3 +87,14 @@ def relabel_restored(initial: np.ndarray, current: np.ndarray, clean: np.ndarray
     NaN while it has rewritten none."""
     changed = current != initial
     return float((current[changed] == clean[changed]).mean()) if changed.any() else float("nan")
+
+
+def relabel_summary(initial: np.ndarray, final: np.ndarray, clean: np.ndarray) -> dict[str, int]:
+    """How a relabelling method's final labels differ from the noisy ones it started with: how many it
+    changed, how many of those it set back to the clean label, and how many clean labels it broke."""
+    changed = final != initial
+    return {
+        "changed": int(changed.sum()),
+        "corrected_to_clean": int((changed & (final == clean) & (initial != clean)).sum()),
+        "broke_clean": int((changed & (initial == clean)).sum()),
+    }

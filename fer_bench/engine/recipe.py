@@ -24,8 +24,11 @@ A run's recipe is resolved in layers, later ones winning:
    when ``--set`` asked for another layout. The resolved values are what the
    run config records.
 
-A ``--set`` key is either a recipe key or one of the method's hyper-parameters;
-anything else is an error that lists both.
+A ``--set`` key is either a recipe key or one of the method's hyper-parameters (never both:
+registration refuses a method whose hyper-parameter is named like a recipe key, see
+:func:`fer_bench.methods.hparams.check_method`); anything else is an error that lists both. A
+hyper-parameter's value is converted and checked by its declaration
+(:class:`fer_bench.methods.hparams.HParam`: type, range or choices).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import ast
 from typing import Any, Iterable, Optional
 
+from ..errors import excerpt
 from ..models.pretrained import CHECKPOINT_KINDS, NORMALISATIONS, SYNTHFER_ID, checkpoint_kind
 from ..models.resnet import CPU_BACKBONE
 
@@ -70,6 +74,41 @@ DEFAULTS: dict[str, Any] = {
     "val_split": 0.0,             # noisy-validation fraction held out (datasets/split.py); the dataset sets its own
 }
 
+# One line of help per recipe key, for `fer-bench methods show` (a test checks that every key has one).
+RECIPE_HELP: dict[str, str] = {
+    "arch": "backbone architecture (resnet18, resnet34, resnet50, resnet50_caffe)",
+    "width": "the backbone's base width (64: the standard ResNet)",
+    "stem": "the backbone's stem: imagenet (7x7 conv and max-pool) or small (3x3 conv, for small images)",
+    "image_size": "side of the training and test images, in pixels",
+    "pretrained": "backbone weights: a checkpoint file, imagenet, synthfer-id or none",
+    "pretrained_kind": "what the weights are: auto (from their name), none, imagenet, msceleb, vggface2, ...",
+    "normalize": "input mean/std: auto (the weights' kind's), imagenet or msceleb",
+    "epochs": "training epochs",
+    "batch_size": "training batch size (the global batch when several processes train a run)",
+    "optimizer": "adam, adamw or sgd",
+    "lr": "learning rate (a parameter group's lr_scale multiplies it)",
+    "weight_decay": "the optimiser's weight decay",
+    "momentum": "SGD momentum (sgd only)",
+    "schedule": "learning-rate schedule: constant, exponential, step, cosine or linear",
+    "gamma": "the exponential and step schedules' decay factor",
+    "milestones": "step schedule: the epochs at which the lr is multiplied by gamma",
+    "warmup_epochs": "epochs of linear lr warm-up",
+    "sampler": "epoch sampler: random, balanced or progressive",
+    "aug_flip": "probability of a horizontal flip",
+    "aug_crop_scale": "random-resized crop: [low, high] area fraction ([1, 1]: no crop)",
+    "aug_crop_ratio": "random-resized crop: [low, high] aspect ratio",
+    "aug_brightness": "colour jitter: brightness strength",
+    "aug_contrast": "colour jitter: contrast strength",
+    "aug_saturation": "colour jitter: saturation strength",
+    "aug_erase": "probability of random erasing",
+    "aug_erase_scale": "random erasing: [low, high] area fraction",
+    "aug_noise": "probability of additive Gaussian noise on the uint8 image (SCN/RUL/EAC)",
+    "aug_noise_var": "the Gaussian noise's variance on the 0-255 scale",
+    "aug_flip_or_noise": "true: one draw picks a flip (aug_flip), noise (aug_noise) or neither",
+    "eval_batch_size": "batch size of evaluation",
+    "val_split": "fraction of the noisy training labels held out for validation (the dataset sets its own)",
+}
+
 UNIFIED: dict[str, Any] = {
     "optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-4, "schedule": "exponential",
     "gamma": 0.9, "epochs": 60, "batch_size": 64, "aug_flip": 0.5, "aug_erase": 0.5,
@@ -101,6 +140,12 @@ PROFILES: dict[str, dict[str, Any]] = {
 PROFILES["cpu-face"] = {**PROFILES["cpu"], "pretrained": SYNTHFER_ID}
 
 PROTOCOLS = ("official", "unified")
+
+
+def recipe_keys() -> set[str]:
+    """Every key the engine's recipe has, whatever the protocol and profile: the names a method's
+    hyper-parameters may not take (``--set`` would set the recipe's)."""
+    return set(DEFAULTS) | set(UNIFIED) | {k for p in PROFILES.values() for k in p}
 
 
 class RecipeError(ValueError):
@@ -204,6 +249,33 @@ def check_ranges(recipe: dict[str, Any]) -> None:
             raise bad(key, f"must be [low, high] with 0 < low <= high <= {upper:g}")
 
 
+def layered(
+    method_recipe: dict[str, Any],
+    method_hparams: dict[str, Any],
+    protocol: str,
+    profile: str,
+    dataset_defaults: Optional[dict[str, Any]] = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(recipe, hparams)`` of layers 1-3 (defaults, protocol, profile), before any override and before
+    the pretrained weights' implications (``pretrained_kind``/``normalize`` may still be ``auto``)."""
+    from ..methods.hparams import declare, defaults
+
+    if protocol not in PROTOCOLS:
+        raise RecipeError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    if profile not in PROFILES:
+        raise RecipeError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    specs = declare(method_hparams)
+    taken = sorted(set(specs) & recipe_keys())
+    if taken:
+        raise RecipeError(f"hyper-parameter(s) {', '.join(taken)} have the names of recipe keys: rename them")
+    recipe = {**DEFAULTS, **(dataset_defaults or {})}
+    hparams = defaults(specs)
+    for key, value in (method_recipe if protocol == "official" else UNIFIED).items():
+        (hparams if key in specs else recipe)[key] = value
+    recipe.update(PROFILES[profile])
+    return recipe, hparams
+
+
 def resolve(
     method_recipe: dict[str, Any],
     method_hparams: dict[str, Any],
@@ -213,27 +285,41 @@ def resolve(
     dataset_defaults: Optional[dict[str, Any]] = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return ``(recipe, hparams)`` for a run, with overrides applied and type-checked;
-    ``dataset_defaults`` are the dataset's own recipe defaults (layer 1)."""
-    if protocol not in PROTOCOLS:
-        raise RecipeError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
-    if profile not in PROFILES:
-        raise RecipeError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    recipe = {**DEFAULTS, **(dataset_defaults or {})}
-    hparams = dict(method_hparams)
-    for key, value in (method_recipe if protocol == "official" else UNIFIED).items():
-        (hparams if key in method_hparams else recipe)[key] = value
-    recipe.update(PROFILES[profile])
+    ``dataset_defaults`` are the dataset's own recipe defaults (layer 1).
+
+    ``method_hparams`` is a method's ``hparams``: declarations (:class:`~fer_bench.methods.hparams.HParam`)
+    or plain default values; the returned ``hparams`` are plain values, each converted and checked by its
+    declaration. A hyper-parameter named like a recipe key is an error (registration refuses such a method)."""
+    from ..methods.hparams import declare
+
+    specs = declare(method_hparams)
+    recipe, hparams = layered(method_recipe, method_hparams, protocol, profile, dataset_defaults)
     for key, value in overrides.items():
         if key in recipe:
             recipe[key] = _coerce(key, value, DEFAULTS.get(key, recipe[key]))
         elif key in hparams:
-            hparams[key] = _coerce(key, value, hparams[key])
+            hparams[key] = _coerce_hparam(key, value, specs[key], hparams[key])
         else:
             known = sorted(recipe) + sorted(hparams)
             raise RecipeError(f"unknown --set key {key!r}; known: {', '.join(known)}")
+    for key, value in hparams.items():  # what the protocol's recipe set (overrides are checked above)
+        problem = specs[key].problem(value)
+        if problem:
+            raise RecipeError(f"the {protocol} recipe sets {key}={excerpt(value)}, which {problem}")
     _apply_checkpoint_kind(recipe, overrides)
     check_ranges(recipe)
     return recipe, hparams
+
+
+def _coerce_hparam(key: str, value: Any, spec: Any, current: Any) -> Any:
+    """A ``--set`` value of a hyper-parameter, converted and checked by its declaration; an undeclared one
+    (a plain value in a plugin's ``hparams``) is checked against its current value's type, as a recipe key."""
+    if not spec.declared:
+        return _coerce(key, value, current)
+    try:
+        return spec.convert(value)
+    except ValueError as exc:
+        raise RecipeError(f"--set {key}={excerpt(value)}: {exc}") from None
 
 
 def _apply_checkpoint_kind(recipe: dict[str, Any], overrides: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..atomic import write_json
+from ..atomic import replacing, write_json
 from ..datasets.base import DatasetError, FERDataset
 from .backends import Backend
 
@@ -43,9 +43,9 @@ def upscale_factor(side: int, target: int = 150) -> int:
 
 
 def _save(path: Path, names: list[str], landmarks: np.ndarray, ok: np.ndarray, done: int) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, names=np.asarray(names), landmarks=landmarks, ok=ok, done=done)
-    tmp.replace(path)
+    # Through a file object: given a name, numpy would add ".npz" to the temporary's.
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, names=np.asarray(names), landmarks=landmarks, ok=ok, done=done)
 
 
 def extract_split(dataset: FERDataset, split: str, backend: Backend, progress: bool = True) -> dict[str, Any]:

@@ -2,5 +2,6 @@
 
 from . import baseline, eac, lanet, rul, scn  # noqa: F401  (each registers itself)
 from .base import Batch, Method, MethodContext, StepOutput
+from .hparams import HParam
 
-__all__ = ["Batch", "Method", "MethodContext", "StepOutput"]
+__all__ = ["Batch", "HParam", "Method", "MethodContext", "StepOutput"]

@@ -3,15 +3,24 @@
 A method owns its model and its loss; the engine owns everything else (data,
 augmentation, optimiser, schedule, evaluation, checkpoints). The contract:
 
-* ``hparams``: the method's hyper-parameters with their defaults, under the
-  paper's names; ``--set name=value`` overrides them.
+* ``hparams``: the method's hyper-parameters under the paper's names, each declared
+  once with :class:`~fer_bench.methods.hparams.HParam` (default, type, range or
+  choices, help); ``--set name=value`` overrides them, converted and checked by
+  the declaration, and ``fer-bench methods show NAME`` lists them. A plain value
+  (``{"smoothing": 0.1}``) is still accepted, as an undeclared hyper-parameter
+  checked only against its default's type. A name that is also a recipe key
+  (``momentum``, ``gamma``, ``lr``...) is refused when the method is registered.
 * ``recipe``: the method's official training recipe (optimiser, lr, epochs,
   batch, schedule, backbone...), as overrides of the engine's defaults; used
   with ``--protocol official``. ``--protocol unified`` ignores it.
 * :meth:`build_model` returns the network; :meth:`training_step` returns the
   loss for one augmented :class:`Batch`; :meth:`predict` returns test logits.
-* Optional hooks: :meth:`param_groups` (per-group lr scales), :meth:`backbones`
-  (where pretrained weights go),
+* ``backbone_modules``: the paths in the model (``model.get_submodule``) of the
+  modules that pretrained weights load into; by default ``("backbone",)``, the
+  common ``self.model.backbone``; ``()`` when the method has none.
+* Optional hooks: :meth:`check_hparams` (checks the declarations cannot express,
+  such as a value that must divide the recipe's batch size), :meth:`param_groups`
+  (per-group lr scales), :meth:`backbones` (the modules of ``backbone_modules``),
   :meth:`on_epoch_start` / :meth:`on_epoch_end`, :meth:`epoch_indices`
   (a custom sampler), :meth:`extra_state` / :meth:`load_extra_state` (anything
   besides the model that must survive a resume), and :meth:`on_train_end`
@@ -42,6 +51,7 @@ import torch
 from torch import nn
 
 from ..engine.distributed import SINGLE, World
+from .hparams import HParam, check_values, declare, defaults
 
 
 @dataclass
@@ -113,15 +123,37 @@ class Method:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    hparams: ClassVar[dict[str, Any]] = {}
+    hparams: ClassVar[dict[str, Any]] = {}  # name -> HParam(default, range=..., choices=..., help=...)
     recipe: ClassVar[dict[str, Any]] = {}
+    backbone_modules: ClassVar[tuple[str, ...]] = ("backbone",)  # where pretrained weights load (model paths)
     needs_landmarks: ClassVar[bool] = False
     needs_noiseless: ClassVar[bool] = False  # batches also carry the images without the Gaussian noise
 
     def __init__(self, ctx: MethodContext, hparams: dict[str, Any]) -> None:
         self.ctx = ctx
+        self.check_hparams(hparams)
         self.hp = SimpleNamespace(**hparams)
         self.model = self.build_model().to(ctx.device)
+
+    @classmethod
+    def hparam_specs(cls) -> dict[str, HParam]:
+        """The declarations of ``hparams`` (a plain value becomes an undeclared :class:`HParam`)."""
+        return declare(cls.hparams)
+
+    @classmethod
+    def hparam_defaults(cls) -> dict[str, Any]:
+        """The hyper-parameters' default values, by name."""
+        return defaults(cls.hparam_specs())
+
+    @classmethod
+    def display_name(cls) -> str:
+        """How messages name the method: its ``name``, else its class's name in lower case."""
+        return cls.name or cls.__name__.lower()
+
+    def check_hparams(self, hparams: dict[str, Any]) -> None:
+        """Refuse (``ValueError``) values that the declarations do not allow, before the model is built.
+        Override it, calling this one, for checks a declaration cannot express (``self.ctx`` is set)."""
+        check_values(self.display_name(), self.hparam_specs(), hparams)
 
     # --- required -------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -146,9 +178,17 @@ class Method:
         return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
 
     def backbones(self) -> list[nn.Module]:
-        """The modules that ``--set pretrained=...`` weights load into (torchvision ResNet names)."""
-        backbone = getattr(self.model, "backbone", None)
-        return [backbone] if isinstance(backbone, nn.Module) else []
+        """The modules that ``--set pretrained=...`` weights load into (torchvision ResNet names): those
+        that ``backbone_modules`` names, in its order."""
+        found = []
+        for path in self.backbone_modules:
+            try:
+                found.append(self.model.get_submodule(path))
+            except AttributeError:
+                raise ValueError(f"{self.display_name()}: backbone_modules names {path!r}, which its model "
+                                 f"({type(self.model).__name__}) does not have; set backbone_modules to the paths "
+                                 f"of the modules pretrained weights load into, or () for none") from None
+        return found
 
     def on_epoch_start(self, epoch: int) -> None:
         pass

@@ -45,6 +45,7 @@ from ..augment import random_erase
 from ..models import create_backbone
 from ..registry import register_method
 from .base import Batch, Method, StepOutput
+from .hparams import HParam, ascending_pair
 
 
 class EACNet(nn.Module):
@@ -78,10 +79,12 @@ class EAC(Method):
     """Erasing Attention Consistency: flip-equivariant class activation maps under erasing."""
 
     hparams = {
-        "lam": 5.0,              # weight of the consistency term
-        "erase": 0.5,            # erasing probability per view
-        "erase_scale": [0.02, 0.25],
-        "shared_erasing": False,  # true: erase, then mirror (paper); false: erase each view (code, noisy runs)
+        "lam": HParam(5.0, range=(0, None), help="weight of the attention-consistency term"),
+        "erase": HParam(0.5, range=(0, 1), help="erasing probability per view"),
+        "erase_scale": HParam([0.02, 0.25], range=(0, 1), check=ascending_pair,
+                              help="[low, high] area fraction of an erased box"),
+        "shared_erasing": HParam(False, help="true: erase, then mirror (paper); "
+                                             "false: erase each view (code, noisy runs)"),
     }
     recipe = {
         "optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-4, "schedule": "exponential",

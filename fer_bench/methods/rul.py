@@ -37,6 +37,7 @@ from torch import nn
 from ..models import create_backbone
 from ..registry import register_method
 from .base import Batch, Method, StepOutput
+from .hparams import HParam
 from .relabel import relabel_
 
 EMBED_DIM = 64
@@ -100,11 +101,13 @@ class RUL(Method):
     """Relative Uncertainty Learning: uncertainty-weighted feature mixup with the add-up loss."""
 
     hparams = {
-        "dropout": 0.4,
-        "pairs": "random",      # random (official code) | different_class (paper)
-        "relabel": False,       # SCN-style relabelling, used by the authors for noisy runs (not in the code)
-        "delta2": 0.2,
-        "relabel_epoch": 10,
+        "dropout": HParam(0.4, range=(0, 1), help="dropout in the mean and uncertainty heads"),
+        "pairs": HParam("random", choices=("random", "different_class"),
+                        help="mixup partners: random (official code) or of another class (paper)"),
+        "relabel": HParam(False, help="SCN-style relabelling, used by the authors for noisy runs (not in the code)"),
+        "delta2": HParam(0.2, range=(0, 1), help="relabelling margin (with relabel=true)"),
+        "relabel_epoch": HParam(10, range=(1, None), unit="epoch",
+                                help="first (1-based) epoch that relabels (with relabel=true)"),
     }
     recipe = {
         "optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-4, "schedule": "exponential",
@@ -115,8 +118,6 @@ class RUL(Method):
 
     def __init__(self, ctx, hparams) -> None:
         super().__init__(ctx, hparams)
-        if self.hp.pairs not in ("random", "different_class"):
-            raise ValueError(f"rul: pairs must be 'random' or 'different_class', got {self.hp.pairs!r}")
         self._epoch = 0
         self._relabelled = torch.zeros((), dtype=torch.long, device=ctx.device)
 

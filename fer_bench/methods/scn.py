@@ -38,6 +38,7 @@ from torch import nn
 from ..models import create_backbone
 from ..registry import register_method
 from .base import Batch, Method, StepOutput
+from .hparams import HParam
 from .relabel import relabel_
 
 
@@ -85,12 +86,14 @@ class SCN(Method):
     """Self-Cure Network: importance weighting, rank regularisation, relabelling."""
 
     hparams = {
-        "beta": 0.7,            # share of the batch in the high-importance group
-        "delta1": 0.07,         # rank-regularisation margin (0.15 at batch 1024)
-        "delta2": 0.2,          # relabelling margin
-        "relabel_epoch": 10,    # first (1-based) epoch that relabels
-        "relabel_scope": "all",  # all (official code) | low (paper: low-importance group only)
-        "drop_rate": 0.0,
+        "beta": HParam(0.7, range=(0, 1), help="share of the batch in the high-importance group"),
+        "delta1": HParam(0.07, range=(0, 1), help="rank-regularisation margin (0.15 at batch 1024)"),
+        "delta2": HParam(0.2, range=(0, 1),
+                         help="relabelling margin: the prediction's probability must beat the label's by it"),
+        "relabel_epoch": HParam(10, range=(1, None), unit="epoch", help="first (1-based) epoch that relabels"),
+        "relabel_scope": HParam("all", choices=("all", "low"),
+                                help="all: every sample (official code); low: the low-importance group (paper)"),
+        "drop_rate": HParam(0.0, range=(0, 1), help="dropout on the pooled feature before both heads"),
     }
     recipe = {
         "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "schedule": "exponential",
@@ -101,8 +104,6 @@ class SCN(Method):
 
     def __init__(self, ctx, hparams) -> None:
         super().__init__(ctx, hparams)
-        if self.hp.relabel_scope not in ("all", "low"):
-            raise ValueError(f"scn: relabel_scope must be 'all' or 'low', got {self.hp.relabel_scope!r}")
         self._epoch = 0
         self._relabelled = torch.zeros((), dtype=torch.long, device=ctx.device)
 

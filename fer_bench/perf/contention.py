@@ -1,6 +1,6 @@
 """``fer-bench bench --contention K``: training throughput on an idle machine and beside K busy processes.
 
-The same training measurement as ``fer-bench bench`` (:func:`.bench.measure_training`,
+The same training measurement as ``fer-bench bench`` (:func:`.training.measure_training`,
 the engine's own loop) runs twice per method and round: once with the machine
 as it is, and once while K competing processes each keep one core busy, so the
 two figures come from one run, side by side. The competitors are either pure
@@ -11,9 +11,9 @@ process's thread governor (:mod:`fer_bench.threads`), before the warm-up
 steps; they are stopped before the next idle measurement.
 
 What the thread policy does is decided when the process starts, from
-``FER_BENCH_THREADS``; running the bench under ``FER_BENCH_THREADS=off`` (torch's
-own defaults, as before the policy existed) and under the default gives the
-before/after comparison (``results/bench/contention.sh``). The JSON goes to
+``FER_BENCH_THREADS``; running the bench under ``FER_BENCH_THREADS=off``
+(torch's own defaults) and under the default gives the before/after
+comparison (``results/bench/contention.sh``). The JSON goes to
 ``<results root>/bench/contention-<device>-<size>-<policy>.json`` unless ``out``
 is given, written atomically.
 """
@@ -33,11 +33,13 @@ from typing import Any, Iterator, Optional, Sequence
 from .. import threads
 from ..atomic import write_json
 from ..engine.environment import environment_record
-from ..engine.run import RunSpec, resolve, select_device
+from ..engine.spec import RunSpec, resolve, select_device
 from ..paths import results_root
 from ..registry import list_methods
-from .bench import DEFAULT_STEPS, DEFAULT_WARMUP, RAFDB_N_TRAIN, Timing, _check, device_info, device_slug, \
-    measure_training, prepare_dataset
+from .bench import DEFAULT_STEPS, DEFAULT_WARMUP, RAFDB_N_TRAIN, check_settings, prepare_dataset
+from .probes import device_info, device_slug
+from .timing import Timing
+from .training import measure_training
 
 # Each competitor keeps one core busy until it is stopped; it says "ready" once it is looping.
 COMPETITORS = {
@@ -97,7 +99,7 @@ def run_contention(
 ) -> dict[str, Any]:
     """Measure every method idle and beside ``contention`` competitors, ``repeat`` rounds; write the JSON."""
     methods = list(methods) if methods else list_methods()
-    _check(methods, size, batch, steps, warmup, 0, n_train)
+    check_settings(methods, size, batch, steps, warmup, 0, n_train)
     if contention < 1:
         raise ValueError(f"--contention must be at least 1 competing process, got {contention}")
     if repeat < 1:
@@ -122,10 +124,12 @@ def run_contention(
                           f"{row['images_per_s']:.1f} images/s", file=sys.stderr, flush=True)
 
     policy = threads.record()
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    environment = environment_record(dev)
     result: dict[str, Any] = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": device_info(dev),
-        "environment": environment_record(dev),
+        "created": created,
+        "device": device_info(environment),
+        "environment": environment,
         "thread_policy": policy,
         "settings": {"methods": methods, "contention": contention, "competitor": competitor, "repeat": repeat,
                      "size": size, "batch": batch, "steps": steps, "warmup": warmup, "profile": profile,

@@ -58,21 +58,18 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
 
 
 def refuse_pooling(runs: pd.DataFrame) -> None:
-    """A ValueError when one cell would pool runs of different protocols or profiles.
+    """A ValueError when one cell would pool runs of different profiles.
 
-    A variant names its profile only when it is not its dataset's default. That is today's default
-    for a registered dataset, but the one recorded with the run for a plugin dataset that is not
-    loaded, so after such a dataset's default changed a root could hold plain ``lanet`` runs of two
-    profiles, which would otherwise be averaged as one.
+    A run's name leaves out its dataset's default profile of the day it was made, so runs made before and
+    after a dataset's default changed can share a variant name (plain ``lanet``) but not a profile.
     """
     for key, cell in runs.groupby(GROUP, sort=False):
-        where = dict(zip(GROUP, key))
-        for column in ("protocol", "profile"):
-            one_each = cell.fillna({column: "?"}).drop_duplicates(column)
-            if len(one_each) > 1:
-                found = ", ".join(f"{r[column]} in {r['run_dir']}" for _, r in one_each.iterrows())
-                raise ValueError(f"{where['variant']} on {where['setting']} holds runs of different {column}s "
-                                 f"({found}): they are not one setting; give each its own --results root")
+        one_each = cell.fillna({"profile": "?"}).drop_duplicates("profile")
+        if len(one_each) > 1:
+            where = dict(zip(GROUP, key))
+            found = ", ".join(f"{r['profile']} in {r['run_dir']}" for _, r in one_each.iterrows())
+            raise ValueError(f"{where['variant']} on {where['setting']} holds runs of different profiles "
+                             f"({found}): they are not one setting; give each its own --results root")
 
 
 def unavailable_message(agg: pd.DataFrame, stat: str) -> Optional[str]:

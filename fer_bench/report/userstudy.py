@@ -33,9 +33,10 @@ from ..atomic import write_json
 from ..datasets.base import FERDataset
 from ..datasets.synthfer.labels import js_divergence
 from ..datasets.votes import read_class_table
-from ..runs import RunDir
-from ..runs.model import run_dataset, run_train_labels
+from ..engine.data import run_dataset, run_train_labels
+from ..engine.trained import load_trained
 from ..methods.lanet.method import DISTRIBUTION_FILE
+from ..runs import RunDir
 from . import paper
 from .collect import collect_runs, refuse_pooling
 from .style import block_title, method_title, profile_name, shared_profile, variant_order
@@ -85,7 +86,7 @@ def _run_descriptors(run_dir: Path, dataset: FERDataset, idx: np.ndarray, device
     """A run's label descriptors on the reference images: noisy one-hot, predictions, LA-Net's memory."""
     C = dataset.num_classes
     noisy = run_train_labels(run_dir, dataset)
-    trained = RunDir(run_dir).load_model(device_name=device, progress=False, dataset=dataset)
+    trained = load_trained(run_dir, device_name=device, progress=False, dataset=dataset)
     logits = trained.logits(dataset.train.images[idx]).numpy().astype(np.float64)
     out = {"noisy": _one_hot(noisy[idx], C), "predictions": _softmax(logits)}
     if (run_dir / DISTRIBUTION_FILE).is_file():

@@ -14,15 +14,17 @@ One run is one directory (named by :class:`~fer_bench.runs.identity.RunId`)::
 and what is derived from the run afterwards (``final_train_labels.txt``, a method's files such as
 LA-Net's ``label_distributions.csv``, the user study's ``userstudy.json``, tracker logs).
 
-A directory is ``new`` (no config), ``partial (epoch k)``, ``finished`` or
-holds a ``different config``; :meth:`RunDir.check` turns the last into an
-error that says how to keep both runs. ``finished`` means one thing everywhere
-(engine, sweep, reports): ``result.json`` holds a complete, valid record (:meth:`RunDir.result`).
+For a run about to start, a directory is ``new`` (no config), ``partial (epoch k)``,
+``finished``, ``finished, older recipe`` (a finished run of the same name whose recipe or
+hyper-parameters the code has changed since) or holds a ``different config``;
+:meth:`RunDir.finished_result` turns the last two into an error that says how to keep both runs.
+``finished`` means one thing everywhere (engine, sweep, reports): ``result.json`` holds a
+complete, valid record (:meth:`RunDir.result`). Every saved config is read through
+:func:`~fer_bench.runs.config.migrate`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -30,56 +32,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ContextManager, Optional
 
-from ..engine.checks import RunError
+from .config import DATA_FINGERPRINT, NOT_IDENTITY, config_hash, differences, migrate
+from .errors import RunError
 from .lock import run_lock
 
-NEW, FINISHED, DIFFERENT = "new", "finished", "different config"
-# A fingerprint of the images (and clean labels) a run read. Runs recorded before it existed lack it, so it
-# stays out of the hash (their names and hashes must not change) and is compared on its own where both
-# configs have it.
-DATA_FINGERPRINT = "data_fingerprint"
-# Where the data lies and what the dataset defaults to are recorded, but do not make a run different.
-_NOT_IDENTITY = ("root", "config_hash", "default_profile", DATA_FINGERPRINT)
+NEW, FINISHED, OLDER_RECIPE, DIFFERENT = "new", "finished", "finished, older recipe", "different config"
 SWEEP_LOG = "log.txt"  # a sweep worker's output, appended to by every attempt at the run
 # What a retrain (--force) keeps of an earlier run's directory: the lock it holds, and the log a sweep
 # worker has already opened before the run starts. Everything else was the old run's.
 KEPT_ON_RETRAIN = (".lock", SWEEP_LOG)
-
-
-# Recipe keys added after runs were first recorded, with the value that reproduces what the code
-# did before the key existed. A run recorded without them is the same run as one with these values,
-# so it stays finished rather than turning into a "different config" (the committed reference runs).
-_BEFORE_THE_KEY_EXISTED = {"normalize": "imagenet", "aug_noise": 0.0, "aug_noise_var": 30.0,
-                           "aug_flip_or_noise": False, "val_split": 0.0}
-
-
-def as_recorded_today(config: dict[str, Any]) -> dict[str, Any]:
-    """A saved config with the recipe keys it predates filled in as the code then behaved."""
-    recipe = config.get("recipe")
-    if not isinstance(recipe, dict):
-        return config
-    filled = {**_BEFORE_THE_KEY_EXISTED, **recipe}
-    if "pretrained_kind" not in recipe and recipe.get("pretrained", "none") == "none":
-        filled["pretrained_kind"] = "none"
-    return {**config, "recipe": filled}
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """Identity of a run's config; where the dataset lies is not part of it (its labels' sha is)."""
-    identity = {k: v for k, v in config.items() if k not in _NOT_IDENTITY}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every (nested) key whose value differs."""
-    out: list[str] = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
-    return out
+# What the code decides for a run rather than its command (whose choices are in the run's name).
+_CODE_DECIDES = ("recipe", "hparams")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -196,12 +159,6 @@ class RunDir:
         """This directory's inter-process lock (see :mod:`.lock`)."""
         return run_lock(self.path)
 
-    def load_model(self, **kwargs: Any) -> Any:
-        """The trained model (:func:`fer_bench.runs.model.load_trained`)."""
-        from .model import load_trained
-
-        return load_trained(self.path, **kwargs)
-
     def require(self, *files: str) -> "RunDir":
         """This directory, if it is a run directory holding ``files``; else an error naming what is missing."""
         if not self.config_file.is_file():
@@ -213,7 +170,8 @@ class RunDir:
         return self
 
     def config(self) -> dict[str, Any]:
-        return _read_json(self.require().config_file)
+        """The saved config, in today's schema (:func:`~fer_bench.runs.config.migrate`)."""
+        return migrate(_read_json(self.require().config_file))
 
     def result(self) -> dict[str, Any]:
         """The run's record, checked (:func:`check_result`): an unreadable or invalid one is a RunError naming
@@ -268,17 +226,18 @@ class RunDir:
         return max(0, len(lines) - 1)
 
     def state(self, config: dict[str, Any]) -> str:
-        """``new``, ``partial (epoch k)``, ``finished`` or ``different config`` for a run with ``config``.
+        """``new``, ``partial (epoch k)``, ``finished``, ``finished, older recipe`` or ``different config`` for a
+        run with ``config``.
 
         ``config`` may lack the noisy labels' sha (only a run that loaded the data knows it);
         the saved one then stands in.
         """
         if not self.config_file.is_file():
             return NEW
-        old = _read_json(self.config_file)
-        if (config_hash(self._with_saved_sha(config, old)) != config_hash(as_recorded_today(old))
-                or _other_data(old, config)):
-            return DIFFERENT
+        old = migrate(_read_json(self.config_file))
+        config = self._with_saved_sha(config, old)
+        if config_hash(config) != config_hash(old) or _other_data(old, config):
+            return OLDER_RECIPE if self.finished() and _only_code_differs(old, config) else DIFFERENT
         if self.finished():
             return FINISHED
         bad = "; result.json unreadable or invalid" if self.result_file.is_file() else ""
@@ -291,68 +250,64 @@ class RunDir:
         sha = old.get("noise", {}).get("label_file_sha256")
         return {**config, "noise": {**config.get("noise", {}), "label_file_sha256": sha}}
 
-    def check(self, config: dict[str, Any], force: bool = False) -> Optional[dict[str, Any]]:
-        """The result of a finished run with this config, None if there is none (or ``force``); an unreadable
-        or invalid result.json is none, so the engine writes it again (from the final checkpoint).
+    def finished_result(self, config: dict[str, Any], force: bool = False) -> Optional[dict[str, Any]]:
+        """The result of the finished run ``config`` describes, when this directory holds it; None when there
+        is none to reuse (no run yet, an interrupted one, an unreadable or invalid result.json, which the
+        engine writes again from the final checkpoint; or ``force``).
 
-        A directory that holds a different config, or the same config on other images (both configs record
-        a data fingerprint, and they differ), is an error, not something to overwrite; when the two differ
-        in the data they read, the message says how to keep both.
+        A directory that holds another run of this name (a different config, a finished run of an older
+        recipe, or the same config on other images: both configs record a data fingerprint, and they
+        differ) is a RunError, never something to overwrite; the message says how to keep both.
         """
-        if force or self.state(config) == NEW:
-            return None
-        old = _read_json(self.config_file)
-        old = as_recorded_today(old)
-        if config_hash(old) != config_hash(config):
-            skip = ("config_hash", DATA_FINGERPRINT)
-            diff = differences({k: v for k, v in old.items() if k not in skip},
-                               {k: v for k, v in config.items() if k not in skip})
-            raise RunError(self._different_message(old, config, diff))
-        if _other_data(old, config):
-            raise RunError(self._different_message(old, config, [
-                f"other images: data fingerprint {old[DATA_FINGERPRINT]} -> {config[DATA_FINGERPRINT]}"]))
-        if not self.finished():  # none yet, or an unreadable one: the engine (re)builds it
+        state = NEW if force else self.state(config)
+        if state in (DIFFERENT, OLDER_RECIPE):
+            raise RunError(self._different_message(migrate(_read_json(self.config_file)), config, state))
+        if state != FINISHED:
             return None
         result = self.result()
         result["already_done"] = True
         result["run_dir"] = str(self.path)  # where it is now: a copied run directory records where it was trained
         return result
 
-    def _different_message(self, old: dict[str, Any], new: dict[str, Any], diff: list[str]) -> str:
+    def _different_message(self, old: dict[str, Any], new: dict[str, Any], state: str) -> str:
+        skip = ("config_hash", "schema_version", DATA_FINGERPRINT)
+        diff = differences({k: v for k, v in old.items() if k not in skip},
+                           {k: v for k, v in new.items() if k not in skip})
+        if _other_data(old, new):
+            diff.append(f"other images: data fingerprint {old[DATA_FINGERPRINT]} -> {new[DATA_FINGERPRINT]}")
+        other_root = f"--out {self._runs_root}-{Path(new.get('root') or 'default').name}"
         if old.get("root") != new.get("root"):
             # The data root is not part of a run's name, so the same command on two copies of a
             # dataset that differ meets here: say exactly how to keep both.
             where = {k: c.get("root") or "the default data root" for k, c in (("old", old), ("new", new))}
-            other = f"{self._runs_root}-{Path(new.get('root') or 'default').name}"
             rest = "; ".join(d for d in diff if not d.startswith("root:"))
             return (f"{self.path} holds a run on the data in {where['old']}; this one reads {where['new']}"
                     f"{f' ({rest})' if rest else ''}. To keep both, give this one its own runs root: "
-                    f"--out {other} (or --force to replace the old run)")
-        renamed = self._name_today(old)
-        if renamed is not None and old.get("profile") != new.get("profile"):
-            return (f"{self.path} holds a {old.get('profile')} run, named when {old.get('profile')} was "
-                    f"{old.get('dataset')}'s default profile; its name today is {renamed}: move it there to "
-                    f"keep both, or use --force to replace it")
+                    f"{other_root} (or --force to replace the old run)")
+        if old.get("profile") != new.get("profile"):
+            # One name, two profiles: each run's name leaves out its dataset's default profile of its day.
+            return (f"{self.path} holds a {old.get('profile')} run, made when {old.get('profile')} was "
+                    f"{old.get('dataset')}'s default profile (this run's is {new.get('profile')}); to keep both, "
+                    f"give this one its own runs root ({other_root}), or use --force to replace it")
         if _other_data(old, new):
             return (f"{self.path} holds a run on the data in {new.get('root') or 'the default data root'} as it "
-                    f"was then ({diff[0]}): the data changed since. To keep both, give this one its own runs "
-                    f"root: --out {self._runs_root}-{Path(new.get('root') or 'default').name} "
-                    f"(or --force to replace the old run)")
+                    f"was then ({diff[-1]}): the data changed since. To keep both, give this one its own runs "
+                    f"root: {other_root} (or --force to replace the old run)")
+        if state == OLDER_RECIPE:
+            return (f"{self.path} holds a finished run of an older recipe, a different config "
+                    f"({'; '.join(diff[:4])}); --force trains it again with today's, or {other_root} keeps both")
         return (f"{self.path} holds a run with a different config ({'; '.join(diff[:4])}); "
                 f"use --force to replace it or --out for another runs root")
-
-    def _name_today(self, old: dict[str, Any]) -> Optional[Path]:
-        """Where the run this directory holds is named today, when that is elsewhere (a dataset's default
-        profile changed since it was made); None when it is here or its config cannot say."""
-        from .identity import RunId
-
-        try:
-            where = self._runs_root / RunId.from_config(old).name()
-        except (KeyError, TypeError, ValueError):
-            return None
-        return where if where != self.path else None
 
     @property
     def _runs_root(self) -> Path:
         """The runs root this directory is named below (``<root>/<dataset>/<setting>/<variant>/seed<k>``)."""
         return self.path.parents[3] if len(self.path.parts) > 4 else self.path.parent
+
+
+def _only_code_differs(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two configs of one run name differ only in what the code decides (recipe, hyper-parameters):
+    the same command, run by another version of the suite."""
+    skip = (*NOT_IDENTITY, *_CODE_DECIDES)
+    return ({k: v for k, v in old.items() if k not in skip} == {k: v for k, v in new.items() if k not in skip}
+            and not _other_data(old, new))

@@ -9,16 +9,17 @@ carries the noise seed when it differs from the training seed)::
 * ``setting``: the noisy labels: ``clean``, ``sym-0.3``, ``asym-exact-0.2``, or
   ``file-<stem>`` for a label file (its realised rate is in the run's record);
 * ``variant``: the method plus whatever else sets its runs apart: a protocol
-  other than ``official``, a profile other than the dataset's default (today's:
-  so when a default changes, an old run is renamed in reports and where commands look
-  for it alike, and two profiles never share a name), the
-  ``--set`` overrides (``lanet+unified+alpha=0.5``) and, for a run trained by
-  several processes, their number and SyncBatchNorm (``lanet+processes=2+sync_bn``:
-  per-rank batch norm and augmentation give other numbers than one process);
+  other than ``official``, a profile other than the dataset's default profile
+  when the run was made (which its config records, so a run keeps its name when a
+  default changes), the ``--set`` overrides (``lanet+unified+alpha=0.5``) and, for
+  a run trained by several processes, their number and SyncBatchNorm
+  (``lanet+processes=2+sync_bn``: per-rank batch norm and augmentation give other
+  numbers than one process);
 * the training seed and the noise seed.
 
-Everything else (reports, sweeps, plots, ``eval``) asks :class:`RunId`; nothing
-else splits a run directory's name.
+A saved run's name is built from its config alone (:meth:`RunId.from_config`, through
+:func:`~fer_bench.runs.config.migrate`). Everything else (reports, sweeps, plots,
+``eval``) asks :class:`RunId`; nothing else splits a run directory's name.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping, Optional
+
+from .config import migrate
 
 CLEAN = "clean"
 FILE_PREFIX = "file-"
@@ -145,6 +148,7 @@ class RunId:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "RunId":
         """The identity a saved ``config.json`` describes (its directory may have been moved or renamed)."""
+        config = migrate(dict(config))
         noise = config["noise"]
         file = noise.get("file")
         if noise.get("model") == "file" and not file:
@@ -153,18 +157,7 @@ class RunId:
             method=config["method"], dataset=config["dataset"], data_options=config.get("data_options", {}),
             noise=noise["model"], rate=float(noise["rate"]), exact=bool(noise.get("exact", False)),
             noise_file=file, protocol=config.get("protocol", "official"), profile=config.get("profile", ""),
-            default_profile=_default_profile(config),
+            default_profile=config["default_profile"],
             overrides=config.get("overrides", {}), seed=int(config["seed"]), noise_seed=noise.get("noise_seed"),
             processes=int(config.get("processes", 1)), sync_bn=bool(config.get("sync_bn", False)),
         )
-
-
-def _default_profile(config: Mapping[str, Any]) -> str:
-    """The run's dataset's default profile today; for a plugin dataset that is not loaded, the one
-    recorded with the run (or none: its runs name their profile)."""
-    from ..registry import DATASETS, UnknownNameError
-
-    try:
-        return getattr(DATASETS.get(config["dataset"]), "default_profile", "paper")
-    except UnknownNameError:
-        return config.get("default_profile", "")

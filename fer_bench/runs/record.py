@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .directory import RunDir, RunError
+from .directory import RunDir
+from .errors import RunError
 from .identity import FILE_PREFIX, RunId, variant_name
 
 if TYPE_CHECKING:  # pandas costs half a second to import, and the CLI imports this package to start

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 from tqdm import tqdm
 
 from .. import threads as cpu_threads
-from ..engine.run import RunSpec, resolve
+from ..engine.spec import RunSpec, resolve
 from . import worker
 from .plan import run_state, spec_to_json
 from .worker import STATUS, Outcome

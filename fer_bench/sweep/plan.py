@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable
 
 from ..engine.recipe import RecipeError, parse_value
-from ..engine.run import RunSpec, config_record, resolve
+from ..engine.spec import RunSpec, config_record, resolve
 from ..runs import RunDir
 
 

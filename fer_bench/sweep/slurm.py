@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..engine.run import RunSpec, resolve
-from ..paths import results_root
+from ..engine.spec import RunSpec, resolve
+from ..paths import runs_root
 from ..registry import load_plugin
 from .plan import spec_from_json, spec_to_json
 from .worker import LOG_NAME, STATUS, Outcome, execute
@@ -67,10 +67,10 @@ def submit(specs: Sequence[RunSpec], params: dict[str, Any], plugins: Sequence[s
     submitit = _submitit()
     if not specs:
         return []
-    runs_root = Path(specs[0].out) if specs[0].out else results_root() / "runs"
+    root = Path(specs[0].out) if specs[0].out else runs_root()
     params = {**DEFAULTS, **({"tasks_per_node": nproc, "gpus_per_node": nproc} if nproc > 1 else {}), **params}
     cluster = params.pop("cluster", None)
-    executor = submitit.AutoExecutor(folder=runs_root / ".submitit" / "%j", cluster=cluster)
+    executor = submitit.AutoExecutor(folder=root / ".submitit" / "%j", cluster=cluster)
     # AutoExecutor passes the generic keys on and drops another cluster's prefixed ones (slurm_* when local).
     executor.update_parameters(name="fer-bench", slurm_array_parallelism=len(specs), **params)
     return executor.map_array(RunTask(plugins, nproc), [spec_to_json(s) for s in specs])

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..engine.run import RunSpec, format_summary, main, resolve
+from ..cli import run_summary
+from ..engine.run import main
+from ..engine.spec import RunSpec, resolve
 from ..registry import load_env_plugins
 from ..runs import RunBusy, RunDir
 from ..runs.directory import SWEEP_LOG
@@ -64,7 +66,7 @@ def execute(spec: RunSpec, log_to_run_dir: bool = True) -> int:
                 _redirect_output(run_dir / LOG_NAME)
                 print(f"=== fer-bench sweep worker, pid {os.getpid()}: {run_dir}", flush=True)
             result = main(spec)
-            print(format_summary(result), flush=True)
+            print(run_summary(result), flush=True)
     except RunBusy:
         return BUSY
     return SKIPPED if result.get("already_done") else DONE
@@ -82,7 +84,7 @@ def _execute_rank(spec: RunSpec, run_dir: Path, log_to_run_dir: bool) -> int:
     except RunBusy:
         return BUSY
     if main_rank:
-        print(format_summary(result), flush=True)
+        print(run_summary(result), flush=True)
     return SKIPPED if result.get("already_done") else DONE
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ... import atomic
 from .. import raf_layout
 from ..base import DatasetError
 from .labels import class_names, js_divergence
@@ -83,13 +84,6 @@ def _render_chunk(task: tuple) -> tuple[str, int, dict[str, np.ndarray]]:
         res["labels"][j], res["votes"][j] = s.label, s.votes
         res["dists"][j], res["landmarks"][j] = s.distribution, s.landmarks
     return split, start, res
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _table(names: list[str], classes: tuple[str, ...], values: np.ndarray, fmt: str) -> str:
@@ -205,16 +199,15 @@ def generate(
     labels, votes, dists, landmarks = (np.concatenate(parts[k]) for k in
                                        ("labels", "votes", "dists", "landmarks"))
 
-    _atomic_write(out / VOTES_FILE, _table(names, classes, votes, "d").encode())
-    _atomic_write(out / DISTRIBUTION_FILE, _table(names, classes, dists, ".6f").encode())
-    lm_file = out / LANDMARK_FILE
-    lm_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = lm_file.with_name(f".{lm_file.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    for file in (VOTES_FILE, DISTRIBUTION_FILE, LANDMARK_FILE, raf_layout.LABEL_FILE):
+        (out / file).parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out / VOTES_FILE, _table(names, classes, votes, "d"))
+    atomic.write_text(out / DISTRIBUTION_FILE, _table(names, classes, dists, ".6f"))
+    # Through a file object: given a name, numpy would add ".npz" to the temporary's.
+    with atomic.replacing(out / LANDMARK_FILE) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, names=np.array(names), landmarks=landmarks)
-    os.replace(tmp, lm_file)
     # The label file goes after the extras: the loader reads them all together.
-    _atomic_write(out / raf_layout.LABEL_FILE, raf_layout.format_labels(names, labels).encode())
+    atomic.write_text(out / raf_layout.LABEL_FILE, raf_layout.format_labels(names, labels))
 
     keep = {raf_layout.aligned_path(out, n).name for n in names}
     if ours:  # images of an earlier, larger generation must not linger
@@ -238,6 +231,6 @@ def generate(
         "label_not_mode_train": float((labels[train] != dists[train].argmax(1)).mean()),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    _atomic_write(meta_file, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic.write_text(meta_file, json.dumps(meta, indent=2) + "\n")
     marker.unlink(missing_ok=True)
     return {**meta, "skipped": False}

@@ -47,9 +47,9 @@ from ...atomic import write_json
 from ...paths import data_root
 from ..base import DatasetError
 from ..cache import load_images
+from .appearance import Appearance, sample_appearance
 from .face import Identity, sample_identity
 from .generate import GENERATOR_VERSION, JPEG_QUALITY, SPLIT_IDS
-from .render import Appearance, sample_appearance
 from .sample import SynthConfig, draw_face, streams
 
 NAME = "synthfer-id"

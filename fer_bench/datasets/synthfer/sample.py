@@ -12,10 +12,11 @@ from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from .appearance import Appearance, sample_appearance
 from .face import (Identity, Pose, deform, expression_aus, fit_pose, landmark_depth, project,
                    sample_identity)
 from .labels import class_names, class_prior, draw_votes, majority_label, sample_distribution
-from .render import Appearance, render, sample_appearance
+from .render import render
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ from ...engine import distributed
 from ...landmarks import HEATMAP_CONVENTIONS, heatmap_size
 from ...registry import register_method
 from ..base import Batch, Method, MethodContext, StepOutput
+from ..hparams import HParam
 from .contrastive import KeyQueue, MomentumEncoder, ProjectionHeads, pseudo_labels
 from .landmark_loss import landmark_loss, landmark_points
 from .lde import LabelDistributionEstimator, LabelDistributionMemory
@@ -124,21 +125,25 @@ class LANet(Method):
     """Landmark-aware learning: landmark branch, label distribution estimation, EL contrastive loss."""
 
     needs_landmarks = True
+    backbone_modules = ("encoder.backbone", "encoder.landmark")  # their conv1/bn1/layer1 are one shared stem
     hparams = {
-        "K": 8,                  # neighbours per space inside the batch
-        "omega": 0.9,            # momentum of the label-distribution memory
-        "tau": 0.1,              # contrastive temperature
-        "delta": 0.7,            # pseudo-label confidence; below it a sample is its own class
-        "alpha": 1.0,            # weight of KL(t || p)
-        "beta": 0.1,             # weight of the EL contrastive loss
-        "lam": 1.0,              # weight of the landmark (heatmap) loss
-        "queue_size": 8192,
-        "moco_m": 0.999,         # momentum of the key encoder
-        "num_landmarks": 19,     # 19 (LA-Net's layout, mapped from 68) or 68
-        "sigma": 1.5,            # heatmap Gaussian, in heatmap pixels
-        "swap_flipped_landmarks": True,  # false: the official code's un-swapped channels
-        "shards": 1,             # per-device batches the official multi-GPU semantics are emulated with
-        "heatmap_peak": "centre",  # centre (pixel centres) | official (int(x/4 + 0.5), offsets -5..+4)
+        "K": HParam(8, range=(1, None), help="neighbours per space inside the batch"),
+        "omega": HParam(0.9, range=(0, 1), unit="visit", help="momentum of the label-distribution memory"),
+        "tau": HParam(0.1, range="(0, inf)", help="contrastive temperature"),
+        "delta": HParam(0.7, range=(0, 1), help="pseudo-label confidence; below it a sample is its own class"),
+        "alpha": HParam(1.0, range=(0, None), help="weight of KL(t || p)"),
+        "beta": HParam(0.1, range=(0, None), help="weight of the EL contrastive loss"),
+        "lam": HParam(1.0, range=(0, None), help="weight of the landmark (heatmap) loss"),
+        "queue_size": HParam(8192, range=(1, None), help="keys in each contrastive queue"),
+        "moco_m": HParam(0.999, range=(0, 1), unit="step", help="momentum of the key encoder"),
+        "num_landmarks": HParam(19, choices=(19, 68), help="19 (LA-Net's layout, mapped from 68) or 68"),
+        "sigma": HParam(1.5, range="(0, inf)", help="heatmap Gaussian, in heatmap pixels"),
+        "swap_flipped_landmarks": HParam(True, help="swap left/right landmark channels of mirrored images "
+                                                    "(false: the official code's un-swapped channels)"),
+        "shards": HParam(1, range=(1, None), help="per-device batches the official multi-GPU semantics are "
+                                                  "emulated with; must divide batch_size"),
+        "heatmap_peak": HParam("centre", choices=HEATMAP_CONVENTIONS,
+                               help="centre (pixel centres) or official (int(x/4 + 0.5), offsets -5..+4)"),
     }
     recipe = {
         "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "linear", "warmup_epochs": 0,
@@ -151,21 +156,15 @@ class LANet(Method):
     }
 
     def __init__(self, ctx: MethodContext, hparams: dict[str, Any]) -> None:
-        if hparams["num_landmarks"] not in (19, 68):
-            raise ValueError(f"lanet: num_landmarks must be 19 or 68, got {hparams['num_landmarks']!r}")
-        if hparams["K"] < 1 or hparams["queue_size"] < 1:
-            raise ValueError("lanet: K and queue_size must be at least 1")
-        if not (0.0 <= hparams["omega"] <= 1.0 and 0.0 <= hparams["moco_m"] <= 1.0):
-            raise ValueError("lanet: omega and moco_m must lie in [0, 1]")
-        if hparams["heatmap_peak"] not in HEATMAP_CONVENTIONS:
-            raise ValueError(f"lanet: heatmap_peak must be one of {', '.join(HEATMAP_CONVENTIONS)}, "
-                             f"got {hparams['heatmap_peak']!r}")
-        shards, batch = hparams["shards"], ctx.recipe.get("batch_size", 1)
-        if not (isinstance(shards, int) and shards >= 1 and batch % shards == 0):
-            raise ValueError(f"lanet: shards must be a whole divisor of the batch size {batch}, got {shards!r}")
         super().__init__(ctx, hparams)
         self.memory = LabelDistributionMemory(ctx.train_labels, ctx.num_classes, self.hp.omega)
         self.queue = KeyQueue(self.hp.queue_size, self.model.encoder.landmark_dim, ctx.device)
+
+    def check_hparams(self, hparams: dict[str, Any]) -> None:
+        super().check_hparams(hparams)
+        shards, batch = hparams["shards"], self.ctx.recipe.get("batch_size", 1)
+        if batch % shards:
+            raise ValueError(f"lanet: shards must be a whole divisor of the batch size {batch}, got {shards!r}")
 
     def build_model(self) -> nn.Module:
         return LANetModel(**self.backbone_kwargs(), num_classes=self.ctx.num_classes,
@@ -179,10 +178,6 @@ class LANet(Method):
         net = Classifier(self.model.encoder.backbone, self.ctx.num_classes)
         net.fc = self.model.encoder.fc
         return net
-
-    def backbones(self) -> list[nn.Module]:
-        """The expression trunk and the landmark trunk; their conv1/bn1/layer1 are one shared stem."""
-        return [self.model.encoder.backbone, self.model.encoder.landmark]
 
     def training_step(self, batch: Batch) -> StepOutput:
         if batch.landmarks is None:

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 
 from ..atomic import save_torch, write_atomic, write_json
-from ..engine.run import RunError, augment_config
-from .model import load_trained
+from ..runs import RunError
+from .build import augment_config
+from .trained import load_trained
 
 FORMATS: tuple[str, ...] = ("state_dict", "torchscript", "onnx")
 ONNX_EXTRA = "pip install 'fer-bench[onnx]'"
@@ -46,7 +47,7 @@ def export_run(run_dir: Path | str, out: Path | str, fmt: str = "state_dict") ->
         "input": {"shape": [None, 3, size, size], "dtype": "float32", "channels": "RGB",
                   "resize": "bilinear, antialiased, to image_size x image_size",
                   "normalise": "(pixel / 255 - mean) / std", "mean": list(aug.mean), "std": list(aug.std),
-                  "normalize": trained.config["recipe"].get("normalize", "imagenet")},
+                  "normalize": trained.config["recipe"]["normalize"]},
         "output": "logits, one per class_names entry (argmax = prediction)",
     }
     out = Path(out)

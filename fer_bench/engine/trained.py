@@ -1,4 +1,5 @@
-"""A run's data and trained model, found from its record: for ``eval``, the user study and the gallery."""
+"""A finished (or interrupted) run's trained model, rebuilt from its record and checkpoint: for ``eval``,
+``export``, the user study and the gallery."""
 
 from __future__ import annotations
 
@@ -9,43 +10,16 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..datasets.base import FERDataset
-from ..engine.metrics import accuracy, confusion_matrix, mean_class_accuracy
 from ..augment import BatchAugment
-from ..engine.run import (RunError, images_on, augment_config, build_context, check_checkpoint_owner,
-                          load_checkpoint, predict_logits, select_device)
+from ..datasets.base import FERDataset
 from ..methods.base import Method, MethodContext
-from ..noise.files import generate_train_labels, import_train_labels
 from ..registry import METHODS, create_dataset
-from .directory import RunDir, config_hash
-
-
-def run_dataset(config: dict[str, Any], root: Optional[str] = None, progress: bool = True) -> FERDataset:
-    """The dataset a run was trained on: at ``root`` if given, else where the run recorded it, else
-    the dataset's default place under the data root (generated there once if it is synthfer)."""
-    where = root or config.get("root")
-    if where is not None and not Path(where).is_dir():
-        raise RunError(f"the {config['dataset']} data of this run is not at {where}; pass --root DIR")
-    return create_dataset(config["dataset"], where, progress, **config.get("data_options", {}))
-
-
-def run_train_labels(run_dir: Path | str, dataset: FERDataset) -> np.ndarray:
-    """The noisy labels a run trained on: its ``train_labels.txt``, or, where that was not kept
-    (the committed reference records), generated again from its noise record and checked
-    against the sha256 it recorded."""
-    rd = RunDir(Path(run_dir))
-    if rd.labels_file.is_file():
-        return import_train_labels(dataset, rd.labels_file)[0]
-    noise = rd.config()["noise"]
-    if noise.get("model") == "file":
-        raise RunError(f"{rd} has no train_labels.txt, and its labels came from a file ({noise.get('file')})")
-    confusion = Path(noise["confusion"]) if noise.get("confusion") else None
-    labels, record = generate_train_labels(dataset, noise["model"], float(noise["rate"]), int(noise["noise_seed"]),
-                                           bool(noise.get("exact", False)), confusion)
-    if record.label_file_sha256 != noise.get("label_file_sha256"):
-        raise RunError(f"{rd} has no train_labels.txt, and its noise record does not give its labels again on "
-                       f"{dataset.name} at {dataset.root} (sha256 differs): is that the data it was trained on?")
-    return labels
+from ..runs import RunDir, RunError, config_hash
+from .build import augment_config, build_context
+from .data import images_on, run_dataset
+from .inference import check_checkpoint_owner, load_checkpoint, predict_logits
+from .metrics import accuracy, confusion_matrix, mean_class_accuracy
+from .spec import select_device
 
 
 @dataclass
