@@ -2,7 +2,7 @@
 says where, instead of ending the process mid-write without a word.
 
 Only the process that asks (``fer-bench run``, each torchrun rank included) turns SIGTERM into
-``KeyboardInterrupt``; processes it forks keep the default (they die at once, as before), and a
+``KeyboardInterrupt``; processes it forks keep the default (a SIGTERM ends them at once), and a
 second SIGTERM ends the process at once, as a second Ctrl-C is the user's insistence.
 """
 

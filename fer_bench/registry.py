@@ -302,7 +302,7 @@ def list_datasets(pattern: str = "*") -> list[str]:
 
 
 def create_dataset(name: str, root: Optional[Any] = None, progress: bool = True, **options: Any) -> Any:
-    """Load a registered dataset (a :class:`~fer_bench.datasets.protocol.DatasetLoader`) with its
+    """Load a registered dataset (a :class:`~fer_bench.datasets.contract.DatasetLoader`) with its
     keyword options, checked by name first, and its cached landmarks attached.
 
     ``root`` is the dataset directory (default: the loader's ``default_root()``).

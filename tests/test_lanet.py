@@ -1,4 +1,4 @@
-"""LA-Net's parts, each against the definition in spec/lanet.md (section numbers are its).
+"""LA-Net's parts, each against the official code's definition.
 
 Small widths and images keep the whole file to a few seconds on two cores; the
 train/evaluate/checkpoint/resume path is covered by tests/test_method_contract.py.
@@ -54,7 +54,7 @@ def make_batch(method: LANet, b: int = 16, seed: int = 0) -> Batch:
                  flipped=torch.rand(b, generator=g) < 0.5, landmarks=torch.rand(b, 68, 2, generator=g) * SIZE)
 
 
-# --- section 4: label distribution estimation ------------------------------------------
+# --- label distribution estimation ------------------------------------------------------
 
 def test_topk_excludes_self_and_finds_planted_neighbours() -> None:
     g = torch.Generator().manual_seed(1)
@@ -128,7 +128,7 @@ def test_memory_starts_one_hot_and_updates_as_the_spec_ema() -> None:
     t = mem.target(idx, q)
     expected = omega * one_hot[idx] + (1 - omega) * q.detach()
     assert torch.allclose(t, expected)
-    assert t.requires_grad                                  # the KL target is not detached (section 4)
+    assert t.requires_grad                                  # the KL target is not detached (as in the official code)
     mem.update_(idx, t)
     assert not mem.table.requires_grad
     assert torch.allclose(mem.table[idx], expected)
@@ -140,7 +140,7 @@ def test_memory_starts_one_hot_and_updates_as_the_spec_ema() -> None:
     assert mem.table[0].tolist() == [0.0, 1.0, 0.0] and mem.table[2].tolist() == [0.5, 0.5, 0.0]
 
 
-# --- section 5: expression-landmark contrastive loss ------------------------------------
+# --- expression-landmark contrastive loss ------------------------------------------------
 
 def test_pseudo_labels_below_delta_are_singletons_and_index_zero_does_not_collide() -> None:
     t = torch.tensor([[0.8, 0.1, 0.1], [0.5, 0.3, 0.2], [0.1, 0.75, 0.15], [0.69, 0.3, 0.01], [0.7, 0.2, 0.1]])
@@ -195,7 +195,7 @@ def test_queue_is_a_fifo_ring() -> None:
     assert queue.labels.tolist() == [5, 1, 2, 3, 4] and queue.ptr == 1
 
 
-# --- sections 3.1-3.4: landmarks ----------------------------------------------------------
+# --- landmarks ---------------------------------------------------------------------------
 
 def test_68_to_19_mapping_picks_the_documented_points() -> None:
     pts = torch.stack([torch.arange(68.0), 1000 + torch.arange(68.0)], dim=-1)
@@ -203,7 +203,7 @@ def test_68_to_19_mapping_picks_the_documented_points() -> None:
     expected_x = [17, 19, 21, 22, 24, 26, 36, 38.5, 39, 42, 44.5, 45, 31, 30, 35, 48, 59, 54, 8]
     assert mapped[:, 0].tolist() == expected_x
     assert mapped[:, 1].tolist() == [1000 + x for x in expected_x]
-    # Mirror permutations: involutions, the spec's 19-point pairs, synthfer's own 68-point mirror.
+    # Mirror permutations: involutions, LA-Net's 19-point pairs, synthfer's own 68-point mirror.
     assert list(FLIP_68) == MIRROR.tolist()
     assert FLIP_19 == (5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 14, 13, 12, 17, 16, 15, 18)
     batch = torch.rand(3, 68, 2)
@@ -259,7 +259,7 @@ def test_flipped_landmarks_swap_channels_unless_official(tiny_synth: Path) -> No
     assert torch.equal(got[~mixed], out.landmarks[~mixed])
 
 
-# --- section 3.3 and 8: network, training step, inference -------------------------------
+# --- network, training step, inference -------------------------------------------------
 
 @pytest.mark.parametrize("stem,size", [("small", 48), ("small", 40), ("imagenet", 64)])
 def test_two_branch_network_shapes(stem: str, size: int) -> None:

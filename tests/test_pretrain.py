@@ -1,4 +1,4 @@
-"""synthfer-id and `fer-bench pretrain`: the MS-Celeb step of the papers' protocol on synthfer."""
+"""synthfer-id and `fer-bench pretrain`: on synthfer, the face-pretraining step (the papers' MS-Celeb one)."""
 
 from __future__ import annotations
 

@@ -348,12 +348,12 @@ def test_the_committed_reference_records_redraw_a_figure_and_count_as_finished(t
     assert np.array_equal(matrix, json.loads((run_dir / "result.json").read_text())["confusion_last"])
     # Their records predate schema 1 (migrate fills the recipe keys added later as the code then behaved:
     # val_split 0, every image trained on). synthfer now holds out a 10% noisy validation split by default,
-    # and LA-Net's official recipe has changed (issue 15: shards, heatmap peaks), so today's command finds
+    # and LA-Net's official recipe now sets shards and heatmap_peak, so today's command finds
     # them as what they are, finished runs of an older recipe, until they are trained again.
     res = cli("sweep", "--methods", "baseline,lanet", "--noise", "sym,asym", "--rates", "0.3", "--seeds", "0,2",
               "--clean", "--profile", "cpu", "--out", committed, "--dry-run")
     assert res.exit_code == 0, res.output
-    assert res.output.strip().endswith("12 runs, 0 finished"), res.output
+    assert res.output.strip().endswith("12 runs, 0 finished, 12 finished with an older recipe (kept; --force or another --out trains today's)"), res.output
     older = [line for line in res.output.splitlines() if line.startswith("finished, older recipe")]
     assert len(older) == 12, res.output
     # With a split of 0, the Baseline's committed runs are still the same runs: finished.
@@ -371,8 +371,8 @@ def test_the_committed_reference_records_redraw_a_figure_and_count_as_finished(t
 # --- the dataset loader contract ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["synthfer", "rafdb", "ferplus", "affectnet"])
-def test_every_registered_dataset_fulfils_the_loader_protocol(name: str) -> None:
-    from fer_bench.datasets.protocol import DatasetLoader, ScannableDatasetLoader
+def test_every_registered_dataset_fulfils_the_loader_contract(name: str) -> None:
+    from fer_bench.datasets.contract import DatasetLoader, ScannableDatasetLoader
     from fer_bench.engine.recipe import PROFILES
     from fer_bench.registry import DATASETS, list_datasets
 

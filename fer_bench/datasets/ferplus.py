@@ -359,7 +359,7 @@ class FERPlus:
                     problems.add(f"{new}:{i + 2}: Usage {u_new} but {old}:{i + 2} says {u_old}; "
                                  "the row-order join is broken")
                     usages[i] = ""
-            empty = sum(1 for u, n in zip(usages, names) if u and not n)  # all splits, as in the spec's 173
+            empty = sum(1 for u, n in zip(usages, names) if u and not n)  # all splits: 173 in fer2013new.csv
             rows_by_split: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
             duplicates = 0
             for i, (u, n) in enumerate(zip(usages, names)):

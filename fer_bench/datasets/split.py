@@ -8,7 +8,7 @@ run without a split, and the same seeds always hold out the same images.
 :func:`training_view` is the dataset a method trains on (the rest of the training
 split); the engine evaluates the held-out images against their noisy labels.
 
-The default fraction belongs to the dataset (:func:`fer_bench.datasets.protocol.default_val_split`).
+The default fraction belongs to the dataset (:func:`fer_bench.datasets.contract.default_val_split`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A run's recipe is resolved in layers, later ones winning:
 
 1. :data:`DEFAULTS`, the engine's defaults, and the dataset's own (``val_split``,
-   see :func:`fer_bench.datasets.protocol.default_val_split`);
+   see :func:`fer_bench.datasets.contract.default_val_split`);
 2. the protocol: ``official`` takes the method's own published recipe
    (``Method.recipe``), ``unified`` takes :data:`UNIFIED`, the same for every method.
    An official recipe may also set the method's own hyper-parameters where the
@@ -12,7 +12,7 @@ A run's recipe is resolved in layers, later ones winning:
 3. the profile, by scale: ``paper`` (ResNet-18 at 224 px, the default on real
    datasets) changes nothing, ``cpu`` shrinks network, input and schedule so
    a run finishes in minutes on two cores, from scratch; ``cpu-face`` (the
-   default on the synthetic dataset) is the papers' protocol on that budget:
+   default on the synthetic dataset) is the papers' setting on that budget:
    the same, fine-tuning the backbone pretrained on synthfer identities
    (``pretrained: synthfer-id``, :mod:`fer_bench.pretrain`); method
    hyper-parameters are untouched;
@@ -133,10 +133,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "aug_brightness": 0.0, "aug_contrast": 0.0, "aug_saturation": 0.0,
     },
 }
-# The papers' protocol on the CPU: the cpu profile's network, input and schedule, starting from
-# the backbone pretrained on synthfer identities (fer-bench pretrain; the MS-Celeb step). Nothing
-# else changes: the peers fine-tune with the recipes they also report from-scratch numbers with
-# (SCN's ablations, EAC's author in EAC #10), so their protocol implies no other lr or schedule.
+# The papers' setting on the CPU, fine-tuning from a face-pretrained backbone: the cpu profile's
+# network, input and schedule, starting from the backbone pretrained on synthfer identities
+# (fer-bench pretrain; the papers' MS-Celeb step). Nothing else changes: the peers fine-tune with the
+# recipes they also report from-scratch numbers with (SCN's ablations, EAC's author in EAC #10), so
+# starting from face-pretrained weights implies no other lr or schedule.
 PROFILES["cpu-face"] = {**PROFILES["cpu"], "pretrained": SYNTHFER_ID}
 
 PROTOCOLS = ("official", "unified")

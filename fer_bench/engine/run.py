@@ -66,8 +66,8 @@ def main(spec: RunSpec) -> dict[str, Any]:
     run, world = join_processes(resolve(spec))
     data = load_data(run, world)
     run_dir = RunDir(run.run_dir)
-    # Read before any rank can write config.json: the hash an earlier version recorded for this same run,
-    # which its checkpoint carries.
+    # Read before any rank can write config.json: the hash the saved config.json records for this same run,
+    # which its checkpoint carries (a config.json an older fer-bench wrote may hold another hash than today's).
     owners = {data.config["config_hash"], run_dir.recorded_hash() or data.config["config_hash"]}
     done = distributed.on_main(world, lambda: run_dir.finished_result(data.config, run.spec.force))
     if done:

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import torch
 
-from ..datasets.protocol import default_val_split
+from ..datasets.contract import default_val_split
 from ..methods.base import Method
 from ..noise.models import required_rate
 from ..paths import runs_root

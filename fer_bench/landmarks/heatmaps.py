@@ -1,4 +1,4 @@
-"""Landmark heatmap targets and their weight maps (LA-Net spec section 3.2).
+"""Landmark heatmap targets and their weight maps, the targets of LA-Net's landmark branch.
 
 One channel per landmark: a Gaussian with peak 1 (not normalised) and
 ``sigma`` = 1.5 heatmap pixels, centred on the landmark's heatmap pixel, on a
@@ -18,7 +18,8 @@ computed separably for the whole batch at once:
   zero), and the Gaussian is written as its 10 x 10 patch, offsets -5..+4 from
   the peak (for sigma 1.5; ``int(p - 3 sigma)`` to ``int(p + 3 sigma + 1)`` in
   general). Near the top/left border the patch's integer truncation moves the
-  peak one pixel right/down (spec quirk 7); that is reproduced too.
+  peak one pixel right/down; that is reproduced too, so ``official`` gives the
+  targets the official code trains on.
 * ``centre`` (the suite's): the engine's pixel-centre convention (pixel ``i`` has
   its centre at ``i``), so an input pixel ``p`` lies at heatmap coordinate
   ``(p + 0.5) * h / S - 0.5``, rounded to the nearest pixel; the Gaussian is cut

@@ -8,8 +8,8 @@ nostrils from image-left to image-right (33 below the tip), 36-41 image-left eye
 48-59 outer lips (48 image-left corner, 51 top centre, 54 image-right corner, 57
 bottom centre), 60-67 inner lips (62 top centre, 66 bottom centre).
 
-**LA-Net 19** (LA-Net spec section 3.1): the AFLW-19 scheme (AFLW's 21 points minus the
-ears) that the official code's pre-detected RAF-DB landmarks follow:
+**LA-Net 19**: the AFLW-19 scheme (AFLW's 21 points minus the ears) that the
+official code's pre-detected RAF-DB landmarks follow:
 
 ====  ==========================================  ====================
  idx   point (image sides)                          from iBUG 68

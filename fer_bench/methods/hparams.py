@@ -25,9 +25,9 @@ The declaration says everything the suite needs to know about a hyper-parameter:
   every step) or ``"visit"`` (per visit of a sample, such as a per-sample memory's momentum).
   Nothing reads it yet; it is where a shortened schedule will learn how to map the value.
 
-A plain value (``hparams = {"smoothing": 0.1}``) is still accepted, from plugins written before
-the declarations existed: it is an *undeclared* hyper-parameter whose overrides are checked as
-they always were (of the default's type, an integer standing for a float) and nothing more.
+A plain value (``hparams = {"smoothing": 0.1}``) is accepted too, so a plugin need not declare
+anything: it is an *undeclared* hyper-parameter whose overrides are checked only for the default's
+type (an integer may stand for a float).
 
 Checks happen in three places: a declaration is checked when it is made (its default must be
 allowed), a method's declarations when the method is registered (names that are also recipe keys
@@ -131,7 +131,7 @@ class HParam:
     help: str = ""
     unit: Optional[str] = None
     check: Optional[Callable[[Any], Optional[str]]] = None
-    declared: bool = True  # False: a plain value from a plugin (checked as before declarations existed)
+    declared: bool = True  # False: a plain value from a plugin (only its type is checked)
     interval: Optional[Interval] = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -142,7 +142,7 @@ class HParam:
             if self.declared:
                 raise HParamError(f"HParam({self.default!r}): type must be one of "
                                   f"{', '.join(t.__name__ for t in TYPES)}, not {kind.__name__} (give type=...)")
-            kind = None  # an undeclared value of another kind (None, a dict...): not checked, as before
+            kind = None  # an undeclared value of another kind (None, a dict...): not checked
         object.__setattr__(self, "type", kind)
         if not self.declared:
             return

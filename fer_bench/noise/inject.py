@@ -1,6 +1,6 @@
 """Sampling flips: turning clean labels, a noise model and a rate into a noisy copy.
 
-Two named protocols:
+Two ways to choose which samples flip:
 
 * ``bernoulli`` (default; SCN/EAC/LA-Net): every sample flips independently with
   probability ``rate``, so the realised rate wanders around the nominal one;
@@ -105,13 +105,14 @@ def inject_noise(
     """Return a noisy copy of ``clean`` (int64, 0-based) and its :class:`NoiseRecord`.
 
     ``model`` is a registered noise model name, ``rate`` in [0, 1), ``seed`` the
-    noise seed (same arguments -> identical output). ``exact`` selects the
-    exact-count protocol instead of per-sample Bernoulli draws. ``confusion`` is a
-    C x C matrix in the dataset's class order (rows = true class) for the models
-    that use one. ``votes`` (N x C, the dataset's per-image annotator votes) is what
-    the ``annotator`` model draws from (:mod:`.annotator`); given for any model, the
-    record also holds the realised flip rate by vote agreement. Rate 0 or a model
-    returning the all-zero matrix (``none``) flips nothing. ``clean`` is never modified.
+    noise seed (same arguments -> identical output). ``exact`` flips exactly
+    ``round(rate * n)`` samples instead of deciding each one by a Bernoulli draw.
+    ``confusion`` is a C x C matrix in the dataset's class order (rows = true
+    class) for the models that use one. ``votes`` (N x C, the dataset's per-image
+    annotator votes) is what the ``annotator`` model draws from (:mod:`.annotator`);
+    given for any model, the record also holds the realised flip rate by vote
+    agreement. Rate 0 or a model returning the all-zero matrix (``none``) flips
+    nothing. ``clean`` is never modified.
     """
     names = list(class_names)
     labels = _check_labels(clean, len(names), "clean").copy()

@@ -1,4 +1,4 @@
-"""Expression-landmark (EL) contrastive loss (LA-Net spec section 5).
+"""LA-Net's expression-landmark (EL) contrastive loss.
 
 Expression features of a class should lie near the *landmark* features of the
 same class and far from other classes' ones, and the other way round; because
@@ -32,14 +32,16 @@ entries are dropped, not used as positives). With s = cos/tau (tau = 0.1),
 
 and L_EL = L^{u->v} + L^{v->u}. Gradients reach the query side only.
 
-Choices: the official pseudo-label ``-index`` makes dataset index 0 collide
-with class 0 (spec quirk 2); ``-(index + 1)`` fixes it. The queue is a ring
+Choices: the official pseudo-label ``-index`` makes an ambiguous sample at
+dataset index 0 collide with class 0 (``-0 == 0``), so that sample counts as
+one of class 0's; ``-(index + 1)`` fixes it. The queue is a ring
 buffer, so ``queue_size`` need not be a multiple of the batch size. The
 momentum encoder copies the query network at the first training step rather
 than at construction, so that pretrained weights, which the engine loads after
 the model is built, reach it as well (MoCo copies them at initialisation,
 which is the same thing when the weights are already in place). The official
-key encoder also runs its own, discarded LDE (quirk 4); that is skipped.
+key encoder also runs its own copy of LDE, with its own memory, whose output
+nothing reads; that is skipped.
 """
 
 from __future__ import annotations

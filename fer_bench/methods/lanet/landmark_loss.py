@@ -1,4 +1,4 @@
-"""LA-Net's landmark targets and loss (LA-Net spec sections 3.1, 3.2 and 3.4).
+"""LA-Net's landmark targets and loss.
 
 Targets: the batch's landmarks (already moved by the engine's flip, crop and
 resize) are mapped from the iBUG 68 layout to LA-Net's 19 points (or kept at
@@ -12,10 +12,11 @@ weight map and averaged over batch x landmarks x pixels. Its exponent
 background (h near 0) like a steeper, near-quadratic loss around zero.
 
 Flip (choice): after a horizontal mirror the point that was the image-left outer
-brow sits on the image right. The official code keeps it in channel 0 (spec
-quirk 1), so a channel no longer means one image side. By default the symmetric
-channels are swapped, which is what the geometry means: channel 0 is always the
-outer end of the image-left brow. ``--set swap_flipped_landmarks=false`` gives
+brow sits on the image right. The official code's flip moves the points but
+keeps their indices, so that point stays in channel 0, and a channel means one
+image side on unmirrored samples and the other on mirrored ones. By default the
+symmetric channels are swapped, which is what the geometry means: channel 0 is
+always the outer end of the image-left brow. ``--set swap_flipped_landmarks=false`` gives
 the official behaviour.
 """
 

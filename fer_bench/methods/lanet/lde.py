@@ -1,4 +1,4 @@
-"""Label Distribution Estimation (LA-Net spec section 4).
+"""LA-Net's Label Distribution Estimation (LDE).
 
 A noisy label says one class; LA-Net estimates each training sample's label
 *distribution* from what its neighbours are predicted to be, in two spaces:

@@ -1,6 +1,6 @@
-"""LA-Net's training step and registration (LA-Net spec sections 1, 6 and 8).
+"""LA-Net's training step and registration.
 
-One iteration (section 6), with p = softmax(z):
+One iteration, in the official code's order, with p = softmax(z):
 
 1. the query network gives logits z, raw heatmaps, u and v; LDE turns the
    batch into targets t and updates the label-distribution memory;
@@ -11,7 +11,7 @@ One iteration (section 6), with p = softmax(z):
    and then the keys are enqueued;
 5. ``L = CE(z, y~) + lam * L_lm + alpha * KL(t || p) + beta * L_EL``.
 
-Inference (section 8) is the plain expression ResNet and classifier: no
+Inference is the plain expression ResNet and classifier: no
 landmark branch, no LDE, no heads, no momentum encoder, no landmarks.
 
 Hyper-parameters (official defaults, ``--set name=value``): ``K`` = 8
@@ -189,14 +189,14 @@ class LANet(Method):
         logits = model.encoder.fc(u)
         heatmaps = model.encoder.fpn.heatmaps(merged, heatmap_size(size))
 
-        # Section 4: label distribution estimation.
+        # Label distribution estimation (.lde).
         target = self.memory.target(batch.indices, self._estimate(u, v, logits))
         self.memory.update_(batch.indices, target)
         log_p = F.log_softmax(logits.float(), dim=1)
         ce = F.nll_loss(log_p, batch.labels)
         kl = F.kl_div(log_p, target, reduction="batchmean")
 
-        # Section 5: expression-landmark contrastive loss.
+        # Expression-landmark contrastive loss (.contrastive).
         query_u, query_v = model.heads(u, v)
         model.key.momentum_update(model.encoder, model.heads, hp.moco_m)
         key_u, key_v = model.key(images)
@@ -206,7 +206,7 @@ class LANet(Method):
         el = self.queue.loss(query_u, query_v, key_u, key_v, labels, hp.tau, shards)
         self.queue.enqueue(*(distributed.gather_rows(world, t) for t in (key_u, key_v, labels)), shards)
 
-        # Section 3.4: landmark heatmaps.
+        # Landmark heatmaps (.landmark_loss).
         points = landmark_points(batch.landmarks, batch.flipped, hp.num_landmarks, hp.swap_flipped_landmarks)
         lm = landmark_loss(heatmaps, points, size, hp.sigma, hp.heatmap_peak)
 

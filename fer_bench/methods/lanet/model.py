@@ -1,4 +1,4 @@
-"""LA-Net's network (LA-Net spec section 3.3): one stem, an expression branch and a landmark branch.
+"""LA-Net's network (the official ``Landmark_ResNet``): one stem, an expression branch and a landmark branch.
 
 The ResNet is split after ``layer1``. The shared stem (conv1, bn1, layer1) gives
 F1; the **expression branch** (its own layer2-4, global average pooling, a linear
@@ -13,14 +13,14 @@ bias, normalisation or activation, and bilinear upsampling. A 1 x 1 convolution
 turns M into one raw heatmap per landmark (no sigmoid) and ``v = GAP(M)`` is the
 landmark feature. The branches meet only in the stem and in the losses; the
 expression branch never reads the landmark branch, so inference
-(:meth:`LandmarkResNet.forward`) is a plain ResNet classifier (section 8).
+(:meth:`LandmarkResNet.forward`) is a plain ResNet classifier.
 
 Choices where the official code assumes 224 px and the ImageNet stem:
 
 * Upsampling goes to the size of the next lateral map rather than by a fixed
   factor 2, so odd map sizes (e.g. 3 -> 5 at 40 px) work; at 224 px it is the
   same x2 resampling.
-* Heatmaps are a quarter of the input size (section 3.2). M has F1's size,
+* Heatmaps are a quarter of the input size (:mod:`fer_bench.landmarks.heatmaps`). M has F1's size,
   which is that quarter with the ImageNet stem (56 at 224 px) but half the input
   with the CPU profile's small stem (24 at 48 px); M is then average-pooled to
   the heatmap size before the head. ``v`` is pooled from M itself.
@@ -65,7 +65,7 @@ def share_stem(branch: ResNetBackbone, trunk: ResNetBackbone) -> ResNetBackbone:
 
 
 class LandmarkResNet(nn.Module):
-    """The two-branch ResNet of section 3.3, with the expression classifier.
+    """The two-branch ResNet (see the module docstring), with the expression classifier.
 
     Attributes:
         backbone: the expression path, a complete :class:`ResNetBackbone`

@@ -1,13 +1,13 @@
-"""The contract a dataset loader fulfils, built-in or plugin (``register_dataset``).
+"""The dataset contract: what a dataset loader provides, built-in or plugin (``register_dataset``).
 
 A loader is a class, never instantiated, with:
 
 * ``default_profile``: the recipe profile its runs use unless ``--profile`` says
-  otherwise (``paper`` for the real datasets, ``cpu`` for synthfer);
+  otherwise (``paper`` for the real datasets, ``cpu-face`` for synthfer);
 * optionally ``default_val_split``: the fraction of the noisy training labels
   held out as a noisy validation split unless ``--val-split`` says otherwise
   (:mod:`fer_bench.datasets.split`): 0.1 on synthfer, 0 on the real datasets,
-  whose published protocols train on the whole training set (0 when absent);
+  where the papers train on the whole training set (0 when absent);
 * ``default_root()``: where it looks without ``--root`` (below
   :func:`fer_bench.paths.data_root`);
 * ``load(root=None, progress=True, **options)``: the :class:`~fer_bench.datasets.base.FERDataset`,
