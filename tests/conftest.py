@@ -115,3 +115,18 @@ def kill_then_resume(spec: RunSpec, epoch: int = 1, step: int = 1, threads: int 
     run_dir = resolve(spec).run_dir
     assert (run_dir / "checkpoint.pt").is_file() and not (run_dir / "result.json").exists()
     return engine.main(spec)
+
+
+@pytest.fixture
+def browser() -> Any:
+    """A headless Chromium (tests/browser.py); the test is skipped, with the reason, where there is none."""
+    from tests import browser as chromium
+
+    reason = chromium.why_unavailable()
+    if reason:
+        pytest.skip(reason)
+    driver = chromium.start()
+    try:
+        yield driver
+    finally:
+        driver.quit()
