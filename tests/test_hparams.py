@@ -92,7 +92,7 @@ def test_a_declaration_infers_its_type_and_describes_what_it_takes() -> None:
     (lambda: HParam(1, choices=(1, "2")), "choice '2' is not an integer"),
     (lambda: HParam(1, range=(2, 0)), "the low bound is above the high one"),
     (lambda: HParam(1, range="0..1"), "write it as an interval"),
-    (lambda: HParam(1, unit="fortnight"), "unit 'fortnight' is not one of epoch, step, visit"),
+    (lambda: HParam(1, unit="fortnight"), "unit 'fortnight' is not one of epoch, epochs, step, visit"),
     (lambda: HParam(True, type=int), "the default must be an integer"),
     (lambda: HParam([0.3, 0.1], check=ascending_pair), "low <= high"),
 ])

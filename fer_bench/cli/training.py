@@ -129,6 +129,11 @@ def run_summary(result: dict[str, Any]) -> str:
     val = ("val: unavailable (no noisy validation split; --val-split F holds one out)" if result.get("acc_val") is None
            else f"val {result['acc_val']:.2%} (clean-test accuracy at epoch {result['val_epoch']}, the best on "
                 f"{split.get('held_out')} held-out noisy labels: {result['val_acc_best']:.2%})")
+    mapped = result.get("mapped_constants") or {}
+    off = result.get("mechanism_off") or []
+    notes = ([f"  time constants mapped to this schedule: " + ", ".join(
+                 f"{name} {m['official']:.6g} -> {m['value']:.6g}" for name, m in mapped.items())] if mapped else [])
+    notes += [f"  mechanism off: {line}" for line in off]
     return "\n".join([
         f"{result['method']} on {result['dataset']}, noise {noise['model']} {noise['rate']:g} "
         f"(realised {noise['realised_rate']:.4f}), seed {result['seed']}",
@@ -138,6 +143,7 @@ def run_summary(result: dict[str, Any]) -> str:
         f"  mean class accuracy (last epoch): {result['mean_class_acc_last']:.2%}",
         f"  {result['epochs']} epochs in {result['train_seconds']:.0f} s "
         f"({result['images_per_second']:.0f} images/s on {result['device']})",
+        *notes,
         f"  run directory: {result['run_dir']}",
     ])
 

@@ -29,7 +29,7 @@ from ..datasets.split import ValidationSplit, split_file_text, training_view
 from ..noise.files import label_file_text
 from ..runs import RunDir, RunError
 from ..tracking import open_tracker
-from . import distributed
+from . import distributed, mechanism
 from .build import Training, build_training
 from .data import RunData, draw_split, images_on, load_data
 from .distributed import World
@@ -130,6 +130,9 @@ def write_records(run: ResolvedRun, run_dir: RunDir, data: RunData, split: Valid
     if (split_text is not None and run_dir.checkpoint_file.is_file() and run_dir.val_split_file.is_file()
             and run_dir.val_split_file.read_text() != split_text):
         raise RunError(f"{run_dir.val_split_file} records another validation split than this run draws; {RESTART}")
+    note = run.mapping_note()
+    if note:
+        print(note, file=sys.stderr, flush=True)
     write_json(run_dir.config_file, data.config)
     write_json(run_dir.noise_file, data.noise.to_dict())
     write_text(run_dir.labels_file, label_file_text(dataset, data.train_labels))
@@ -200,6 +203,7 @@ def train_epochs(run: ResolvedRun, run_dir: RunDir, data: RunData, setup: Traini
             row["confusion"] = cm.tolist()
             row.update(memorisation(method, setup.augment, probe_images, probe, noisy, clean,
                                     ctx.train_labels.cpu().numpy(), device, eval_batch, amp))
+            row.update(mechanism.score(method.mechanism(), noisy, clean))
             progress.rows.append(row)
             progress.elapsed += time.perf_counter() - t0
             save_torch(run_dir.checkpoint_file, {
@@ -248,5 +252,7 @@ def finish(run: ResolvedRun, run_dir: RunDir, data: RunData, setup: Training, sp
         result["relabel"] = relabel_summary(noisy, final, np.asarray(train_set.train.labels, dtype=np.int64))
         write_text(run_dir.path / "final_train_labels.txt", label_file_text(train_set, final))
     result["method_info"] = setup.method.on_train_end(run_dir.path)
+    result["mapped_constants"] = config.get("mapped_constants", {})
+    result["mechanism_off"] = setup.method.mechanism_off(mechanism.last_values(rows))
     write_json(run_dir.result_file, result)
     return result

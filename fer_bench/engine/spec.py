@@ -23,6 +23,7 @@ from . import recipe as recipes
 from .checks import check_noise_rate, check_seeds
 from .distributed import World
 from .samplers import SAMPLERS
+from .timescale import Mapped, Schedule
 
 
 @dataclass
@@ -63,6 +64,15 @@ class ResolvedRun:
     recipe: dict[str, Any]
     hparams: dict[str, Any]
     noise_seed: int
+    mapped: list[Mapped] = field(default_factory=list)  # time constants carried to the run's schedule
+
+    def mapping_note(self) -> Optional[str]:
+        """One line saying which time constants were mapped to the run's schedule, or None."""
+        if not self.mapped:
+            return None
+        official = recipes.official_schedule(self.method_cls.recipe)
+        return (f"time constants mapped from {official.describe()} to {Schedule.of(self.recipe).describe()}: "
+                + ", ".join(m.describe() for m in self.mapped) + " (--set NAME=VALUE keeps a value as given)")
 
     @property
     def id(self) -> RunId:
@@ -104,8 +114,8 @@ def resolve(spec: RunSpec) -> ResolvedRun:
     if spec.rate == 0 and not spec.noise_file:
         spec = replace(spec, noise="none", exact=False)  # every rate-0 model yields the clean labels
     profile = spec.profile or dataset_cls.default_profile
-    recipe, hparams = recipes.resolve(method_cls.recipe, method_cls.hparams, spec.protocol, profile, spec.overrides,
-                                      {"val_split": default_val_split(dataset_cls)})
+    recipe, hparams, mapped = recipes.resolve_mapped(method_cls.recipe, method_cls.hparams, spec.protocol, profile,
+                                                     spec.overrides, {"val_split": default_val_split(dataset_cls)})
     # The checked values, so that `--set alpha=0` and `--grid alpha=0.0` name one run directory and one config.
     spec = replace(spec, overrides={k: recipe[k] if k in recipe else hparams[k] for k in spec.overrides})
     try:
@@ -115,7 +125,7 @@ def resolve(spec: RunSpec) -> ResolvedRun:
     if recipe["sampler"] not in SAMPLERS:
         raise RunError(f"unknown sampler {recipe['sampler']!r}; known: {', '.join(SAMPLERS)}")
     noise_seed = spec.seed if spec.noise_seed is None else spec.noise_seed
-    return ResolvedRun(spec, method_cls, dataset_cls, profile, recipe, hparams, noise_seed)
+    return ResolvedRun(spec, method_cls, dataset_cls, profile, recipe, hparams, noise_seed, mapped)
 
 
 def noise_settings(run: ResolvedRun, label_sha: Optional[str] = None) -> dict[str, Any]:
@@ -144,6 +154,7 @@ def config_record(run: ResolvedRun, noise_sha: Optional[str], data_fingerprint: 
         "noise": noise_settings(run, noise_sha),
         "protocol": s.protocol, "profile": run.profile, "overrides": s.overrides,
         "recipe": run.recipe, "hparams": run.hparams,
+        "mapped_constants": {m.name: m.record() for m in run.mapped},
         # only when several processes train it, so a single-process config is unchanged
         **({"processes": s.processes, "sync_bn": s.sync_bn} if s.processes > 1 else {}),
         **({DATA_FINGERPRINT: data_fingerprint} if data_fingerprint else {}),

@@ -23,8 +23,11 @@ augmentation, optimiser, schedule, evaluation, checkpoints). The contract:
   (per-group lr scales), :meth:`backbones` (the modules of ``backbone_modules``),
   :meth:`on_epoch_start` / :meth:`on_epoch_end`, :meth:`epoch_indices`
   (a custom sampler), :meth:`extra_state` / :meth:`load_extra_state` (anything
-  besides the model that must survive a resume), and :meth:`on_train_end`
-  (artefacts for the run directory and numbers for ``result.json``).
+  besides the model that must survive a resume), :meth:`on_train_end`
+  (artefacts for the run directory and numbers for ``result.json``), and
+  :meth:`mechanism` / :meth:`mechanism_off` (what the method's mechanism is doing,
+  scored every epoch against the flipped set the method never sees, and which of
+  its parts stayed off: :mod:`fer_bench.methods.probes`).
 * Several processes (torchrun, :mod:`fer_bench.engine.distributed`): each rank's
   :meth:`training_step` sees its shard of the global batch, and ``ctx.world`` says
   which rank of how many it is. :meth:`shared_rows` names the per-sample memories
@@ -52,6 +55,7 @@ from torch import nn
 
 from ..engine.distributed import SINGLE, World
 from .hparams import HParam, check_values, declare, defaults
+from .probes import Probe
 
 
 @dataclass
@@ -217,7 +221,20 @@ class Method:
         """Write method artefacts into ``run_dir``; return numbers for ``result.json``."""
         return {}
 
+    def mechanism(self) -> dict[str, Probe]:
+        """What the method's mechanism is doing after an epoch, by name: numbers, and per-sample guesses,
+        scores or flags that the engine scores against the flipped set (:mod:`fer_bench.methods.probes`);
+        written to metrics.csv as ``mech_*`` columns. Per-sample state kept only for this must not change
+        what the method computes, and must be in :meth:`extra_state` so that a resumed run reports alike."""
+        return {}
+
+    def mechanism_off(self, last: dict[str, float]) -> list[str]:
+        """The parts of the method's mechanism that stayed off in this run, one sentence each, from its
+        settings and ``last``, the last epoch's mechanism columns (names without ``mech_``). Empty: all
+        engaged, or nothing to say. The run's summary, result.json and tables report them."""
+        return []
+
     # --- helpers for subclasses -------------------------------------------
     def backbone_kwargs(self) -> dict[str, Any]:
         r = self.ctx.recipe
-        return {"arch": r["arch"], "width": r["width"], "stem": r["stem"]}
+        return {"arch": r["arch"], "width": r["width"], "stem": r["stem"], "last_stride": r.get("last_stride", 2)}

@@ -46,6 +46,11 @@ from ..models import create_backbone
 from ..registry import register_method
 from .base import Batch, Method, StepOutput
 from .hparams import HParam, ascending_pair
+from .probes import Probe
+
+# The side of the class activation maps below which a horizontal flip is not a meaningful constraint: the
+# official ResNet-50 at 224 px works on 7x7 maps (results/synthfer/protocol/CRITERIA.md, E2).
+MIN_CAM_SIDE = 7
 
 
 class EACNet(nn.Module):
@@ -109,8 +114,23 @@ class EAC(Method):
             plain = x if batch.noiseless is None else batch.noiseless
             mirror = self._erase(torch.flip(plain, dims=[-1]), batch.gen)
         logits, fmap = self.model.forward_with_map(view)
+        self._cam_side = fmap.shape[-1]
         _, fmap_mirror = self.model.forward_with_map(mirror)
         weight = self.model.fc.weight
         consistency = flip_consistency(class_activation_maps(fmap, weight), class_activation_maps(fmap_mirror, weight))
         loss = F.cross_entropy(logits, batch.labels) + self.hp.lam * consistency
         return StepOutput(loss, logits, {"consistency": consistency.detach()})
+
+    def mechanism(self) -> dict[str, Probe]:
+        side = getattr(self, "_cam_side", None)
+        return {} if side is None else {"cam_side": side}
+
+    def mechanism_off(self, last: dict[str, float]) -> list[str]:
+        if self.hp.lam == 0:
+            return ["attention consistency off (lam = 0)"]
+        side = last.get("cam_side")
+        if side is not None and side < MIN_CAM_SIDE:
+            s = int(side)
+            return [f"class activation maps of {s}x{s} cells (under {MIN_CAM_SIDE}x{MIN_CAM_SIDE}): a horizontal "
+                    f"flip barely moves them, so the flip-consistency term is another, stronger regulariser"]
+        return []

@@ -20,10 +20,11 @@ The declaration says everything the suite needs to know about a hyper-parameter:
   allowed; ``check``, a function of the value that returns what is wrong with it (or ``None``),
   covers what a range or choices cannot say (see :func:`ascending_pair`);
 * its **help**, one line for ``fer-bench methods show``;
-* optionally its **unit** when it is a time constant or a schedule point: ``"epoch"`` (an epoch
-  number or a count of epochs), ``"step"`` (per optimisation step, such as an EMA momentum applied
-  every step) or ``"visit"`` (per visit of a sample, such as a per-sample memory's momentum).
-  Nothing reads it yet; it is where a shortened schedule will learn how to map the value.
+* optionally its **unit** when it is a time constant or a schedule point: ``"epoch"`` (a 1-based
+  epoch at which something starts), ``"epochs"`` (a number of epochs, such as a warm-up), ``"step"``
+  (per optimisation step, such as an EMA momentum applied every step) or ``"visit"`` (per visit of a
+  sample, such as a per-sample memory's momentum). A run on another schedule than the method's
+  official one maps the value by it (:mod:`fer_bench.engine.timescale`).
 
 A plain value (``hparams = {"smoothing": 0.1}``) is accepted too, so a plugin need not declare
 anything: it is an *undeclared* hyper-parameter whose overrides are checked only for the default's
@@ -46,7 +47,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 from ..errors import excerpt
 
 TYPES: tuple[type, ...] = (bool, int, float, str, list)
-UNITS: tuple[str, ...] = ("epoch", "step", "visit")
+UNITS: tuple[str, ...] = ("epoch", "epochs", "step", "visit")
 
 Bound = Optional[float]
 RangeSpec = Union[tuple[Bound, Bound], str]

@@ -38,9 +38,13 @@ from ..models import create_backbone
 from ..registry import register_method
 from .base import Batch, Method, StepOutput
 from .hparams import HParam
-from .relabel import relabel_
+from .probes import NoiseScore, Probe, SampleTrace
+from .relabel import official_start, relabel_, relabel_off, relabel_report
 
 EMBED_DIM = 64
+# The uncertainty separates flipped from unflipped images when its AUROC reaches this
+# (results/synthfer/protocol/CRITERIA.md, R1).
+MIN_AUROC = 0.6
 
 
 class UncertaintyHead(nn.Module):
@@ -120,6 +124,8 @@ class RUL(Method):
         super().__init__(ctx, hparams)
         self._epoch = 0
         self._relabelled = torch.zeros((), dtype=torch.long, device=ctx.device)
+        self._initial = ctx.train_labels.clone()
+        self._trace = SampleTrace(ctx.num_train, ctx.device, uncertainty=torch.float32)
 
     def build_model(self) -> nn.Module:
         return RULNet(create_backbone(**self.backbone_kwargs()), self.ctx.recipe["image_size"],
@@ -141,6 +147,7 @@ class RUL(Method):
 
     def training_step(self, batch: Batch) -> StepOutput:
         mu, u = self.model.embed(batch.images)
+        self._trace.write(batch.indices, uncertainty=u)
         if self.hp.pairs == "random":
             perm = torch.randperm(mu.shape[0], device=mu.device)
         else:
@@ -155,3 +162,28 @@ class RUL(Method):
 
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
         return {"relabelled": int(self._relabelled)} if self.hp.relabel else {}
+
+    def shared_rows(self) -> list[torch.Tensor]:
+        return [self.ctx.train_labels, *self._trace.rows()]
+
+    def extra_state(self) -> dict:
+        return {"trace": self._trace.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self._trace.load_state_dict(state.get("trace"))
+
+    def mechanism(self) -> dict[str, Probe]:
+        found: dict[str, Probe] = {"uncertainty": NoiseScore(self._trace["uncertainty"], valid=self._trace.seen())}
+        if self.hp.relabel:
+            found.update(relabel_report(self.ctx.train_labels, self._initial, self.hp.relabel_epoch, self.ctx.epochs))
+        return found
+
+    def mechanism_off(self, last: dict[str, float]) -> list[str]:
+        off = []
+        separation = last.get("uncertainty_auroc")
+        if separation is not None and separation < MIN_AUROC:
+            off.append(f"its uncertainty does not single out the flipped labels (AUROC {separation:.2f} between "
+                       f"flipped and unflipped training images; {MIN_AUROC} or more counts as separating)")
+        if self.hp.relabel:
+            off += relabel_off(last, self.hp.relabel_epoch, self.ctx.epochs, official_start(type(self)))
+        return off

@@ -58,13 +58,18 @@ class ResNetBackbone(nn.Module):
         stem: ``imagenet`` (7x7/2 conv + max-pool: /4) for 100-224 px faces, or
             ``small`` (3x3/2 conv, no pool: /2) for 32-64 px images, where the
             ImageNet stem would leave a 2x2 map at the last stage.
+        last_stride: the stride of ``layer4`` (2, the standard ResNet; 1 keeps the last map as large as
+            ``layer3``'s, for small inputs where class activation maps would otherwise be 3x3). It changes
+            no parameter's shape, so any checkpoint of the same arch, width and stem loads.
 
     ``forward`` returns the last feature map ``(B, out_channels, h, w)``; use
     :meth:`pool` for the pooled ``(B, out_channels)`` feature.
     """
 
-    def __init__(self, arch: str = "resnet18", width: int = 64, stem: Stem = "imagenet") -> None:
+    def __init__(self, arch: str = "resnet18", width: int = 64, stem: Stem = "imagenet", last_stride: int = 2) -> None:
         super().__init__()
+        if last_stride not in (1, 2):
+            raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
         if arch not in DEPTHS:
             raise ValueError(f"unknown arch {arch!r}; known: {', '.join(DEPTHS)}")
         if stem not in ("imagenet", "small"):
@@ -84,7 +89,7 @@ class ResNetBackbone(nn.Module):
         self.layer1 = self._make_layer(block, width, depths[0], stride=1)
         self.layer2 = self._make_layer(block, width * 2, depths[1], stride=2)
         self.layer3 = self._make_layer(block, width * 4, depths[2], stride=2)
-        self.layer4 = self._make_layer(block, width * 8, depths[3], stride=2)
+        self.layer4 = self._make_layer(block, width * 8, depths[3], stride=last_stride)
         self.out_channels = width * 8 * block.expansion
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -117,6 +122,7 @@ class ResNetBackbone(nn.Module):
         return torch.flatten(nn.functional.adaptive_avg_pool2d(feature_map, 1), 1)
 
 
-def create_backbone(arch: str = "resnet18", width: int = 64, stem: Stem = "imagenet") -> ResNetBackbone:
+def create_backbone(arch: str = "resnet18", width: int = 64, stem: Stem = "imagenet",
+                    last_stride: int = 2) -> ResNetBackbone:
     """Build a randomly initialised backbone (pretrained loading is a separate step)."""
-    return ResNetBackbone(arch, width, stem)
+    return ResNetBackbone(arch, width, stem, last_stride)

@@ -14,6 +14,8 @@ Schema history:
   time to :data:`SCHEMA_0_NAMED_AGAINST`.
 * 1: ``schema_version``; every recipe key; ``default_profile`` is the dataset's default profile
   when the run was made, which its name leaves out (:meth:`fer_bench.runs.RunId.from_config`).
+* 2: the recipe keys ``time_constants``, ``last_stride`` and ``heatmap_stride``
+  (:data:`SCHEMA_1_RECIPE`: what the code did before them), and ``mapped_constants``.
 """
 
 from __future__ import annotations
@@ -24,17 +26,21 @@ from typing import Any
 
 from .errors import RunError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # A fingerprint of the images (and clean labels) a run read. A record may lack it (older runs), so it is
 # compared on its own where both configs have it, never through the hash.
 DATA_FINGERPRINT = "data_fingerprint"
 # Recorded, but not who the run is: where the data lies, the hash itself, what the run's name is made
 # against, the record's schema and what the images were.
-NOT_IDENTITY = ("root", "config_hash", "default_profile", "schema_version", DATA_FINGERPRINT)
+# ``mapped_constants`` describes how hyper-parameters the config records (and hashes) came about.
+NOT_IDENTITY = ("root", "config_hash", "default_profile", "schema_version", DATA_FINGERPRINT, "mapped_constants")
 
 # The value of each recipe key a schema-0 record may lack that reproduces what the code did without it.
 SCHEMA_0_RECIPE: dict[str, Any] = {"normalize": "imagenet", "aug_noise": 0.0, "aug_noise_var": 30.0,
                                    "aug_flip_or_noise": False, "val_split": 0.0}
+# The recipe keys schema 2 added, as the code ran before them: constants as declared, the standard last stage,
+# heatmaps a quarter of the input.
+SCHEMA_1_RECIPE: dict[str, Any] = {"time_constants": "fixed", "last_stride": 2, "heatmap_stride": 4}
 # The built-in datasets' default profiles that schema-0 run names leave out. A plugin dataset's record says
 # its own (``default_profile``), or, lacking it, nothing: its name then carries its profile.
 SCHEMA_0_NAMED_AGAINST = {"synthfer": "cpu-face", "rafdb": "paper", "ferplus": "paper", "affectnet": "paper"}
@@ -50,13 +56,17 @@ def migrate(config: dict[str, Any]) -> dict[str, Any]:
         return config
     config = dict(config)
     recipe = config.get("recipe")
+    if version == 0:
+        if isinstance(recipe, dict):
+            filled = {**SCHEMA_0_RECIPE, **recipe}
+            if "pretrained_kind" not in recipe and recipe.get("pretrained", "none") == "none":
+                filled["pretrained_kind"] = "none"
+            recipe = filled
+        dataset = str(config.get("dataset", "")).lower()
+        config["default_profile"] = SCHEMA_0_NAMED_AGAINST.get(dataset, config.get("default_profile", ""))
     if isinstance(recipe, dict):
-        filled = {**SCHEMA_0_RECIPE, **recipe}
-        if "pretrained_kind" not in recipe and recipe.get("pretrained", "none") == "none":
-            filled["pretrained_kind"] = "none"
-        config["recipe"] = filled
-    dataset = str(config.get("dataset", "")).lower()
-    config["default_profile"] = SCHEMA_0_NAMED_AGAINST.get(dataset, config.get("default_profile", ""))
+        config["recipe"] = {**SCHEMA_1_RECIPE, **recipe}
+    config.setdefault("mapped_constants", {})
     config["schema_version"] = SCHEMA_VERSION
     return config
 

@@ -147,6 +147,8 @@ class LabelDistributionEstimator(nn.Module):
         for score, feats in ((self.score_u, u), (self.score_v, v)):
             neighbours = topk_neighbours(feats, self.k)
             estimates.append(aggregate(score.pair_scores(feats, neighbours).float(), neighbours, probs))
+        # The two spaces' estimates, for the mechanism diagnostics (read after the step, never trained through).
+        self.last_estimates = (estimates[0].detach(), estimates[1].detach())
         return 0.5 * (estimates[0] + estimates[1])
 
 

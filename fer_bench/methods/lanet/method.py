@@ -94,12 +94,22 @@ from ...landmarks import HEATMAP_CONVENTIONS, heatmap_size
 from ...registry import register_method
 from ..base import Batch, Method, MethodContext, StepOutput
 from ..hparams import HParam
+from ..probes import LabelGuess, Probe, SampleTrace
 from .contrastive import KeyQueue, MomentumEncoder, ProjectionHeads, pseudo_labels
 from .landmark_loss import landmark_loss, landmark_points
 from .lde import LabelDistributionEstimator, LabelDistributionMemory
 from .model import LandmarkResNet
 
 DISTRIBUTION_FILE = "label_distributions.csv"
+
+# When a run's mechanism counts as off (results/synthfer/protocol/CRITERIA.md, L1-L4): the memory corrects
+# when it peaks at the clean label for more than half of the flipped images whose neighbours agree on it; the
+# contrastive half engages when fewer than half of the samples are below delta at the end; the start is
+# forgotten when under 1% of the initial one-hot label is left; heatmaps resolve landmarks from 28x28 cells.
+MIN_CORRECTED = 0.5
+MAX_BELOW_DELTA = 0.5
+MAX_START_MASS = 0.01
+MIN_HEATMAP_SIDE = 28
 
 
 class LANetModel(nn.Module):
@@ -108,9 +118,10 @@ class LANetModel(nn.Module):
     ``forward`` is inference only (expression branch and classifier).
     """
 
-    def __init__(self, arch: str, width: int, stem: str, num_classes: int, num_landmarks: int, k: int) -> None:
+    def __init__(self, arch: str, width: int, stem: str, num_classes: int, num_landmarks: int, k: int,
+                 last_stride: int = 2) -> None:
         super().__init__()
-        self.encoder = LandmarkResNet(arch, width, stem, num_classes, num_landmarks)
+        self.encoder = LandmarkResNet(arch, width, stem, num_classes, num_landmarks, last_stride)
         dims = (self.encoder.expr_dim, self.encoder.landmark_dim)
         self.lde = LabelDistributionEstimator(*dims, k)
         self.heads = ProjectionHeads(*dims, embed_dim=self.encoder.landmark_dim)
@@ -159,6 +170,11 @@ class LANet(Method):
         super().__init__(ctx, hparams)
         self.memory = LabelDistributionMemory(ctx.train_labels, ctx.num_classes, self.hp.omega)
         self.queue = KeyQueue(self.hp.queue_size, self.model.encoder.landmark_dim, ctx.device)
+        # Each sample's neighbour estimates at its last visit (their peaks) and the weight its initial one-hot
+        # label still has in the memory (omega per visit): only for the mechanism diagnostics.
+        self._trace = SampleTrace(ctx.num_train, ctx.device, expression=torch.long, landmark=torch.long,
+                                  neighbours=torch.long, start_weight=torch.float32)
+        self._trace["start_weight"].fill_(1.0)
 
     def check_hparams(self, hparams: dict[str, Any]) -> None:
         super().check_hparams(hparams)
@@ -187,11 +203,13 @@ class LANet(Method):
 
         u, v, merged = model.encoder.features(images)
         logits = model.encoder.fc(u)
-        heatmaps = model.encoder.fpn.heatmaps(merged, heatmap_size(size))
+        heatmaps = model.encoder.fpn.heatmaps(merged, heatmap_size(size, self.ctx.recipe.get("heatmap_stride", 4)))
 
         # Label distribution estimation (.lde).
-        target = self.memory.target(batch.indices, self._estimate(u, v, logits))
+        estimate = self._estimate(u, v, logits)
+        target = self.memory.target(batch.indices, estimate)
         self.memory.update_(batch.indices, target)
+        self._trace_step(batch.indices, estimate)
         log_p = F.log_softmax(logits.float(), dim=1)
         ce = F.nll_loss(log_p, batch.labels)
         kl = F.kl_div(log_p, target, reduction="batchmean")
@@ -228,17 +246,69 @@ class LANet(Method):
             return torch.cat([every[:mine.start], t, every[mine.stop:]])
 
         q = self.model.lde(gathered(u), gathered(v), gathered(logits), 1)
+        self._own_estimates = tuple(e[mine] for e in self.model.lde.last_estimates)
         return q[mine]
 
+    def _trace_step(self, indices: torch.Tensor, estimate: torch.Tensor) -> None:
+        per_space = self._own_estimates if self.ctx.world.distributed else self.model.lde.last_estimates
+        weight = self._trace["start_weight"][indices] * self.hp.omega
+        self._trace.write(indices, expression=per_space[0].argmax(1), landmark=per_space[1].argmax(1),
+                          neighbours=estimate.detach().argmax(1), start_weight=weight)
+
+    def heatmap_side(self) -> int:
+        """The side of the landmark heatmaps this run learns."""
+        return heatmap_size(self.ctx.recipe["image_size"], self.ctx.recipe.get("heatmap_stride", 4))
+
+    def mechanism(self) -> dict[str, Probe]:
+        seen, table = self._trace.seen(), self.memory.table
+        peak = table.max(1).values
+        return {
+            "memory": LabelGuess(table.argmax(1), among="neighbours"),
+            "neighbours": LabelGuess(self._trace["neighbours"], valid=seen),
+            "expression_neighbours": LabelGuess(self._trace["expression"], valid=seen),
+            "landmark_neighbours": LabelGuess(self._trace["landmark"], valid=seen),
+            "below_delta": float((peak < self.hp.delta).float().mean()),
+            "memory_peak": float(peak.mean()),
+            "start_mass": float(self._trace["start_weight"].mean()),
+            "heatmap_side": self.heatmap_side(),
+        }
+
+    def mechanism_off(self, last: dict[str, float]) -> list[str]:
+        hp, off = self.hp, []
+        if hp.alpha == 0:
+            off.append("label distribution learning off (alpha = 0): the estimated distributions train nothing")
+        if hp.beta == 0:
+            off.append("expression-landmark contrastive loss off (beta = 0)")
+        if hp.lam == 0:
+            off.append("landmark heatmap loss off (lam = 0)")
+        below = last.get("below_delta")
+        if hp.beta > 0 and below is not None and below >= MAX_BELOW_DELTA:
+            off.append(f"contrastive half barely engaged: {below:.0%} of the samples are below delta = {hp.delta:g} "
+                       f"at the end, each its own class")
+        corrected = last.get("memory_clean_among_neighbours")
+        if hp.alpha > 0 and corrected is not None and corrected <= MIN_CORRECTED:
+            off.append(f"the label memory does not correct: it peaks at the clean label for {corrected:.0%} of the "
+                       f"flipped images whose neighbours agree on it")
+        left = last.get("start_mass")
+        if left is not None and left >= MAX_START_MASS:
+            off.append(f"the noisy start is not forgotten: {left:.1%} of each initial one-hot label is left in the "
+                       f"memory at the end (the official schedule leaves under 0.1%)")
+        side = self.heatmap_side()
+        if hp.lam > 0 and side < MIN_HEATMAP_SIDE:
+            off.append(f"landmark heatmaps of {side}x{side} cells (under {MIN_HEATMAP_SIDE}x{MIN_HEATMAP_SIDE}): an "
+                       f"expression moves a landmark by less than about a cell")
+        return off
+
     def shared_rows(self) -> list[torch.Tensor]:
-        return [self.ctx.train_labels, self.memory.table]
+        return [self.ctx.train_labels, self.memory.table, *self._trace.rows()]
 
     def extra_state(self) -> dict[str, Any]:
-        return {"memory": self.memory.table.cpu(), "queue": self.queue.state_dict()}
+        return {"memory": self.memory.table.cpu(), "queue": self.queue.state_dict(), "trace": self._trace.state_dict()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.memory.table.copy_(state["memory"])
         self.queue.load_state_dict(state["queue"])
+        self._trace.load_state_dict(state.get("trace"))
 
     def label_distributions(self) -> torch.Tensor:
         """The memory D: LA-Net's current label distribution of every training sample ``(N, C)``."""

@@ -20,10 +20,10 @@ Choices where the official code assumes 224 px and the ImageNet stem:
 * Upsampling goes to the size of the next lateral map rather than by a fixed
   factor 2, so odd map sizes (e.g. 3 -> 5 at 40 px) work; at 224 px it is the
   same x2 resampling.
-* Heatmaps are a quarter of the input size (:mod:`fer_bench.landmarks.heatmaps`). M has F1's size,
-  which is that quarter with the ImageNet stem (56 at 224 px) but half the input
-  with the CPU profile's small stem (24 at 48 px); M is then average-pooled to
-  the heatmap size before the head. ``v`` is pooled from M itself.
+* Heatmaps are the input size divided by the recipe's ``heatmap_stride`` (4 by default, a quarter,
+  :mod:`fer_bench.landmarks.heatmaps`). M has F1's size, which is that quarter with the ImageNet stem
+  (56 at 224 px) but half the input with the CPU profiles' small stem (24 at 48 px); M is then
+  average-pooled (or upsampled) to the heatmap size before the head. ``v`` is pooled from M itself.
 """
 
 from __future__ import annotations
@@ -78,10 +78,11 @@ class LandmarkResNet(nn.Module):
         fc: the expression classifier.
     """
 
-    def __init__(self, arch: str, width: int, stem: str, num_classes: int, num_landmarks: int) -> None:
+    def __init__(self, arch: str, width: int, stem: str, num_classes: int, num_landmarks: int,
+                 last_stride: int = 2) -> None:
         super().__init__()
-        self.backbone = ResNetBackbone(arch, width, stem)
-        self.landmark = share_stem(ResNetBackbone(arch, width, stem), self.backbone)
+        self.backbone = ResNetBackbone(arch, width, stem, last_stride)
+        self.landmark = share_stem(ResNetBackbone(arch, width, stem, last_stride), self.backbone)
         c1 = self.backbone.out_channels // 8  # layer1's output: 64 * expansion at width 64
         self.fpn = LandmarkFPN((c1, 2 * c1, 4 * c1, 8 * c1), num_landmarks)
         self.fc = nn.Linear(self.backbone.out_channels, num_classes)

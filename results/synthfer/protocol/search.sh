@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The profile search of CRITERIA.md: each candidate trains the five methods at symmetric and asymmetric 30%
+# noise and the Baseline on clean labels, seed 0, one thread per run, two runs at a time. Resumable: run it
+# again and finished runs are skipped. Run from the repository root; the runs go to $RUNS/<candidate>/
+# (default results/synthfer/protocol/runs; .gitignore keeps checkpoints and label files out).
+# Usage: search.sh [CANDIDATE...]   (default: every candidate below, in order)
+set -euo pipefail
+RUNS="${RUNS:-results/synthfer/protocol/runs}"
+export FER_BENCH_THREADS=1
+
+# name: the --set options that make it, on top of cpu-face (the papers' setting: the synthfer-id backbone)
+declare -A CANDIDATE=(
+    # today's profile as it is (its constants as declared), for the diagnostics beside the candidates
+    [cpu-face]=""
+    # 56 px, the last stage at stride 1 (7x7 class activation maps), heatmaps at stride 2 (28x28), constants mapped
+    [face56]="--set image_size=56 --set last_stride=1 --set heatmap_stride=2 --set time_constants=mapped"
+)
+ORDER=(face56 cpu-face)
+
+for name in "${@:-${ORDER[@]}}"; do
+    [ -n "${CANDIDATE[$name]+x}" ] || { echo "unknown candidate $name; known: ${!CANDIDATE[*]}" >&2; exit 2; }
+    # shellcheck disable=SC2086
+    fer-bench sweep --methods baseline,scn,rul,eac,lanet --datasets synthfer --noise sym,asym --rates 0.3 \
+        --seeds 0 --profile cpu-face ${CANDIDATE[$name]} --jobs 2 --out "$RUNS/$name" --quiet || true
+    # shellcheck disable=SC2086
+    fer-bench sweep --methods baseline --datasets synthfer --noise sym --rates 0.3 --clean \
+        --seeds 0 --profile cpu-face ${CANDIDATE[$name]} --jobs 2 --out "$RUNS/$name" --quiet || true
+done
