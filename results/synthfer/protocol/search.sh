@@ -5,7 +5,15 @@
 # (default results/synthfer/protocol/runs; .gitignore keeps checkpoints and label files out).
 # Usage: search.sh [CANDIDATE...]   (default: every candidate below, in order)
 set -euo pipefail
-RUNS="${RUNS:-results/synthfer/protocol/runs}"
+# FER_BENCH_CODE: run a snapshot of the code (a copy of fer_bench/ in that directory) instead of the checkout,
+# so that editing the checkout while the search runs for hours cannot change what its later runs compute.
+RUNS="$(realpath -m "${RUNS:-results/synthfer/protocol/runs}")"
+if [ -n "${FER_BENCH_CODE:-}" ]; then
+    export PYTHONPATH="$FER_BENCH_CODE${PYTHONPATH:+:$PYTHONPATH}"
+    export FER_BENCH_DATA="${FER_BENCH_DATA:-$PWD/datasets}"  # the checkout's data, not the snapshot's
+    cd "$FER_BENCH_CODE"  # python -m puts the working directory first on the import path
+fi
+fer_bench() { python -m fer_bench.cli "$@"; }
 export FER_BENCH_THREADS=1
 
 # name: the --set options that make it, on top of cpu-face (the papers' setting: the synthfer-id backbone)
@@ -20,9 +28,9 @@ ORDER=(face56 cpu-face)
 for name in "${@:-${ORDER[@]}}"; do
     [ -n "${CANDIDATE[$name]+x}" ] || { echo "unknown candidate $name; known: ${!CANDIDATE[*]}" >&2; exit 2; }
     # shellcheck disable=SC2086
-    fer-bench sweep --methods baseline,scn,rul,eac,lanet --datasets synthfer --noise sym,asym --rates 0.3 \
+    fer_bench sweep --methods baseline,scn,rul,eac,lanet --datasets synthfer --noise sym,asym --rates 0.3 \
         --seeds 0 --profile cpu-face ${CANDIDATE[$name]} --jobs 2 --out "$RUNS/$name" --quiet || true
     # shellcheck disable=SC2086
-    fer-bench sweep --methods baseline --datasets synthfer --noise sym --rates 0.3 --clean \
+    fer_bench sweep --methods baseline --datasets synthfer --noise sym --rates 0.3 --clean \
         --seeds 0 --profile cpu-face ${CANDIDATE[$name]} --jobs 2 --out "$RUNS/$name" --quiet || true
 done
