@@ -78,7 +78,7 @@ def test_migrate_names_a_schema_0_record_as_its_directory_is_named(monkeypatch: 
     """Schema-0 names leave out the built-in datasets' default profiles of when schema 1 began (synthfer's
     cpu-face), whatever the record says its default was; no later change of a default renames a run."""
     from fer_bench.datasets.synthfer.loader import SynthFER
-    from fer_bench.runs import RunError, RunId, migrate
+    from fer_bench.runs import SCHEMA_VERSION, RunError, RunId, migrate
 
     committed = Path(__file__).resolve().parent.parent / "results" / "synthfer"
     scratch = committed / "runs" / "synthfer" / "sym-0.3" / "lanet+profile=cpu" / "seed0"
@@ -87,7 +87,7 @@ def test_migrate_names_a_schema_0_record_as_its_directory_is_named(monkeypatch: 
         config = json.loads((run_dir / "config.json").read_text())
         assert "schema_version" not in config and config.get("default_profile") == recorded_default
         migrated = migrate(config)
-        assert migrated["schema_version"] == 1 and migrated["default_profile"] == "cpu-face"
+        assert migrated["schema_version"] == SCHEMA_VERSION and migrated["default_profile"] == "cpu-face"
         assert migrated["recipe"]["val_split"] == config["recipe"].get("val_split", 0.0)  # the scratch runs': 0
         assert migrate(migrated) is migrated
         assert RunId.from_config(config).name().parts == run_dir.parts[-4:]

@@ -220,6 +220,20 @@ def plot_memorisation(results: Optional[str], dataset: Optional[str], methods: t
     _saved(memorisation_figure(data), out)
 
 
+@plot.command("mechanisms")
+@click.option("--results", type=click.Path(), help="Runs root to read (default: results/runs).")
+@click.option("--dataset", help="Only this dataset's runs (as in the results table, e.g. synthfer).")
+@click.option("--methods", default="", callback=csv_list(str), metavar="A,B,...",
+              help="Only these methods or variants (default: all).")
+@figure_out_option
+def plot_mechanisms(results: Optional[str], dataset: Optional[str], methods: tuple[str, ...], out: str) -> None:
+    """Each method's mechanism diagnostics per epoch (its mech_* columns), scored against the flipped labels."""
+    from ..report.plots import load_runs, mechanisms_data, mechanisms_figure
+
+    data = mechanisms_data(load_runs(_results_dir(results)), dataset, methods)
+    _saved(mechanisms_figure(data), out)
+
+
 @plot.command("grid")
 @plot_stat_options
 @click.option("--method", required=True, help="The method whose --set KEY=VALUE variants form the grid.")

@@ -9,7 +9,6 @@ from typing import Any, Sequence
 from .hparams import HParam
 
 
-
 def value_text(value: Any) -> str:
     """A value as ``--set`` takes it: ``true``, ``none``, ``0.001``, ``[0.02, 0.25]``, ``adam``."""
     if isinstance(value, bool) or value is None:
@@ -93,11 +92,20 @@ def method_card(name: str) -> str:
                 text = f"as --profile {earlier}, and {_changes(before, recipe)}"
                 break
         shown[profile] = recipe
-        lines += _wrapped(f"--profile {profile}: ", text)
+        lines += _wrapped(f"--profile {profile}: ", text + _mapped_text(cls, "official", profile))
     unified, unified_hp = recipes.layered(cls.recipe, cls.hparams, "unified", "paper")
     changed_hp = _changes(official_hp, unified_hp)
     lines += _wrapped("--protocol unified: ", _changes(official, unified)
-                      + ("" if changed_hp == "nothing" else f"; hyper-parameters {changed_hp}"))
+                      + ("" if changed_hp == "nothing" else f"; hyper-parameters {changed_hp}")
+                      + _mapped_text(cls, "unified", "paper"))
     lines.append("(synthfer's default profile is cpu-face, the real datasets' paper; a dataset also sets val_split; "
                  "pretrained_kind and normalize 'auto' follow the weights)")
     return "\n".join(lines)
+
+
+def _mapped_text(cls: type, protocol: str, profile: str) -> str:
+    """``; time constants mapped: omega 0.9 -> 0.57 (per visit)`` where the schedule maps any."""
+    from ..engine import recipe as recipes
+
+    mapped = recipes.resolve_mapped(cls.recipe, cls.hparams, protocol, profile, {})[2]
+    return "; time constants mapped: " + ", ".join(m.describe() for m in mapped) if mapped else ""

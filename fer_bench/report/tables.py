@@ -193,6 +193,13 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
             f"the number of seeds in parentheses{noise_seeds}. Profile {profiles}, protocol {protocols}.")
     if "unavailable" in agg and (agg["unavailable"] > 0).any():
         text += " n/a: a run of the entry has no noisy validation split, so the statistic is unavailable."
+    off = agg[agg["mechanism_off"] > 0] if "mechanism_off" in agg else agg.iloc[:0]
+    if not off.empty:
+        counts = agg.groupby("variant", sort=False)[["mechanism_off", "n"]].sum()
+        parts = [f"{method_title(v)} in {int(counts.loc[v, 'mechanism_off'])} of {int(counts.loc[v, 'n'])} runs"
+                 for v in variant_order(list(off["variant"].unique()))]
+        text += (f" Mechanism off (part of the method's mechanism did not engage; each run's summary and "
+                 f"result.json say which): {', '.join(parts)}.")
     if compared:
         text += (" Paper: LA-Net's Table 1 (symmetric) and supplementary Table 1 (asymmetric), ResNet-18 "
                  "pretrained on MS-Celeb-1M; Δ = ours − paper.")

@@ -32,7 +32,7 @@ METRICS = ("acc", "mean_class_acc")
 # runs apart (protocol, profile, overrides), named as in the run directory.
 GROUP = ["dataset", "noise", "rate", "setting", "method", "variant"]
 COLUMNS = GROUP + ["is_default", "run_variant", "protocol", "profile", "seed", "noise_seed", "epochs",
-                   "realised_rate", "train_seconds", "run_dir", "record"] + [f"{m}_{s}" for m in METRICS for s in STATS]
+                   "realised_rate", "train_seconds", "mechanism_off", "run_dir", "record"] + [f"{m}_{s}" for m in METRICS for s in STATS]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,8 @@ class RunRecord:
             "protocol": self.config.get("protocol", "official"), "profile": self.config.get("profile"),
             "seed": self.id.seed, "noise_seed": noise.get("noise_seed"), "epochs": self.result["epochs"],
             "realised_rate": self.realised_rate, "train_seconds": self.result.get("train_seconds"),
+            # what of the method's mechanism stayed off (fer_bench.engine.mechanism); older records say nothing
+            "mechanism_off": tuple(self.result.get("mechanism_off") or ()),
             "run_dir": str(self.dir.path), "record": self,
         }
         for metric in METRICS:

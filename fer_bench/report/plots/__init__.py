@@ -17,6 +17,8 @@ The figures:
   with a ±std band over seeds.
 * :func:`memorisation_figure` (:mod:`.memorisation`): per noise setting, the
   flipped training images' memorised and corrected shares over the epochs.
+* :func:`mechanisms_figure` (:mod:`.mechanisms`): per noise setting, each method's mechanism
+  diagnostics (the ``mech_*`` columns: its label memory, selections, uncertainty...) over the epochs.
 * :func:`grid_figure` (:mod:`.grid`): a method's grid search (LA-Net's supplementary Fig. 1):
   accuracy vs each hyper-parameter that varies among the method's runs, one
   line per noise setting; the run without the override is the default point.
@@ -38,12 +40,13 @@ from .gallery import (AMBIGUOUS_BELOW, DISTRIBUTION_FILE, GalleryData, gallery_d
                       select_images)
 from .grid import grid_data, grid_figure
 from .matrices import confusion_data, confusion_figure, transition_data, transition_figure, transition_title
+from .mechanisms import mechanisms_data, mechanisms_figure
 from .memorisation import MEMORISATION_LINES, memorisation_data, memorisation_figure
 
 __all__ = [
     "AMBIGUOUS_BELOW", "DISTRIBUTION_FILE", "FIGURE_FORMATS", "METRIC_TEXT", "MEMORISATION_LINES", "STAT_TEXT",
     "STYLE", "GalleryData", "ambiguity_figure", "confusion_data", "confusion_figure", "curves_data",
     "curves_figure", "figure_paths", "gallery_data", "gallery_figure", "grid_data", "grid_figure",
-    "human_distribution", "load_runs", "memorisation_data", "memorisation_figure", "run_title",
+    "human_distribution", "load_runs", "mechanisms_data", "mechanisms_figure", "memorisation_data", "memorisation_figure", "run_title",
     "save", "select_images", "transition_data", "transition_figure", "transition_title",
 ]

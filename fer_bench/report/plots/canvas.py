@@ -107,9 +107,9 @@ def n_text(ns: Sequence[int]) -> str:
     return f"n={lo}" if lo == hi else f"n={lo}–{hi}"
 
 
-def panel_grid(n: int, width: float, height: float) -> tuple[Figure, np.ndarray, int]:
-    """Up to three panels a row, sharing the y axis; unused cells hidden. Returns the column count too."""
-    cols = min(n, 3)
+def panel_grid(n: int, width: float, height: float, cols: int = 3) -> tuple[Figure, np.ndarray, int]:
+    """Up to ``cols`` panels a row, sharing the y axis; unused cells hidden. Returns the column count too."""
+    cols = min(n, cols)
     rows = math.ceil(n / cols)
     fig = new_figure(width * cols + 0.4, height * rows + 0.75)
     axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
