@@ -11,7 +11,7 @@ missing image...) ends with exit code 2 and one line naming the culprit; set
 
 * :mod:`.training`: ``run``, ``pretrain``, ``sweep``, ``eval``, ``export`` (and :func:`run_summary`,
   what ``run`` says about a finished run).
-* :mod:`.report`: ``table``, ``userstudy``, ``plot ...``.
+* :mod:`.report`: ``table``, ``userstudy``, ``plot ...``, ``report``.
 * :mod:`.inputs`: ``methods ...``, ``data ...``, ``noise ...``, ``landmarks ...``.
 * :mod:`.benchmark`: ``bench``.
 
@@ -29,7 +29,7 @@ from .. import threads
 from .common import USER_ERRORS, Group, UserError, config_option, plugin_option
 from .benchmark import bench
 from .inputs import data, landmarks, methods, noise
-from .report import plot, table, userstudy
+from .report import plot, report, table, userstudy
 from .training import eval_, export, pretrain, run, run_summary, sweep, training_options
 
 __all__ = ["main", "run_summary", "Group", "UserError", "USER_ERRORS", "plugin_option", "config_option",
@@ -43,6 +43,7 @@ def main() -> None:
     threads.apply_environment()  # a malformed FER_BENCH_THREADS is a user error (exit 2), before any command
 
 
-for _command in (run, pretrain, sweep, eval_, export, table, userstudy, methods, data, noise, plot, landmarks, bench):
+for _command in (run, pretrain, sweep, eval_, export, table, userstudy, report, methods, data, noise, plot, landmarks,
+                 bench):
     main.add_command(_command)
 del _command

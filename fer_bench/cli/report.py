@@ -5,6 +5,7 @@
 * ``fer-bench userstudy``: how close label descriptors come to the human votes.
 * ``fer-bench plot ...``: the figures (curves, memorisation, grid, gallery, confusion,
   transition, ambiguity), each written as OUT.png and OUT.pdf.
+* ``fer-bench report``: all of it as one static HTML site to browse (:mod:`fer_bench.report.html`).
 
 The reading, aggregating and drawing is :mod:`fer_bench.report`'s, imported when a command runs.
 """
@@ -305,3 +306,50 @@ def plot_ambiguity(sources: tuple[str, ...], out: str) -> None:
 
     _saved(ambiguity_figure([transition_data(Path(s)) for s in sources]), out)
 
+
+
+# --- the HTML report ------------------------------------------------------------
+
+def _stats_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    stats = tuple(dict.fromkeys(s.strip() for s in value.split(",") if s.strip()))
+    unknown = [s for s in stats if s not in STATS]
+    if unknown or not stats:
+        raise click.BadParameter(f"{','.join(unknown) or 'none given'}: choose from {', '.join(STATS)}")
+    return stats
+
+
+@click.command("report")
+@plugin_option
+@results_option
+@click.option("--out", type=click.Path(), help="Directory of the site: index.html and its assets "
+                                               "(default: report/ beside the runs root, e.g. results/report).")
+@click.option("--stat", "stats", default=",".join(STATS), show_default=True, callback=_stats_list, metavar="S,S,...",
+              help="The statistics the page switches between (last, best, last5, val); the first is shown first.")
+@methods_option
+@significance_options
+@click.option("--userstudy/--no-userstudy", default=True, show_default=True,
+              help="Measure the user study (as fer-bench userstudy: needs the runs' dataset, and their checkpoints "
+                   "where no userstudy.json is cached); where it cannot be measured, the page says why.")
+@click.option("--device", default="auto", show_default=True, help="Device of the user study's measurements.")
+@click.option("--title", help="The report's title (default: the results directory as given).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def report(results: Optional[str], out: Optional[str], stats: tuple[str, ...], methods: tuple[str, ...],
+           significance: str, alpha: float, userstudy: bool, device: str, title: Optional[str], quiet: bool) -> None:
+    """A static HTML site of a results tree: tables, figures, a panel per run, compare.
+
+    It opens from file:// with no network (no CDN, no server) and can be published as it is. Runs that
+    cannot be read are listed in it and named here, with exit code 2; the rest is still reported.
+    """
+    from ..report.html import build_report
+    from .common import UserError
+
+    root = _runs_root(results)
+    target = Path(out) if out else root.parent / "report"
+    made = build_report(root, target, stats, methods, _alpha(significance, alpha), userstudy, device,
+                        progress=not quiet, title=title)
+    click.echo(made.summary())
+    if made.bad:
+        named = "\n".join(f"  {b.path}: {b.problem}" for b in made.bad)
+        raise UserError(f"{len(made.bad)} run director{'y' if len(made.bad) == 1 else 'ies'} under {root} could not "
+                        f"be read and {'is' if len(made.bad) == 1 else 'are'} left out (the rest is in "
+                        f"{made.index}):\n{named}")
