@@ -350,3 +350,23 @@ def test_set_values_read_back_as_the_same_values() -> None:
 
     for value in (0.001, 2, True, False, None, [1.0, 1.0], [], "cosine", "0.5", "true", "a b", 1e-05):
         assert parse_value(set_value(value)) == value, value
+
+
+def test_the_mechanism_diagnostics_are_drawn_from_the_runs(tiny_synth: Path, tmp_path: Path, browser: Any) -> None:
+    import fer_bench.engine.run as engine
+    from fer_bench.report.html import build_report
+    from fer_bench.report.plots import load_runs, mechanisms_data
+    from tests.conftest import tiny_spec
+
+    runs = tmp_path / "runs"
+    engine.main(tiny_spec(tiny_synth, runs, method="scn", noise="sym", rate=0.4))
+    build_report(runs, tmp_path / "site", progress=False, userstudy=False)
+    data = json.loads((tmp_path / "site" / "assets" / "data.js").read_text().split("=", 1)[1].rstrip().rstrip(";"))
+    panels = {p["title"].split(" · ")[1]: p for p in data["mechanisms"]["panels"]}
+    expected = mechanisms_data(load_runs(runs))
+    recall = expected[expected["column"] == "mech_low_importance_recall"].sort_values("epoch")["value"].tolist()
+    line = next(l for l in panels["low importance"]["lines"] if l["title"].endswith("recall of flipped"))
+    assert [p["y"] for p in line["points"]] == pytest.approx(recall, abs=1e-4)
+    browser.get((tmp_path / "site" / "index.html").as_uri() + "#figures")
+    _wait(browser, "return document.querySelectorAll('#fig-mechanisms svg').length > 0")
+    assert chromium.console_errors(browser) == []

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..plots.canvas import METRIC_TEXT, STAT_TEXT
 from ..plots.curves import curves_data
+from ..plots.mechanisms import mechanisms_data
 from ..plots.memorisation import MEMORISATION_LINES, memorisation_data
 from ..style import (LINESTYLES, _PALETTE, block_title, method_color, method_of, method_title, noise_title,
                      profile_name, setting_key, shared_profile, variant_order)
@@ -139,3 +140,40 @@ def memorisation_figure(tree: Tree, methods: Sequence[str] = ()) -> dict[str, An
     return {"panels": panels, "legend": legend, "y_label": "share of flipped training images (%)", "x_label": "epoch",
             "note": "solid: memorised (predicts the noisy label) · dashed: corrected (predicts the clean label) "
                     "· mean over seeds"}
+
+
+def mechanisms_figure(tree: Tree, methods: Sequence[str] = ()) -> dict[str, Any]:
+    """Per noisy setting and method, each diagnostic family of its mechanism per epoch (``fer-bench plot
+    mechanisms``' numbers: the ``mech_*`` columns scored against the flipped labels), or ``{"message": why}``."""
+    try:
+        data = mechanisms_data(tree.runs, methods=list(methods) or None)
+    except ValueError as exc:
+        return {"message": str(exc)}
+    styles = line_styles(data["variant"].unique())
+    dashes = [dash_array(s) for s in LINESTYLES]
+    multi = data["dataset"].nunique() > 1
+    panels = []
+    keys = sorted(data[["dataset", "setting", "noise", "rate"]].drop_duplicates().itertuples(index=False, name=None),
+                  key=lambda p: (p[0], setting_key(p[2], p[3], p[1])))
+    for dataset, setting, noise, rate in keys:
+        here = data[(data["dataset"] == dataset) & (data["setting"] == setting)]
+        for method in variant_order(list(here["method"].unique())):
+            mine = here[here["method"] == method]
+            for family in dict.fromkeys(mine["family"]):
+                part = mine[mine["family"] == family]
+                columns = list(dict.fromkeys(part["column"]))
+                lines = []
+                for variant, style in styles.items():
+                    for k, column in enumerate(columns):
+                        d = part[(part["variant"] == variant) & (part["column"] == column)].sort_values("epoch")
+                        if d.empty:
+                            continue
+                        lines.append({"title": f"{style['title']}: {d['what'].iloc[0]}", "color": style["color"],
+                                      "dash": dashes[k % len(dashes)],
+                                      "points": [{"x": int(e), "y": _num(v)} for e, v in zip(d["epoch"], d["value"])]})
+                title = f"{method_title(method)} · {family.replace('_', ' ')} · {block_title(noise, rate, setting)}"
+                panels.append({"title": f"{dataset} · {title}" if multi else title, "lines": lines})
+    return {"panels": panels, "x_label": "epoch",
+            "note": "each line a diagnostic (its own dashes) of a method's mechanism, scored against the flipped "
+                    "training labels the method never sees · mean over seeds"}
+

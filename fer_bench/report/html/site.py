@@ -185,6 +185,7 @@ def build_report(results: Path | str, out: Path | str, stats: Sequence[str] = ST
         "runs": summaries,
         "accuracy": {f"{m}-{s}": figures.accuracy_figure(tree, s, m, methods) for m in metrics for s in stats},
         "memorisation": figures.memorisation_figure(tree, methods),
+        "mechanisms": figures.mechanisms_figure(tree, methods),
         "unfinished": [vars(u) for u in tree.unfinished], "bad": [vars(b) for b in tree.bad],
     }
     write(out / "assets" / "data.js", f"window.FER_REPORT = {json_text(data)};\n")

@@ -364,6 +364,19 @@
     box.appendChild(panels);
     box.appendChild(figureLegend(fig.legend, fig.note));
   }
+  function drawMechanisms() {
+    var box = clear(document.getElementById('fig-mechanisms')), fig = R.mechanisms;
+    if (!fig || fig.message) { box.appendChild(h('p', { class: 'note', text: fig ? fig.message : '' })); return; }
+    var panels = h('div', { class: 'panels' });
+    fig.panels.forEach(function (panel) {
+      panels.appendChild(lineChart({
+        title: panel.title, xLabel: fig.x_label, xName: 'epoch', yLabel: 'share / AUROC', yDomain: [0, 1], hover: 'x', legend: true, width: 380, height: 230,
+        series: panel.lines.map(function (l) { return { name: l.title, color: l.color, dash: l.dash, width: 1.6, points: l.points }; })
+      }));
+    });
+    box.appendChild(panels);
+    box.appendChild(h('p', { class: 'legend-note', text: fig.note }));
+  }
   function drawMatrices() {
     var box = clear(document.getElementById('fig-matrices'));
     var select = runSelect(function (r) { return r.noise !== 'none'; });
@@ -709,7 +722,7 @@
     document.querySelectorAll('[data-nav]').forEach(function (a) { a.classList.toggle('active', a.getAttribute('data-nav') === (tab === 'run' ? 'runs' : tab)); });
     document.getElementById('controls').hidden = !(tab === 'overview' || tab === 'figures' || tab === 'runs');
     hideTip();
-    if (tab === 'figures' && !drawn.figures) { drawn.figures = true; drawMemorisation(); drawMatrices(); }
+    if (tab === 'figures' && !drawn.figures) { drawn.figures = true; drawMemorisation(); drawMechanisms(); drawMatrices(); }
     if (tab === 'runs') { showRuns(decodeURIComponent(raw.slice(1).join('/'))); }
     if (tab === 'run') { showRun(decodeURIComponent(raw.slice(1).join('/'))); }
     if (tab === 'compare') { showCompare(decodeURIComponent(raw[1] || ''), decodeURIComponent(raw[2] || '')); }
