@@ -1,6 +1,6 @@
 """fer-bench: a benchmark suite for facial expression recognition under label noise.
 
-The Python API (see the README's "Python API" section) in one namespace::
+The Python API (see docs/reference/python-api.md) in one namespace::
 
     import fer_bench as fb
     result = fb.run(fb.RunSpec(method="lanet", noise="asym", rate=0.2))

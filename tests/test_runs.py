@@ -393,20 +393,20 @@ def test_create_dataset_checks_options_by_name(tiny_synth: Path) -> None:
 
 # --- the Python API -----------------------------------------------------------------------------------------
 
-def test_the_readme_python_api_example_runs(tiny_synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_documented_python_api_example_runs(tiny_synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     import shutil
 
     import fer_bench
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("## Python API"):]
+    page = (Path(__file__).resolve().parent.parent / "docs" / "reference" / "python-api.md").read_text()
+    section = page.split("<!-- python-api-example:start -->")[1].split("<!-- python-api-example:end -->")[0]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     # the example's default synthfer is the tiny one, and it trains the tiny recipe
     shutil.copytree(tiny_synth, tmp_path / "data" / "synthfer")
     monkeypatch.chdir(tmp_path)
     code = code.replace('overrides={"epochs": 2}', f"overrides={TINY_RECIPE!r}")
-    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 (the documented example itself)
+    exec(compile(code, "docs/reference/python-api.md", "exec"), {})  # noqa: S102 (the documented example itself)
     out = capsys.readouterr().out
     assert "| Noise | Method | synthfer |" in out and "Symmetric 20%" in out and "tensor([" in out
     assert set(fer_bench.__all__) <= set(dir(fer_bench))

@@ -1,8 +1,8 @@
 """``fer-bench run --nproc N``: the same command under torchrun (``python -m torch.distributed.run``).
 
 Nothing here launches processes itself: torchrun starts and watches the ranks (one node,
-``--standalone`` rendezvous); for several nodes call torchrun directly, see the README's
-"Scaling out". The arguments are checked here first, so that a batch that does not divide
+``--standalone`` rendezvous); for several nodes call torchrun directly, see
+docs/how-to/gpus.md. The arguments are checked here first, so that a batch that does not divide
 among N processes is a clear error (exit 2) before any process starts.
 """
 

@@ -33,7 +33,7 @@ class SynthFER:
     """Built-in procedurally rendered faces with true label distributions and landmarks."""
 
     # Fine-tuning from the shipped face-pretrained synthfer-id backbone, as the papers do from MS-Celeb; the
-    # README (*Choosing synthfer's default profile*) measures it against cpu, from scratch, and says why it
+    # documentation (docs/explanation/protocol.md, *Choosing synthfer's default profile*) measures it against cpu, from scratch, and says why it
     # is the default.
     default_profile = "cpu-face"
     default_val_split = 0.1  # model selection without the test set: 10% of the noisy labels held out
