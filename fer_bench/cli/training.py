@@ -7,7 +7,8 @@
 * ``fer-bench eval``: a trained run's final model on a test split.
 * ``fer-bench export``: a trained run's inference network as a model file.
 
-``run`` and ``sweep`` share the options of what a run is trained with (:data:`training_options`).
+``run`` and ``sweep`` share the options of what a run is trained with (:data:`training_options`);
+``--imbalance`` is one ratio in ``run`` and a comma-separated list (an axis) in ``sweep``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,42 @@ import click
 from .. import interrupts
 from .common import config_option, csv_list, option_group, plugin_option, with_config_lists
 
+class Ratio(click.ParamType):
+    """``--imbalance RHO``: a number from 1 (:func:`fer_bench.datasets.imbalance.check_rho`), or ``none`` (the full
+    training split); a bad value is a usage error (exit code 2) that names it."""
+
+    name = "RHO"
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Optional[float]:
+        from ..datasets.imbalance import check_rho
+
+        if value is None or isinstance(value, str) and value.strip().lower() == "none":
+            return None
+        try:
+            return check_rho(value, option="")  # click names the option
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _ratios(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> tuple[Optional[float], ...]:
+    """``sweep --imbalance none,10,100``: the ratios, in order, once each; ``none`` is the full training split."""
+    ratios = [Ratio().convert(v, param, ctx) for v in (value or "none").split(",") if v.strip()]
+    return tuple(dict.fromkeys(ratios)) or (None,)
+
+
+def _imbalance_seed(ctx: click.Context, param: click.Parameter, value: Optional[int]) -> Optional[int]:
+    from ..datasets.imbalance import check_seed
+
+    try:
+        return None if value is None else check_seed(value, option="")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+IMBALANCE_HELP = ("A long-tailed training subset: class sizes fall exponentially from the largest class to one RHO "
+                  "times smaller (classes ranked by their size in the training split; RHO 1: balanced), drawn before "
+                  "the noise; the test split is untouched. none (the default): the full training split.")
+
 # What a run is trained with, shared by `run` and `sweep`.
 training_options = option_group(
     click.option("--data", "data_opts", multiple=True, metavar="KEY=VALUE",
@@ -31,6 +68,9 @@ training_options = option_group(
     click.option("--root", type=click.Path(), help="Dataset directory (default: datasets/<dataset>)."),
     click.option("--exact", is_flag=True, help="Flip exactly round(rate*n) labels (default: per-sample Bernoulli)."),
     click.option("--confusion", type=click.Path(), help="Class-named confusion-matrix CSV for asym/confusion noise."),
+    click.option("--imbalance-seed", type=int, callback=_imbalance_seed,
+                 help="Seed of the --imbalance subset's images (default: the noise seed; with --noise-file, the "
+                      "training seed)."),
     click.option("--protocol", default="official", show_default=True, type=click.Choice(["official", "unified"])),
     click.option("--profile", default=None, help="paper | cpu | cpu-face (default: the dataset's; cpu-face for synthfer, paper for the others)."),
     click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a recipe key or hyper-parameter."),
@@ -79,6 +119,7 @@ def _base_spec(sets: tuple[str, ...], data_opts: tuple[str, ...], sampler: Optio
 @click.option("--noise-file", type=click.Path(), help="Train on an existing label file in the dataset's format.")
 @click.option("--noise-seed", type=int, help="Seed of the noise (default: the run's seed).")
 @click.option("--seed", default=0, type=int, show_default=True, help="Training seed.")
+@click.option("--imbalance", type=Ratio(), help=IMBALANCE_HELP)
 @training_options
 @click.option("--force", is_flag=True, help="Re-run even if the run directory holds a finished or different run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -131,12 +172,18 @@ def run_summary(result: dict[str, Any]) -> str:
                 f"{split.get('held_out')} held-out noisy labels: {result['val_acc_best']:.2%})")
     mapped = result.get("mapped_constants") or {}
     off = result.get("mechanism_off") or []
+    imbalance = result.get("imbalance")
+    counts = [k for k in (imbalance or {}).get("class_counts", {}).values() if k]
+    subset = ([f"  long-tailed training subset: ratio {imbalance['rho']:g} (realised {imbalance['realised_ratio']:g}), "
+               f"seed {imbalance['seed']}: {imbalance['train_images']} of {imbalance['of']} images, "
+               f"{max(counts)} to {min(counts)} per class"] if imbalance else [])
     notes = ([f"  time constants mapped to this schedule: " + ", ".join(
                  f"{name} {m['official']:.6g} -> {m['value']:.6g}" for name, m in mapped.items())] if mapped else [])
     notes += [f"  mechanism off: {line}" for line in off]
     return "\n".join([
         f"{result['method']} on {result['dataset']}, noise {noise['model']} {noise['rate']:g} "
         f"(realised {noise['realised_rate']:.4f}), seed {result['seed']}",
+        *subset,
         f"  clean-test accuracy: last {result['acc_last']:.2%}   best {result['acc_best']:.2%} "
         f"(epoch {result['best_epoch']}, optimistic)   {last5} {result['acc_last5']:.2%}",
         f"  {val}",
@@ -198,6 +245,9 @@ def pretrain(dataset: str, seed: int, out: Optional[str], root: Optional[str], i
 @click.option("--seeds", default="0,1,2", show_default=True, callback=csv_list(int),
               help="Comma-separated training seeds.")
 @click.option("--clean", is_flag=True, help="Also train every method on the clean labels.")
+@click.option("--imbalance", "imbalances", default=None, callback=_ratios, metavar="RHO,...",
+              help="Comma-separated ratios RHO of long-tailed training subsets (see fer-bench run --help), an axis "
+                   "crossed with the noise settings, e.g. none,10,100 (none: the full training split; the default).")
 @click.option("--grid", multiple=True, metavar="KEY=V1,V2,...",
               help="Sweep a recipe key or hyper-parameter over values (repeatable; the grid is their product).")
 @training_options
@@ -213,7 +263,8 @@ def pretrain(dataset: str, seed: int, out: Optional[str], root: Optional[str], i
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @config_option
 def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str, ...], rates: tuple[float, ...],
-          seeds: tuple[int, ...], clean: bool, grid: tuple[str, ...], jobs: Optional[int], runs_per_gpu: int,
+          seeds: tuple[int, ...], clean: bool, imbalances: tuple[Optional[float], ...], grid: tuple[str, ...],
+          jobs: Optional[int], runs_per_gpu: int,
           launcher: str, slurm_opts: tuple[str, ...], wait: bool, dry_run: bool, quiet: bool, nproc: int,
           **kw: Any) -> None:
     """Run methods x datasets x noise x rates x seeds, each run in its own process.
@@ -231,7 +282,7 @@ def sweep(methods: tuple[str, ...], datasets: tuple[str, ...], noises: tuple[str
         raise click.BadParameter("--jobs and --runs-per-gpu must be at least 1")
     plugins = tuple(click.get_current_context().meta.get("plugins", ()))
     axes = Axes(methods=methods, datasets=datasets, noises=noises, rates=rates, seeds=seeds, clean=clean,
-                grid=parse_grid(grid))
+                grid=parse_grid(grid), imbalances=imbalances)
     specs = expand(axes, _base_spec(progress=False, **kw))
     if nproc > 1:
         specs = [replace(s, processes=nproc) for s in specs]  # their run directories name the count

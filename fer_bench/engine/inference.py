@@ -1,5 +1,6 @@
 """Inference: a method's predictions on un-augmented images, the evaluation of a run's epoch on them,
-and reading a run's checkpoint back (only as tensors and plain data, and only the run's own).
+a method's own pass over its training images as evaluation sees them (:class:`TrainPass`), and reading
+a run's checkpoint back (only as tensors and plain data, and only the run's own).
 
 A finished run's model is rebuilt from its checkpoint by :mod:`.trained`.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -32,6 +33,40 @@ def predict_logits(method: Method, augment: BatchAugment, images: torch.Tensor, 
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             out.append(method.predict(x).float().cpu())
     return torch.cat(out)
+
+
+class TrainPass:
+    """A run's training images as evaluation sees them (resized and normalised, never augmented), for a method
+    that passes over its whole training set during training (``ctx.train_pass``: per-sample losses every epoch).
+
+    Iterating it yields ``(indices, images)`` for every training sample once, in index order and in batches of
+    ``batch_size`` (the recipe's ``eval_batch_size``; the last may be smaller): ``indices`` long on the device,
+    rows of ``ctx.train_labels``; ``images`` normalised float ``(b, 3, S, S)`` on the device, exactly what
+    :meth:`~fer_bench.methods.base.Method.predict` gets at evaluation. No label comes with them: a method has only
+    its own training labels, ``ctx.train_labels``. ``amp`` says whether evaluation runs under bf16 autocast (on a
+    GPU), for a method that wants the same precision. ``rows`` maps a training index to its row of ``images`` when
+    the run trains on some of the cache's rows (a noisy validation split holds the others out). Every rank of a
+    multi-process run gets the whole set; drawing no random number, a pass changes nothing a run computes.
+    """
+
+    def __init__(self, images: torch.Tensor, augment: BatchAugment, device: torch.device, batch_size: int,
+                 amp: bool, rows: Optional[torch.Tensor] = None) -> None:
+        self.images, self.augment, self.device, self.batch_size, self.amp = images, augment, device, batch_size, amp
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.rows is not None else len(self.images)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self)
+        for start in range(0, n, self.batch_size):
+            idx = torch.arange(start, min(n, start + self.batch_size))
+            src = idx if self.rows is None else self.rows[idx.to(self.rows.device)]
+            raw = self.images[src.to(self.images.device)].to(self.device, non_blocking=True)
+            x = self.augment.eval(raw)
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield idx.to(self.device), x
 
 
 def evaluate(method: Method, augment: BatchAugment, images: torch.Tensor, labels: np.ndarray,

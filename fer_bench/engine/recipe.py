@@ -16,7 +16,9 @@ A run's recipe is resolved in layers, later ones winning:
    the same, fine-tuning the backbone pretrained on synthfer identities
    (``pretrained: synthfer-id``, :mod:`fer_bench.pretrain`); method
    hyper-parameters are untouched;
-4. the user's ``--set key=value`` overrides;
+4. the user's ``--set key=value`` overrides, then the run's own values for a hyper-parameter whose
+   default is taken from the run (``HParam(None, default_from="noise_rate")``: the nominal noise
+   rate, :func:`fer_bench.methods.hparams.run_defaults`), when the run's values are given;
 5. what the pretrained weights imply (:mod:`fer_bench.models.pretrained`):
    ``pretrained_kind: auto`` becomes the checkpoint's kind, ``normalize: auto``
    that kind's input statistics, and weights that fix the backbone's layout
@@ -34,7 +36,7 @@ hyper-parameter's value is converted and checked by its declaration
 from __future__ import annotations
 
 import ast
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from ..errors import excerpt
 from ..models.pretrained import CHECKPOINT_KINDS, NORMALISATIONS, SYNTHFER_ID, checkpoint_kind
@@ -88,7 +90,7 @@ RECIPE_HELP: dict[str, str] = {
     "image_size": "side of the training and test images, in pixels",
     "pretrained": "backbone weights: a checkpoint file, imagenet, synthfer-id or none",
     "pretrained_kind": "what the weights are: auto (from their name), none, imagenet, msceleb, vggface2, ...",
-    "normalize": "input mean/std: auto (the weights' kind's), imagenet or msceleb",
+    "normalize": "input mean/std: auto (the weights' kind's), imagenet, msceleb or nla (NLA's)",
     "epochs": "training epochs",
     "batch_size": "training batch size (the global batch when several processes train a run)",
     "optimizer": "adam, adamw or sgd",
@@ -297,9 +299,11 @@ def resolve(
     profile: str,
     overrides: dict[str, Any],
     dataset_defaults: Optional[dict[str, Any]] = None,
+    run_values: Optional[Mapping[str, Any]] = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return ``(recipe, hparams)`` for a run (:func:`resolve_mapped` without the list of mapped constants)."""
-    recipe, hparams, _ = resolve_mapped(method_recipe, method_hparams, protocol, profile, overrides, dataset_defaults)
+    recipe, hparams, _ = resolve_mapped(method_recipe, method_hparams, protocol, profile, overrides, dataset_defaults,
+                                        run_values)
     return recipe, hparams
 
 
@@ -315,16 +319,20 @@ def resolve_mapped(
     profile: str,
     overrides: dict[str, Any],
     dataset_defaults: Optional[dict[str, Any]] = None,
+    run_values: Optional[Mapping[str, Any]] = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[Mapped]]:
     """Return ``(recipe, hparams, mapped)`` for a run, with overrides applied and type-checked, and the
     method's time constants mapped to the run's schedule unless ``time_constants`` is ``fixed`` (``mapped``
     lists them, :mod:`fer_bench.methods.timescale`; a constant given in ``overrides`` is kept as given);
-    ``dataset_defaults`` are the dataset's own recipe defaults (layer 1).
+    ``dataset_defaults`` are the dataset's own recipe defaults (layer 1); ``run_values`` (names of
+    :data:`~fer_bench.methods.hparams.RUN_VALUES`: the run's nominal noise rate) give the hyper-parameters
+    whose default is taken from the run their value. Without ``run_values`` (a method's card, a report's
+    defaults) those stay ``None``, the placeholder their declaration holds.
 
     ``method_hparams`` is a method's ``hparams``: declarations (:class:`~fer_bench.methods.hparams.HParam`)
     or plain default values; the returned ``hparams`` are plain values, each converted and checked by its
     declaration. A hyper-parameter named like a recipe key is an error (registration refuses such a method)."""
-    from ..methods.hparams import declare
+    from ..methods.hparams import declare, run_defaults, unresolved
 
     specs = declare(method_hparams)
     recipe, hparams = layered(method_recipe, method_hparams, protocol, profile, dataset_defaults)
@@ -336,7 +344,14 @@ def resolve_mapped(
         else:
             known = sorted(recipe) + sorted(hparams)
             raise RecipeError(f"unknown --set key {key!r}; known: {', '.join(known)}")
+    if run_values is not None:
+        try:
+            run_defaults(specs, hparams, run_values, set(overrides))
+        except ValueError as exc:
+            raise RecipeError(str(exc)) from None
     for key, value in hparams.items():  # what the protocol's recipe set (overrides are checked above)
+        if unresolved(specs[key], value):  # taken from a run, which this resolution has not
+            continue
         problem = specs[key].problem(value)
         if problem:
             raise RecipeError(f"the {protocol} recipe sets {key}={excerpt(value)}, which {problem}")

@@ -34,7 +34,7 @@ from .build import Training, build_training
 from .data import RunData, draw_split, images_on, load_data
 from .distributed import World
 from .environment import environment_record
-from .inference import check_checkpoint_owner, evaluate, load_checkpoint, memorisation
+from .inference import TrainPass, check_checkpoint_owner, evaluate, load_checkpoint, memorisation
 from .loop import CachedBatches, train_one_epoch
 from .metrics import accuracy, mean_class_accuracy, memorisation_subset, relabel_summary, summarise_epochs
 from .spec import ResolvedRun, RunSpec, check_world, resolve, select_device
@@ -176,6 +176,8 @@ def train_epochs(run: ResolvedRun, run_dir: RunDir, data: RunData, setup: Traini
     # trains on by index, so an AffectNet-sized cache is never copied.
     train_images = images_on(device, dataset.train.images)
     train_rows = torch.as_tensor(split.keep, device=train_images.device) if split else None
+    # the training images as evaluation sees them, for a method that passes over them itself (Method docstring)
+    ctx.train_pass = TrainPass(train_images, setup.augment, device, eval_batch, amp, train_rows)
     test_images = images_on(device, dataset.test.images)
     val_images = images_on(device, dataset.train.images[split.held_out]) if split else None
     probe = memorisation_subset(noisy, clean, setup.seed)
@@ -238,6 +240,8 @@ def finish(run: ResolvedRun, run_dir: RunDir, data: RunData, setup: Training, sp
     result.update(summarise_epochs([r["test_acc"] for r in rows], [r["test_mean_class_acc"] for r in rows],
                                    [r["val_acc"] for r in rows] if split else None))
     result["val_split"] = split.sizes(run.recipe["val_split"])
+    if data.imbalance is not None:  # the long-tailed training subset: its profile and class counts
+        result["imbalance"] = data.imbalance
     train_time = sum(r["train_seconds"] for r in rows)
     result.update(
         confusion_last=rows[-1]["confusion"], epochs=len(rows), train_seconds=train_time,

@@ -12,6 +12,7 @@ from typing import Any, Optional
 import torch
 
 from ..datasets.contract import default_val_split
+from ..datasets.imbalance import Imbalance
 from ..methods.base import Method
 from ..noise.models import required_rate
 from ..paths import runs_root
@@ -40,6 +41,8 @@ class RunSpec:
     confusion: Optional[str] = None
     noise_file: Optional[str] = None
     noise_seed: Optional[int] = None
+    imbalance: Optional[float] = None  # RHO of a long-tailed training subset (fer_bench.datasets.imbalance)
+    imbalance_seed: Optional[int] = None  # its seed (default: the noise seed; a label file's run: the seed)
     seed: int = 0
     protocol: str = "official"
     profile: Optional[str] = None
@@ -65,6 +68,7 @@ class ResolvedRun:
     hparams: dict[str, Any]
     noise_seed: int
     mapped: list[Mapped] = field(default_factory=list)  # time constants carried to the run's schedule
+    imbalance: Optional[Imbalance] = None  # the long-tailed training subset; None: the full training split
 
     def mapping_note(self) -> Optional[str]:
         """One line saying which time constants were mapped to the run's schedule, or None."""
@@ -81,7 +85,9 @@ class ResolvedRun:
             method=s.method, dataset=s.dataset, data_options=s.data_options, noise=s.noise, rate=s.rate,
             exact=s.exact, noise_file=s.noise_file, protocol=s.protocol, profile=self.profile,
             default_profile=self.dataset_cls.default_profile, overrides=s.overrides, seed=s.seed,
-            noise_seed=self.noise_seed, processes=s.processes, sync_bn=s.sync_bn)
+            noise_seed=self.noise_seed, processes=s.processes, sync_bn=s.sync_bn,
+            imbalance=self.imbalance.rho if self.imbalance else None,
+            imbalance_seed=self.imbalance.seed if self.imbalance else None)
 
     @property
     def run_dir(self) -> Path:
@@ -115,7 +121,8 @@ def resolve(spec: RunSpec) -> ResolvedRun:
         spec = replace(spec, noise="none", exact=False)  # every rate-0 model yields the clean labels
     profile = spec.profile or dataset_cls.default_profile
     recipe, hparams, mapped = recipes.resolve_mapped(method_cls.recipe, method_cls.hparams, spec.protocol, profile,
-                                                     spec.overrides, {"val_split": default_val_split(dataset_cls)})
+                                                     spec.overrides, {"val_split": default_val_split(dataset_cls)},
+                                                     run_values(spec))
     # The checked values, so that `--set alpha=0` and `--grid alpha=0.0` name one run directory and one config.
     spec = replace(spec, overrides={k: recipe[k] if k in recipe else hparams[k] for k in spec.overrides})
     try:
@@ -125,7 +132,30 @@ def resolve(spec: RunSpec) -> ResolvedRun:
     if recipe["sampler"] not in SAMPLERS:
         raise RunError(f"unknown sampler {recipe['sampler']!r}; known: {', '.join(SAMPLERS)}")
     noise_seed = spec.seed if spec.noise_seed is None else spec.noise_seed
-    return ResolvedRun(spec, method_cls, dataset_cls, profile, recipe, hparams, noise_seed, mapped)
+    return ResolvedRun(spec, method_cls, dataset_cls, profile, recipe, hparams, noise_seed, mapped,
+                       imbalance=resolve_imbalance(spec, noise_seed))
+
+
+def run_values(spec: RunSpec) -> dict[str, Any]:
+    """What a method's hyper-parameter may take its default from (:data:`fer_bench.methods.hparams.RUN_VALUES`):
+    the run's *nominal* noise rate, as the user gave it (0 without noise); a label file has none. Never the
+    realised rate, nor anything else computed from the clean labels."""
+    return {"noise_rate": None if spec.noise_file else spec.rate}
+
+
+def resolve_imbalance(spec: RunSpec, noise_seed: int) -> Optional[Imbalance]:
+    """The run's long-tailed training subset: ``spec.imbalance`` from ``spec.imbalance_seed``, by default the
+    noise seed (a label file's run, which has none: the training seed)."""
+    if spec.imbalance is None:
+        if spec.imbalance_seed is not None:
+            raise RunError(f"--imbalance-seed {spec.imbalance_seed} without --imbalance: the seed picks the images "
+                           f"of a long-tailed training subset; give its ratio with --imbalance RHO")
+        return None
+    seed = spec.imbalance_seed if spec.imbalance_seed is not None else spec.seed if spec.noise_file else noise_seed
+    try:
+        return Imbalance(spec.imbalance, seed)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
 
 
 def noise_settings(run: ResolvedRun, label_sha: Optional[str] = None) -> dict[str, Any]:
@@ -157,6 +187,8 @@ def config_record(run: ResolvedRun, noise_sha: Optional[str], data_fingerprint: 
         "mapped_constants": {m.name: m.record() for m in run.mapped},
         # only when several processes train it, so a single-process config is unchanged
         **({"processes": s.processes, "sync_bn": s.sync_bn} if s.processes > 1 else {}),
+        # only on a long-tailed training subset, so a config of the full training split is unchanged
+        **({"imbalance": run.imbalance.record()} if run.imbalance else {}),
         **({DATA_FINGERPRINT: data_fingerprint} if data_fingerprint else {}),
     }
 

@@ -1,6 +1,6 @@
 """The built-in methods; importing this package registers them."""
 
-from . import baseline, eac, lanet, rul, scn  # noqa: F401  (each registers itself)
+from . import baseline, coteaching, dividemix, eac, elr, lanet, nla, rul, scn  # noqa: F401  (each registers itself)
 from .base import Batch, Method, MethodContext, StepOutput
 from .hparams import HParam
 

@@ -10,6 +10,12 @@ augmentation, optimiser, schedule, evaluation, checkpoints). The contract:
   (``{"smoothing": 0.1}``) is still accepted, as an undeclared hyper-parameter
   checked only against its default's type. A name that is also a recipe key
   (``momentum``, ``gamma``, ``lr``...) is refused when the method is registered.
+  Where the official code defaults a hyper-parameter to a setting of the run
+  (Co-teaching's forget rate: the nominal noise rate), declare it with
+  ``HParam(None, type=float, default_from="noise_rate")``: the engine gives it
+  the run's nominal ``--rate`` when the run's recipe is resolved (never the
+  realised rate, nor anything else of the clean labels), config.json records
+  it, and a run on a label file, which has no nominal rate, must ``--set`` it.
 * ``recipe``: the method's official training recipe (optimiser, lr, epochs,
   batch, schedule, backbone...), as overrides of the engine's defaults; used
   with ``--protocol official``. ``--protocol unified`` ignores it.
@@ -34,13 +40,23 @@ augmentation, optimiser, schedule, evaluation, checkpoints). The contract:
   the engine keeps identical on every rank (the rows a step changed are gathered
   from all ranks after it); anything else a method needs from the other ranks it
   gathers itself (e.g. LA-Net's keys), without gradient. What each built-in
-  method does per rank is tabled in the README ("Scaling out").
+  method does per rank is tabled in docs/how-to/gpus.md.
 
 What a batch carries covers the peers: sample indices (per-sample memories),
 the current training labels (``ctx.train_labels``, which a method may rewrite,
 as SCN's relabelling does), landmarks transformed with the image (LA-Net), the
 raw uint8 images and the batch's generator (extra views, as EAC needs), and,
 for a method that asks, the images without the Gaussian-noise op (EAC's mirror).
+
+Beside the batches, ``ctx.train_pass`` lets a method pass over its whole training
+set as evaluation sees it (resized and normalised, never augmented), as DivideMix
+does at the start of every epoch to fit its mixture model to per-sample losses:
+iterating it yields ``(indices, images)`` in index order, in batches of the
+recipe's ``eval_batch_size``, and no label (a method has ``ctx.train_labels``);
+its ``amp`` says whether evaluation runs under bf16 autocast. The engine sets it
+before the first epoch (:class:`fer_bench.engine.inference.TrainPass`); it is
+``None`` where nothing trains (a finished run rebuilt for evaluation). A pass
+draws no random number; the method puts its networks in eval mode for it itself.
 """
 
 from __future__ import annotations
@@ -48,14 +64,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Iterable, Optional
 
 import torch
 from torch import nn
 
 from ..engine.distributed import SINGLE, World
 from .hparams import HParam, check_values, declare, defaults
-from .probes import Probe
+from .probes import Probe, SampleTrace
 
 
 @dataclass
@@ -76,6 +92,9 @@ class MethodContext:
     train_landmarks: Optional[torch.Tensor] = None
     train_names: list[str] = field(default_factory=list)
     world: World = SINGLE  # this process's rank and the number of processes training the run
+    # the training images as evaluation sees them, (indices, images) batches (engine.inference.TrainPass);
+    # set by the engine before the first epoch, None where nothing trains
+    train_pass: Optional[Iterable[tuple[torch.Tensor, torch.Tensor]]] = None
 
     @property
     def num_train(self) -> int:
@@ -130,6 +149,9 @@ class Method:
     hparams: ClassVar[dict[str, Any]] = {}  # name -> HParam(default, range=..., choices=..., help=...)
     recipe: ClassVar[dict[str, Any]] = {}
     backbone_modules: ClassVar[tuple[str, ...]] = ("backbone",)  # where pretrained weights load (model paths)
+    # Per-sample values kept only for the mechanism diagnostics (set one in __init__): the default
+    # shared_rows, extra_state and load_extra_state carry it across ranks and through a resume.
+    trace: Optional[SampleTrace] = None
     needs_landmarks: ClassVar[bool] = False
     needs_noiseless: ClassVar[bool] = False  # batches also carry the images without the Gaussian noise
 
@@ -207,15 +229,18 @@ class Method:
 
     def shared_rows(self) -> list[torch.Tensor]:
         """Per-sample memories (sample index along dim 0) that every rank must hold alike; a step may
-        change the rows of its batch. By default the training labels, which a relabelling method rewrites."""
-        return [self.ctx.train_labels]
+        change the rows of its batch. By default the training labels, which a relabelling method rewrites, and
+        the rows of its :attr:`trace`."""
+        return [self.ctx.train_labels, *(self.trace.rows() if self.trace is not None else ())]
 
     def extra_state(self) -> dict[str, Any]:
-        """State beyond the model's parameters that a resume needs (tensors and plain values)."""
-        return {}
+        """State beyond the model's parameters that a resume needs (tensors and plain values); by default its
+        :attr:`trace`. An override adds its own to ``super().extra_state()``."""
+        return {"trace": self.trace.state_dict()} if self.trace is not None else {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
+        if self.trace is not None:
+            self.trace.load_state_dict(state.get("trace"))
 
     def on_train_end(self, run_dir: Path) -> dict[str, Any]:
         """Write method artefacts into ``run_dir``; return numbers for ``result.json``."""

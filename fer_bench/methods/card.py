@@ -67,7 +67,8 @@ def method_card(name: str) -> str:
         for n, s in specs.items():
             differs = official_hp[n] != s.default or type(official_hp[n]) is not type(s.default)
             help_text = s.help + (f" [unit: {s.unit}]" if s.unit else "")
-            rows.append((n, s.type_name(), value_text(s.default), value_text(official_hp[n]) if differs else "",
+            default = f"run's {s.default_from}" if s.default_from else value_text(s.default)  # (HParam.default_from)
+            rows.append((n, s.type_name(), default, value_text(official_hp[n]) if differs else "",
                          allowed_text(s), help_text))
         lines += _table(rows)
     else:

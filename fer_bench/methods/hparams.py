@@ -24,7 +24,14 @@ The declaration says everything the suite needs to know about a hyper-parameter:
   epoch at which something starts), ``"epochs"`` (a number of epochs, such as a warm-up), ``"step"``
   (per optimisation step, such as an EMA momentum applied every step) or ``"visit"`` (per visit of a
   sample, such as a per-sample memory's momentum). A run on another schedule than the method's
-  official one maps the value by it (:mod:`fer_bench.engine.timescale`).
+  official one maps the value by it (:mod:`fer_bench.engine.timescale`);
+* optionally **default_from**, the name of a run value (:data:`RUN_VALUES`) that the default is taken
+  from when a run's recipe is resolved, for a method whose official code defaults a hyper-parameter
+  to a setting of the run (Co-teaching's forget rate is the run's nominal noise rate). Its declared
+  default is ``None`` (give ``type=``); the run's ``config.json`` records the value the method was
+  given; a run without that value (a label-file run has no nominal noise rate) must give it with
+  ``--set`` and is refused with a message that says so (:func:`run_defaults`). The value is the run's
+  *nominal* setting, never anything measured on its labels.
 
 A plain value (``hparams = {"smoothing": 0.1}``) is accepted too, so a plugin need not declare
 anything: it is an *undeclared* hyper-parameter whose overrides are checked only for the default's
@@ -48,6 +55,9 @@ from ..errors import excerpt
 
 TYPES: tuple[type, ...] = (bool, int, float, str, list)
 UNITS: tuple[str, ...] = ("epoch", "epochs", "step", "visit")
+# The run values a default may be taken from (``default_from``): what each is, and which runs have none.
+RUN_VALUES: dict[str, str] = {"noise_rate": "the run's nominal noise rate (--rate; 0 without noise)"}
+_WITHOUT: dict[str, str] = {"noise_rate": "a run on a label file (--noise-file) has no nominal noise rate"}
 
 Bound = Optional[float]
 RangeSpec = Union[tuple[Bound, Bound], str]
@@ -132,6 +142,7 @@ class HParam:
     help: str = ""
     unit: Optional[str] = None
     check: Optional[Callable[[Any], Optional[str]]] = None
+    default_from: Optional[str] = None  # a name in RUN_VALUES: the default is that run value
     declared: bool = True  # False: a plain value from a plugin (only its type is checked)
     interval: Optional[Interval] = field(default=None, init=False, repr=False, compare=False)
 
@@ -163,11 +174,18 @@ class HParam:
             raise HParamError(f"HParam({self.default!r}): unit {self.unit!r} is not one of {', '.join(UNITS)}")
         if not isinstance(self.help, str):
             raise HParamError(f"HParam({self.default!r}): help must be a string")
+        if self.default_from is not None:
+            if self.default_from not in RUN_VALUES:
+                raise HParamError(f"HParam(default_from={self.default_from!r}): not a run value; known: "
+                                  f"{', '.join(RUN_VALUES)}")
+            if self.default is not None:
+                raise HParamError(f"HParam({self.default!r}, default_from={self.default_from!r}): a default taken "
+                                  f"from the run has none of its own: declare it as None")
         if self.choices is not None:
             wrong = [c for c in self.choices if self._type_problem(c)]
             if wrong:
                 raise HParamError(f"HParam({self.default!r}): choice {wrong[0]!r} is not {_TYPE_WORDS[kind]}")
-        problem = self.problem(self.default)
+        problem = None if self.default_from is not None else self.problem(self.default)
         if problem:
             raise HParamError(f"HParam({self.default!r}): the default {problem}")
 
@@ -247,10 +265,40 @@ def defaults(specs: Mapping[str, HParam]) -> dict[str, Any]:
     return {name: list(s.default) if isinstance(s.default, list) else s.default for name, s in specs.items()}
 
 
+def unresolved(spec: HParam, value: Any) -> bool:
+    """Whether ``value`` is the placeholder of a default still to be taken from a run (``default_from``):
+    what the declarations, ``fer-bench methods show`` and a recipe resolved without a run hold."""
+    return spec.default_from is not None and value is None
+
+
+def run_defaults(specs: Mapping[str, HParam], hparams: dict[str, Any], run_values: Mapping[str, Any],
+                 given: frozenset[str] | set[str] = frozenset()) -> None:
+    """Give, in place, every hyper-parameter whose default is a run value (``default_from``) that value from
+    ``run_values``, converted and checked by its declaration; those in ``given`` (set by the user) and those
+    the protocol's recipe set keep theirs. A run without the value (``None``: a label-file run has no nominal
+    noise rate) is a :class:`ValueError` that says to give it with ``--set``."""
+    for name, spec in specs.items():
+        if spec.default_from is None or name in given or not unresolved(spec, hparams.get(name)):
+            continue
+        value = run_values.get(spec.default_from)
+        what = RUN_VALUES[spec.default_from]
+        if value is None:
+            raise ValueError(f"{name} defaults to {what}, and {_WITHOUT[spec.default_from]}: "
+                             f"give it with --set {name}=VALUE ({spec.describe()})")
+        try:
+            hparams[name] = spec.convert(value)
+        except ValueError as exc:
+            raise ValueError(f"{name} defaults to {what}, {excerpt(value)} in this run, which {exc}: "
+                             f"give another with --set {name}=VALUE") from None
+
+
 def check_values(owner: str, specs: Mapping[str, HParam], values: Mapping[str, Any]) -> None:
     """A :class:`ValueError` naming the first value that its declaration does not allow."""
     for name, value in values.items():
         spec = specs.get(name)
+        if spec is not None and unresolved(spec, value):
+            raise ValueError(f"{owner}: {name} defaults to {RUN_VALUES[spec.default_from]}, which it was not "
+                             f"given (a recipe resolved without the run's values; give {name} with --set)")
         problem = spec.problem(value) if spec is not None else None
         if problem:
             raise ValueError(f"{owner}: {name}={excerpt(value)} {problem}")

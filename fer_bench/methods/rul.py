@@ -125,7 +125,7 @@ class RUL(Method):
         self._epoch = 0
         self._relabelled = torch.zeros((), dtype=torch.long, device=ctx.device)
         self._initial = ctx.train_labels.clone()
-        self._trace = SampleTrace(ctx.num_train, ctx.device, uncertainty=torch.float32)
+        self.trace = SampleTrace(ctx.num_train, ctx.device, uncertainty=torch.float32)
 
     def build_model(self) -> nn.Module:
         return RULNet(create_backbone(**self.backbone_kwargs()), self.ctx.recipe["image_size"],
@@ -147,7 +147,7 @@ class RUL(Method):
 
     def training_step(self, batch: Batch) -> StepOutput:
         mu, u = self.model.embed(batch.images)
-        self._trace.write(batch.indices, uncertainty=u)
+        self.trace.write(batch.indices, uncertainty=u)
         if self.hp.pairs == "random":
             perm = torch.randperm(mu.shape[0], device=mu.device)
         else:
@@ -163,17 +163,8 @@ class RUL(Method):
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
         return {"relabelled": int(self._relabelled)} if self.hp.relabel else {}
 
-    def shared_rows(self) -> list[torch.Tensor]:
-        return [self.ctx.train_labels, *self._trace.rows()]
-
-    def extra_state(self) -> dict:
-        return {"trace": self._trace.state_dict()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self._trace.load_state_dict(state.get("trace"))
-
     def mechanism(self) -> dict[str, Probe]:
-        found: dict[str, Probe] = {"uncertainty": NoiseScore(self._trace["uncertainty"], valid=self._trace.seen())}
+        found: dict[str, Probe] = {"uncertainty": NoiseScore(self.trace["uncertainty"], valid=self.trace.seen())}
         if self.hp.relabel:
             found.update(relabel_report(self.ctx.train_labels, self._initial, self.hp.relabel_epoch, self.ctx.epochs))
         return found

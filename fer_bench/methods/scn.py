@@ -108,7 +108,7 @@ class SCN(Method):
         self._epoch = 0
         self._relabelled = torch.zeros((), dtype=torch.long, device=ctx.device)
         self._initial = ctx.train_labels.clone()
-        self._trace = SampleTrace(ctx.num_train, ctx.device, importance=torch.float32, low=torch.float32)
+        self.trace = SampleTrace(ctx.num_train, ctx.device, importance=torch.float32, low=torch.float32)
 
     def build_model(self) -> nn.Module:
         return SCNNet(create_backbone(**self.backbone_kwargs()), self.ctx.num_classes, self.hp.drop_rate)
@@ -122,7 +122,7 @@ class SCN(Method):
         logits = alpha * z
         ce = F.cross_entropy(logits, batch.labels)
         rr = rank_regularisation(alpha, self.hp.beta, self.hp.delta1)
-        self._trace.write(batch.indices, importance=alpha, low=low_importance_mask(alpha.detach(), self.hp.beta))
+        self.trace.write(batch.indices, importance=alpha, low=low_importance_mask(alpha.detach(), self.hp.beta))
         if self._epoch + 1 >= self.hp.relabel_epoch:
             eligible = low_importance_mask(alpha, self.hp.beta) if self.hp.relabel_scope == "low" else None
             self._relabelled += relabel_(self.ctx.train_labels, batch.indices, logits.detach(),
@@ -132,19 +132,10 @@ class SCN(Method):
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
         return {"relabelled": int(self._relabelled)}
 
-    def shared_rows(self) -> list[torch.Tensor]:
-        return [self.ctx.train_labels, *self._trace.rows()]
-
-    def extra_state(self) -> dict:
-        return {"trace": self._trace.state_dict()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self._trace.load_state_dict(state.get("trace"))
-
     def mechanism(self) -> dict[str, Probe]:
-        seen = self._trace.seen()
-        return {"low_importance": NoiseFlag(self._trace["low"] > 0, valid=seen),
-                "importance": NoiseScore(-self._trace["importance"], valid=seen),  # low importance: noisy
+        seen = self.trace.seen()
+        return {"low_importance": NoiseFlag(self.trace["low"] > 0, valid=seen),
+                "importance": NoiseScore(-self.trace["importance"], valid=seen),  # low importance: noisy
                 **relabel_report(self.ctx.train_labels, self._initial, self.hp.relabel_epoch, self.ctx.epochs)}
 
     def mechanism_off(self, last: dict[str, float]) -> list[str]:

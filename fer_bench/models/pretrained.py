@@ -72,6 +72,8 @@ NORMALISATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     # LA-Net dataloader.py: "calculated based on MS-Celeb 1M", used with its MS-Celeb ResNet-18.
     "msceleb": ((0.5412, 0.4324, 0.3795), (0.2485, 0.2182, 0.2066)),
+    # NLA main_rafdb.py (train and eval transforms), used with its MS-Celeb ResNet-18; their origin is not stated.
+    "nla": ((0.577, 0.4494, 0.4001), (0.2628, 0.2395, 0.2383)),
 }
 
 

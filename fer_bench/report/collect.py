@@ -8,6 +8,7 @@ from typing import Optional
 import pandas as pd
 
 from ..runs import collect, to_frame
+from ..runs.identity import split_imbalance
 from ..runs.record import GROUP, METRICS, STATS
 
 __all__ = ["GROUP", "METRICS", "STATS", "aggregate", "collect_runs", "refuse_pooling", "unavailable_message"]
@@ -34,6 +35,12 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
     A cell with a run that lacks the statistic (``val`` of a run without a noisy validation
     split) is unavailable: its mean is NaN and ``unavailable`` counts those runs; the
     others are never averaged on their own.
+
+    Where a run trained on a long-tailed subset (``--imbalance``; its setting names the
+    ratio, so two ratios never share a cell), ``imbalance`` is each cell's ratio (NaN: the
+    full training set) and ``imbalance_seeds_varied`` whether the subsets differed between
+    the seeds; and accuracy gets its companion, mean class accuracy at the same statistic
+    (:func:`companion`), which the tables show beside it.
     """
     if stat not in STATS or metric not in METRICS:
         raise ValueError(f"--stat must be one of {', '.join(STATS)} and --metric one of {', '.join(METRICS)}")
@@ -56,7 +63,43 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
     out["protocol"] = grouped["protocol"].first().values
     out["profile"] = grouped["profile"].first().values
     out["mechanism_off"] = grouped["mechanism_off"].agg(lambda v: sum(1 for off in v if off)).values
+    rho = out["setting"].map(lambda s: split_imbalance(s)[1])
+    if rho.notna().any():  # only then: the aggregate of runs on full training sets is as it was
+        out["imbalance"] = rho.astype(float).values
+        seeds = [_imbalance_seed(r) for _, r in runs.iterrows()]
+        varied = runs.assign(_imbalance_seed=seeds).groupby(GROUP, sort=False)["_imbalance_seed"].nunique().values > 1
+        out["imbalance_seeds_varied"] = varied & rho.notna().values
+        if metric == "acc":
+            out = companion(out, grouped, stat)
     return out
+
+
+COMPANION = "mean_class_acc"  # accuracy's companion in the tables of long-tailed runs
+
+
+def companion(out: pd.DataFrame, grouped: "pd.core.groupby.DataFrameGroupBy", stat: str) -> pd.DataFrame:
+    """``out`` with ``companion_mean``, ``companion_std``, ``companion_seed_values`` and
+    ``companion_unavailable``: mean class accuracy at ``stat``, cell by cell as accuracy is. On a long-tailed
+    training set a method that gives up the tail classes keeps most of its accuracy and loses mean class
+    accuracy (the mean of the per-class recalls on the test set), so the two are read together."""
+    column = f"{COMPANION}_{stat}"
+    values = grouped[column].agg(mean="mean", std="std")
+    out = out.assign(companion_mean=values["mean"].values, companion_std=values["std"].values,
+                     companion_seed_values=[tuple(v) for v in grouped[column].agg(list).values],
+                     companion_unavailable=grouped[column].agg(lambda v: int(v.isna().sum())).values)
+    out.loc[out["companion_unavailable"] > 0, ["companion_mean", "companion_std"]] = float("nan")
+    return out
+
+
+def _imbalance_seed(run: pd.Series) -> object:
+    """The seed of a run's long-tailed subset: the one its setting names, else its default (the noise seed; a
+    label file's run: the training seed); None on the full training set."""
+    _, rho, seed = split_imbalance(run["setting"])
+    if rho is None:
+        return None
+    if seed is not None:
+        return seed
+    return run["seed"] if run["noise"] == "file" or pd.isna(run["noise_seed"]) else run["noise_seed"]
 
 
 def refuse_pooling(runs: pd.DataFrame) -> None:

@@ -14,9 +14,9 @@ from typing import Any, Iterable
 
 import seaborn as sns
 
-from ..runs.identity import FILE_PREFIX
+from ..runs.identity import FILE_PREFIX, number_text, split_imbalance
 
-METHOD_TITLES = {"baseline": "Baseline", "scn": "SCN", "rul": "RUL", "eac": "EAC", "lanet": "LA-Net"}
+METHOD_TITLES = {"baseline": "Baseline", "scn": "SCN", "rul": "RUL", "eac": "EAC", "lanet": "LA-Net", "nla": "NLA", "coteaching": "Co-teaching", "elr": "ELR", "dividemix": "DivideMix"}
 NOISE_TITLES = {"sym": "Symmetric", "asym": "Asymmetric", "annotator": "Annotator"}
 _PALETTE = sns.color_palette("colorblind", 10)
 _FIXED = {m: _PALETTE[i] for m, i in zip(METHOD_TITLES, (7, 1, 2, 4, 0))}  # grey, orange, green, purple, blue
@@ -61,10 +61,11 @@ def variant_order(names: list[str]) -> list[str]:
 
 def setting_key(noise: str, rate: float, setting: str = "") -> tuple[Any, ...]:
     """Sort key of a noise setting: clean, symmetric, asymmetric, other noise models, label files;
-    rates ascending."""
+    rates ascending; at one noise setting the full training set, then long-tailed subsets by their ratio."""
     rank = {n: i for i, n in enumerate(["none", *NOISE_TITLES])}
     base = noise.removesuffix("-exact")
-    return noise == "file", rank.get(base, len(rank)), base, noise, rate, setting
+    _, rho, _ = split_imbalance(setting)
+    return noise == "file", rank.get(base, len(rank)), base, noise, rate, rho is not None, rho or 0.0, setting
 
 
 def noise_title(noise: str) -> str:
@@ -74,9 +75,12 @@ def noise_title(noise: str) -> str:
 
 
 def block_title(noise: str, rate: float, setting: str = "") -> str:
-    """``clean``, ``Symmetric 30%``, ``label file noise01 (realised 10.0%)``."""
+    """``clean``, ``Symmetric 30%``, ``label file noise01 (realised 10.0%)``; on a long-tailed training subset
+    followed by its ratio, ``Symmetric 30%, ρ = 10`` (and its seed where the setting names it)."""
+    setting, rho, seed = split_imbalance(setting)
+    subset = "" if rho is None else f", ρ = {number_text(rho)}" + ("" if seed is None else f" (subset seed {seed})")
     if noise == "none":
-        return "clean"
+        return "clean" + subset
     if noise == "file":
-        return f"label file {setting.removeprefix(FILE_PREFIX)} (realised {rate:.1%})"
-    return f"{noise_title(noise)} {rate:.0%}"
+        return f"label file {setting.removeprefix(FILE_PREFIX)} (realised {rate:.1%})" + subset
+    return f"{noise_title(noise)} {rate:.0%}" + subset

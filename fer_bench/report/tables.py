@@ -7,6 +7,11 @@ is bold, and so is every entry not significantly worse than it (one-sided
 Welch's t-test over the seeds, see :meth:`Table.mark_best`). With ``compare_paper`` every real dataset gets the published number
 and our difference beside it. The CSV keeps numbers as numbers (one row per
 cell) so it can be re-analysed without parsing strings.
+
+Runs on long-tailed training subsets (``--imbalance RHO``) make blocks of their own
+(``Symmetric 30%, ρ = 10``, after the same noise on the full training set), and an
+accuracy table of such runs puts each dataset's mean class accuracy beside its accuracy
+(:func:`~fer_bench.report.collect.companion`; the CSV then has a ``metric`` column).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _stats
 
-from ..runs.identity import parse_setting
+from ..runs.identity import parse_setting, split_imbalance
+from .collect import COMPANION
 from .style import block_title, method_title, setting_key, shared_profile, variant_order
 from . import paper
 
@@ -76,6 +82,8 @@ class Block:
     noise: str
     rate: float
     rows: list[tuple[str, dict[str, Cell]]] = field(default_factory=list)  # (variant, dataset -> cell)
+    imbalance: Optional[float] = None  # RHO of the block's long-tailed training subset; None: the full set
+    imbalance_seed: Optional[int] = None  # the subset's seed, where the setting names it (not the default)
 
 
 @dataclass
@@ -92,6 +100,8 @@ class Table:
     higher: bool = True  # a higher number is better
 
     alpha: Optional[float] = None  # significance level of the marks; None: the best mean only
+    # column -> (dataset, metric) where a table shows more than one metric (the companion of long-tailed runs)
+    column_metrics: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def mark_best(self, higher: bool = True, alpha: Optional[float] = ALPHA) -> None:
         """Mark the best mean of each block and column (equal means too), where a block has a choice, and
@@ -151,26 +161,42 @@ def build_table(agg: pd.DataFrame, stat: str, metric: str, compare_paper: bool =
     best and, with ``alpha`` (None: off), the entries not significantly below it."""
     datasets = _dataset_order(list(agg["dataset"].unique()))
     compared = [d for d in datasets if compare_paper and d.split("+")[0] in paper.DATASETS]
+    with_companion = "companion_mean" in agg.columns
     blocks = []
     rates = dict(zip(agg["setting"], agg["rate"]))
     for setting, noise, rate in setting_order(agg["setting"].unique(), rates):
         part = agg[agg["setting"] == setting]
-        block = Block(block_title(noise, rate, setting), noise, rate)
+        _, rho, rho_seed = split_imbalance(setting)
+        block = Block(block_title(noise, rate, setting), noise, rate, imbalance=rho, imbalance_seed=rho_seed)
         for variant in variant_order(list(part["variant"].unique())):
             cells = {}
             for r in part[part["variant"] == variant].itertuples(index=False):
                 cells[r.dataset] = Cell(r.mean, r.std, int(r.n), values=tuple(getattr(r, "seed_values", ())),
                                         paper=paper.published(noise, rate, r.method, r.dataset)
                                         if r.dataset in compared else None)
+                if with_companion:
+                    cells[companion_column(r.dataset)] = Cell(r.companion_mean, r.companion_std, int(r.n),
+                                                              values=tuple(r.companion_seed_values))
             block.rows.append((variant, cells))
         blocks.append(block)
     caption = _caption(agg, stat, metric, compared)
     if compare_paper and not compared:
         caption += " No published numbers to compare with: the paper reports RAF-DB, FERPlus and AffectNet only."
     table = Table(blocks, datasets, compared, caption, label=default_label(metric, stat))
+    if with_companion:
+        table.columns = [c for d in datasets for c in (d, companion_column(d))]
+        for d in datasets:
+            title = table.titles.get(d, d)
+            table.titles.update({d: f"{title} acc.", companion_column(d): f"{title} mean class acc."})
+            table.column_metrics.update({d: (d, metric), companion_column(d): (d, COMPANION)})
     table.mark_best(higher=True, alpha=alpha)
     table.caption += " " + table.significance_words()
     return table
+
+
+def companion_column(dataset: str) -> str:
+    """The key of a dataset's companion column (its mean class accuracy beside its accuracy)."""
+    return f"{dataset} {COMPANION}"
 
 
 def default_label(*parts: str) -> str:
@@ -189,8 +215,19 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
                    else "; the noisy labels differed between seeds for some cells only")
     profiles = ", ".join(sorted(set(agg["profile"])))
     protocols = ", ".join(sorted(set(agg["protocol"])))
-    text = (f"{METRIC_WORDS[metric]} {STAT_WORDS[stat]}: mean ± sample std (ddof=1) over {seeds}, "
+    words = METRIC_WORDS[metric]
+    if "companion_mean" in agg:
+        words += " and, beside it, mean class accuracy (%, the mean of the per-class recalls)"
+    text = (f"{words} {STAT_WORDS[stat]}: mean ± sample std (ddof=1) over {seeds}, "
             f"the number of seeds in parentheses{noise_seeds}. Profile {profiles}, protocol {protocols}.")
+    if "imbalance" in agg:
+        varied = agg.loc[agg["imbalance"].notna() & (agg["n"] > 1), "imbalance_seeds_varied"]
+        subsets = ("" if varied.empty else " The subset followed the seed, so it differs between seeds."
+                   if varied.all() else " The subset was the same for every seed." if not varied.any()
+                   else " The subset differed between seeds for some cells only.")
+        text += (" ρ: a long-tailed training subset (--imbalance), its largest class's image count over its "
+                 f"smallest's under an exponential profile, drawn before the noise; the test set is the dataset's "
+                 f"own.{subsets}")
     if "unavailable" in agg and (agg["unavailable"] > 0).any():
         text += " n/a: a run of the entry has no noisy validation split, so the statistic is unavailable."
     off = agg[agg["mechanism_off"] > 0] if "mechanism_off" in agg else agg.iloc[:0]
@@ -262,7 +299,7 @@ def to_markdown(table: Table) -> str:
 TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-               "±": r"$\pm$", "Δ": r"$\Delta$", "α": r"$\alpha$", "–": "--", "−": "-"}
+               "±": r"$\pm$", "Δ": r"$\Delta$", "α": r"$\alpha$", "ρ": r"$\rho$", "–": "--", "−": "-"}
 
 
 def _tex(text: str) -> str:
@@ -289,13 +326,18 @@ def to_latex(table: Table) -> str:
 
 def to_csv(table: Table) -> str:
     rows = []
+    imbalanced = any(block.imbalance is not None for block in table.blocks)
     for block in table.blocks:
         for variant, cells in block.rows:
             for d in table.columns:
                 if d not in cells:
                     continue
                 c = cells[d]
-                row = {"noise": block.noise, "rate": block.rate, table.row_header.lower(): variant, table.column_name: d,
+                row = {"noise": block.noise, "rate": block.rate,
+                       **({"imbalance": block.imbalance, "imbalance_seed": block.imbalance_seed} if imbalanced else {}),
+                       table.row_header.lower(): variant, table.column_name: d,
+                       **({table.column_name: table.column_metrics[d][0], "metric": table.column_metrics[d][1]}
+                          if table.column_metrics else {}),
                        "mean": round(c.mean, table.digits + 2),
                        "std": None if math.isnan(c.std) else round(c.std, table.digits + 2), "n": c.n,
                        "best_in_block": c.best, "p_vs_best": None if c.p_best is None else round(c.p_best, 4),

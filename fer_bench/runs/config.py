@@ -16,6 +16,12 @@ Schema history:
   when the run was made, which its name leaves out (:meth:`fer_bench.runs.RunId.from_config`).
 * 2: the recipe keys ``time_constants``, ``last_stride`` and ``heatmap_stride``
   (:data:`SCHEMA_1_RECIPE`: what the code did before them), and ``mapped_constants``.
+
+Keys a config holds only where they apply, so that every other config (and its hash) stays as it was and
+no migration is needed: ``processes`` and ``sync_bn`` (a run trained by several processes) and
+``imbalance`` (a long-tailed training subset, :mod:`fer_bench.datasets.imbalance`: ``{"profile", "rho",
+"seed"}``). A record without ``imbalance`` trained on the full training split, as every record made before
+it did.
 """
 
 from __future__ import annotations

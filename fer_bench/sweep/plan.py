@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from ..engine.recipe import RecipeError, parse_value
 from ..engine.spec import RunSpec, config_record, resolve
@@ -14,7 +14,8 @@ from ..runs import RunDir
 
 @dataclass(frozen=True)
 class Axes:
-    """What a sweep varies. ``grid`` maps a recipe key or hyper-parameter to the values to try."""
+    """What a sweep varies. ``grid`` maps a recipe key or hyper-parameter to the values to try; ``imbalances``
+    the ratios RHO of long-tailed training subsets (None: the full training split)."""
 
     methods: tuple[str, ...]
     datasets: tuple[str, ...] = ("synthfer",)
@@ -23,6 +24,7 @@ class Axes:
     seeds: tuple[int, ...] = (0, 1, 2)
     clean: bool = False
     grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    imbalances: tuple[Optional[float], ...] = (None,)
 
 
 def split_list(text: str) -> list[str]:
@@ -56,7 +58,9 @@ def expand(axes: Axes, base: RunSpec) -> list[RunSpec]:
 
     Seeds vary slowest, so a sweep stopped half-way leaves whole seeds finished.
     The noise model ``none`` means the clean labels, like ``clean=True``; a run
-    reached twice (a repeated grid value) appears once.
+    reached twice (a repeated grid value) appears once. Every noise setting is
+    crossed with every imbalance ratio; the base spec's ``imbalance_seed`` applies
+    to the long-tailed ones.
     """
     clean = axes.clean or "none" in axes.noises
     settings = [("none", 0.0)] if clean else []
@@ -64,10 +68,11 @@ def expand(axes: Axes, base: RunSpec) -> list[RunSpec]:
     keys = [k for k, _ in axes.grid]
     combos = list(itertools.product(*[v for _, v in axes.grid]))
     specs, seen = [], set()
-    for seed, dataset, (noise, rate), method, combo in itertools.product(
-            axes.seeds, axes.datasets, settings, axes.methods, combos):
+    for seed, dataset, (noise, rate), imbalance, method, combo in itertools.product(
+            axes.seeds, axes.datasets, settings, axes.imbalances, axes.methods, combos):
         spec = replace(base, method=method, dataset=dataset, noise=noise, rate=rate, seed=seed,
-                       overrides={**base.overrides, **dict(zip(keys, combo))})
+                       overrides={**base.overrides, **dict(zip(keys, combo))}, imbalance=imbalance,
+                       imbalance_seed=base.imbalance_seed if imbalance is not None else None)
         run_dir = resolve(spec).run_dir
         if run_dir not in seen:
             seen.add(run_dir)

@@ -172,9 +172,9 @@ class LANet(Method):
         self.queue = KeyQueue(self.hp.queue_size, self.model.encoder.landmark_dim, ctx.device)
         # Each sample's neighbour estimates at its last visit (their peaks) and the weight its initial one-hot
         # label still has in the memory (omega per visit): only for the mechanism diagnostics.
-        self._trace = SampleTrace(ctx.num_train, ctx.device, expression=torch.long, landmark=torch.long,
+        self.trace = SampleTrace(ctx.num_train, ctx.device, expression=torch.long, landmark=torch.long,
                                   neighbours=torch.long, start_weight=torch.float32)
-        self._trace["start_weight"].fill_(1.0)
+        self.trace["start_weight"].fill_(1.0)
 
     def check_hparams(self, hparams: dict[str, Any]) -> None:
         super().check_hparams(hparams)
@@ -251,8 +251,8 @@ class LANet(Method):
 
     def _trace_step(self, indices: torch.Tensor, estimate: torch.Tensor) -> None:
         per_space = self._own_estimates if self.ctx.world.distributed else self.model.lde.last_estimates
-        weight = self._trace["start_weight"][indices] * self.hp.omega
-        self._trace.write(indices, expression=per_space[0].argmax(1), landmark=per_space[1].argmax(1),
+        weight = self.trace["start_weight"][indices] * self.hp.omega
+        self.trace.write(indices, expression=per_space[0].argmax(1), landmark=per_space[1].argmax(1),
                           neighbours=estimate.detach().argmax(1), start_weight=weight)
 
     def heatmap_side(self) -> int:
@@ -260,16 +260,16 @@ class LANet(Method):
         return heatmap_size(self.ctx.recipe["image_size"], self.ctx.recipe.get("heatmap_stride", 4))
 
     def mechanism(self) -> dict[str, Probe]:
-        seen, table = self._trace.seen(), self.memory.table
+        seen, table = self.trace.seen(), self.memory.table
         peak = table.max(1).values
         return {
             "memory": LabelGuess(table.argmax(1), among="neighbours"),
-            "neighbours": LabelGuess(self._trace["neighbours"], valid=seen),
-            "expression_neighbours": LabelGuess(self._trace["expression"], valid=seen),
-            "landmark_neighbours": LabelGuess(self._trace["landmark"], valid=seen),
+            "neighbours": LabelGuess(self.trace["neighbours"], valid=seen),
+            "expression_neighbours": LabelGuess(self.trace["expression"], valid=seen),
+            "landmark_neighbours": LabelGuess(self.trace["landmark"], valid=seen),
             "below_delta": float((peak < self.hp.delta).float().mean()),
             "memory_peak": float(peak.mean()),
-            "start_mass": float(self._trace["start_weight"].mean()),
+            "start_mass": float(self.trace["start_weight"].mean()),
             "heatmap_side": self.heatmap_side(),
         }
 
@@ -300,15 +300,15 @@ class LANet(Method):
         return off
 
     def shared_rows(self) -> list[torch.Tensor]:
-        return [self.ctx.train_labels, self.memory.table, *self._trace.rows()]
+        return [*super().shared_rows(), self.memory.table]
 
     def extra_state(self) -> dict[str, Any]:
-        return {"memory": self.memory.table.cpu(), "queue": self.queue.state_dict(), "trace": self._trace.state_dict()}
+        return {**super().extra_state(), "memory": self.memory.table.cpu(), "queue": self.queue.state_dict()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
         self.memory.table.copy_(state["memory"])
         self.queue.load_state_dict(state["queue"])
-        self._trace.load_state_dict(state.get("trace"))
 
     def label_distributions(self) -> torch.Tensor:
         """The memory D: LA-Net's current label distribution of every training sample ``(N, C)``."""

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ...runs.identity import imbalance_suffix, split_imbalance
 from ..collect import METRICS, STATS, aggregate
 from ..style import LINESTYLES, method_color, method_of, noise_title, setting_key, variant_order
 from .canvas import METRIC_TEXT, STAT_TEXT, legend_labels, panel_grid, styled
@@ -20,8 +21,9 @@ def curves_data(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", dat
     runs of a line appear in every panel of their dataset at rate 0. Lines are
     the methods' default runs unless ``variants`` (overrides shared by all runs
     of a method, such as a sweep-wide ``--set epochs=5``, do not count); runs under
-    more than one protocol or profile get them in the line name. Label-file
-    runs (no rate) are left out.
+    more than one protocol or profile get them in the line name, and runs on a
+    long-tailed training subset (``--imbalance``) its ratio (``baseline+imbalance=10``:
+    a line of its own). Label-file runs (no rate) are left out.
     """
     if stat not in STATS or metric not in METRICS:
         raise ValueError(f"--stat must be one of {', '.join(STATS)} and --metric one of {', '.join(METRICS)}")
@@ -43,7 +45,7 @@ def curves_data(runs: pd.DataFrame, stat: str = "last", metric: str = "acc", dat
     if agg["mean"].isna().all():
         raise ValueError(f"--stat {stat} is unavailable for every run to plot (trained without a noisy "
                          f"validation split; --val-split F holds one out)")
-    agg["line"] = agg["variant"]
+    agg["line"] = agg["variant"] + agg["setting"].map(lambda s: imbalance_suffix(*split_imbalance(s)[1:]))
     clean = agg[agg["noise"] == "none"]
     noisy = agg[agg["noise"] != "none"].copy()
     if noisy.empty:

@@ -27,9 +27,12 @@ ORDER=(face56 cpu-face)
 
 for name in "${@:-${ORDER[@]}}"; do
     [ -n "${CANDIDATE[$name]+x}" ] || { echo "unknown candidate $name; known: ${!CANDIDATE[*]}" >&2; exit 2; }
-    # shellcheck disable=SC2086
-    fer_bench sweep --methods baseline,scn,rul,eac,lanet --datasets synthfer --noise sym,asym --rates 0.3 \
-        --seeds 0 --profile cpu-face ${CANDIDATE[$name]} --jobs 2 --out "$RUNS/$name" --quiet || true
+    # LA-Net first: its two runs are the longest, and most of the criteria are its
+    for methods in lanet eac,rul,scn,baseline; do
+        # shellcheck disable=SC2086
+        fer_bench sweep --methods "$methods" --datasets synthfer --noise sym,asym --rates 0.3 \
+            --seeds 0 --profile cpu-face ${CANDIDATE[$name]} --jobs 2 --out "$RUNS/$name" --quiet || true
+    done
     # shellcheck disable=SC2086
     fer_bench sweep --methods baseline --datasets synthfer --noise sym --rates 0.3 --clean \
         --seeds 0 --profile cpu-face ${CANDIDATE[$name]} --jobs 2 --out "$RUNS/$name" --quiet || true

@@ -1,0 +1,112 @@
+"""ELR: the temporal-ensembling target update and the regularised loss on hand-computed numbers, and its
+records in a real run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from fer_bench.engine import recipe as recipes
+from fer_bench.engine.run import main
+from fer_bench.methods import Batch, MethodContext
+from fer_bench.methods.elr import clamped_probabilities, elr_regulariser, update_targets_
+from fer_bench.registry import METHODS
+
+from .conftest import tiny_spec
+
+
+def test_target_update_hand_computed() -> None:
+    targets = torch.zeros(3, 3)
+    p0, p2 = [0.5, 0.3, 0.2], [0.1, 0.1, 0.8]
+    rows = update_targets_(targets, torch.tensor([0, 2]), torch.tensor([p0, p2]), beta=0.7)
+    # targets start at zero: a first visit leaves (1 - beta) p
+    assert rows.flatten().tolist() == pytest.approx([0.15, 0.09, 0.06, 0.03, 0.03, 0.24])
+    assert targets[1].tolist() == [0.0, 0.0, 0.0] and torch.equal(targets[[0, 2]], rows)
+    # a second visit of sample 0 with p = (0.2, 0.6, 0.2): 0.7 * (0.15, 0.09, 0.06) + 0.3 * (0.2, 0.6, 0.2)
+    update_targets_(targets, torch.tensor([0]), torch.tensor([[0.2, 0.6, 0.2]]), beta=0.7)
+    assert targets[0].tolist() == pytest.approx([0.165, 0.243, 0.102])
+    assert targets[2].tolist() == pytest.approx([0.03, 0.03, 0.24])
+
+
+def test_the_update_renormalises_the_clamped_prediction() -> None:
+    logits = torch.tensor([[0.98, 0.01, 0.01]]).log()
+    probs = clamped_probabilities(logits, eps=0.1)  # clamped to (0.9, 0.1, 0.1), not renormalised
+    assert probs[0].tolist() == pytest.approx([0.9, 0.1, 0.1])
+    targets = torch.zeros(1, 3)
+    update_targets_(targets, torch.tensor([0]), probs, beta=0.5)
+    # 0.5 * (0.9, 0.1, 0.1) / 1.1
+    assert targets[0].tolist() == pytest.approx([0.9 / 2.2, 0.1 / 2.2, 0.1 / 2.2])
+
+
+def test_regulariser_hand_computed() -> None:
+    t = torch.tensor([[0.165, 0.243, 0.102], [0.03, 0.03, 0.24]])
+    p = torch.tensor([[0.2, 0.6, 0.2], [0.1, 0.1, 0.8]], requires_grad=True)
+    # <t, p> = 0.033 + 0.1458 + 0.0204 = 0.1992 and 0.003 + 0.003 + 0.192 = 0.198
+    reg = elr_regulariser(t, p)
+    assert reg.item() == pytest.approx((math.log(1 - 0.1992) + math.log(1 - 0.198)) / 2, rel=1e-6)
+    reg.backward()
+    # d/dp log(1 - <t, p>) / 2 = -t / (2 (1 - <t, p>)): raising p where the target is lowers the loss
+    assert p.grad[0].tolist() == pytest.approx((-t[0] / (2 * (1 - 0.1992))).tolist(), rel=1e-5)
+
+
+class _Fixed(nn.Module):
+    """A 'network' that returns the same logits whatever the images."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits
+
+
+def test_training_step_regularises_towards_the_updated_target() -> None:
+    cls = METHODS.get("elr")
+    ctx = MethodContext(num_classes=3, class_names=("a", "b", "c"), train_labels=torch.tensor([0, 1, 2, 1]),
+                        device=torch.device("cpu"), recipe={"arch": "resnet18", "width": 8, "stem": "small"},
+                        epochs=1)
+    elr = cls(ctx, {**cls.hparam_defaults(), "beta": 0.5, "lam": 2.0, "eps": 0.0})
+    elr.targets[3] = torch.tensor([0.1, 0.3, 0.1])  # sample 3 was seen before
+    probs = torch.tensor([[0.2, 0.6, 0.2], [0.5, 0.25, 0.25]])
+    elr.model = _Fixed(probs.log())
+    labels = torch.tensor([1, 0])
+    batch = Batch(images=torch.zeros(2, 3, 8, 8), labels=labels, indices=torch.tensor([3, 0]),
+                  raw=torch.zeros(2, 8, 8, 3, dtype=torch.uint8), gen=torch.Generator(),
+                  flipped=torch.zeros(2, dtype=torch.bool))
+    out = elr.training_step(batch)
+    # updated targets: sample 3: 0.5 (0.1, 0.3, 0.1) + 0.5 (0.2, 0.6, 0.2) = (0.15, 0.45, 0.15);
+    # sample 0 (first visit): 0.5 (0.5, 0.25, 0.25) = (0.25, 0.125, 0.125)
+    assert elr.targets[3].tolist() == pytest.approx([0.15, 0.45, 0.15])
+    assert elr.targets[0].tolist() == pytest.approx([0.25, 0.125, 0.125])
+    # <t, p>: 0.03 + 0.27 + 0.03 = 0.33 and 0.125 + 0.03125 + 0.03125 = 0.1875
+    ce = -(math.log(0.6) + math.log(0.5)) / 2
+    reg = (math.log(1 - 0.33) + math.log(1 - 0.1875)) / 2
+    assert out.loss.item() == pytest.approx(ce + 2.0 * reg, abs=1e-6)  # float32; a sum near zero
+    assert out.logs["elr_reg"].item() == pytest.approx(reg, rel=1e-6)
+    # the mechanism: the target's peak per visited sample, and its mass away from the given label
+    found = elr.mechanism()
+    assert found["target"].valid.tolist() == [True, False, False, True]
+    assert found["target"].labels[[0, 3]].tolist() == [0, 1]
+    assert found["target_off_label"].scores[[0, 3]].tolist() == pytest.approx([0.5, 1 - 0.45 / 0.75])
+
+
+def test_beta_is_a_per_visit_momentum_that_maps_to_a_short_schedule() -> None:
+    cls = METHODS.get("elr")
+    assert cls.hparam_specs()["beta"].unit == "visit"
+    _, hp, _ = recipes.resolve_mapped(cls.recipe, cls.hparams, "official", "paper", {"epochs": 30})
+    assert hp["beta"] == pytest.approx(0.7 ** (120 / 30))  # the same share of the first value left at the end
+
+
+def test_run_reports_the_target_and_says_when_it_is_off(tiny_synth: Path, tmp_path: Path) -> None:
+    res = main(tiny_spec(tiny_synth, tmp_path / "a", method="elr", noise="sym", rate=0.4))
+    header = (Path(res["run_dir"]) / "metrics.csv").read_text().splitlines()[0].split(",")
+    for name in ("mech_target_clean", "mech_target_noisy", "mech_target_agree", "mech_target_off_label_auroc",
+                 "elr_reg"):
+        assert name in header
+    off = main(tiny_spec(tiny_synth, tmp_path / "b", method="elr", noise="sym", rate=0.4,
+                         overrides={"lam": 0.0}))["mechanism_off"]
+    assert off == ["early-learning regularisation off (lam = 0): plain cross-entropy"]
