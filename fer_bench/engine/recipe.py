@@ -151,6 +151,14 @@ PROFILES: dict[str, dict[str, Any]] = {
 # recipes they also report from-scratch numbers with (SCN's ablations, EAC's author in EAC #10), so
 # starting from face-pretrained weights implies no other lr or schedule.
 PROFILES["cpu-face"] = {**PROFILES["cpu"], "pretrained": SYNTHFER_ID}
+# cpu-face at the scale the methods' mechanisms need, chosen by results/synthfer/protocol/CRITERIA.md
+# (results/synthfer/protocol/README.md has the search): 56 px with the last stage at stride 1, so that EAC's
+# class activation maps are 7x7 as at the official 224 px; LA-Net's heatmaps at stride 2, 28x28 cells, so
+# that an expression moves a landmark by about a cell; every method's time constants mapped to the 15
+# epochs (engine/timescale.py). The same network and synthfer-id weights: the strides change no parameter.
+# About twice cpu-face's time per run on two cores.
+PROFILES["cpu-face-56"] = {**PROFILES["cpu-face"], "image_size": 56, "last_stride": 1, "heatmap_stride": 2,
+                           "time_constants": "mapped"}
 
 PROTOCOLS = ("official", "unified")
 
