@@ -281,6 +281,7 @@ memory = (one.memory.table - ranks.memory.table).abs().max().item()
 params = max((a - b).abs().max().item() for a, b in zip(one.model.parameters(), ranks.model.parameters()))
 if world.rank == 0:
     json.dump({**losses, "memory": memory, "params": params}, open(sys.argv[1], "w"))
+distributed.shutdown()  # before the interpreter's exit, whose teardown can abort gloo's threads
 """
 
 
