@@ -27,7 +27,7 @@ working directory), so a later block sees what an earlier one made. How a block 
 * Any other block (``text``, ``toml``, ``yaml`` without a file line) is output or data.
 
 The tiny settings, so the executed examples take seconds: the data root holds a tiny synthfer (96
-training and 40 test images at 32 px); the ``cpu`` and ``cpu-face`` profiles train 2 epochs at 32 px,
+training and 40 test images at 32 px); the ``cpu``, ``cpu-face`` and ``cpu-face-56`` profiles train 2 epochs at 32 px,
 batch 32 (patched in this process, so run directories keep the names the documentation shows);
 ``results/runs`` starts with a few tiny finished runs, so report commands have runs to read; and
 ``results/synthfer`` is a copy of the committed benchmark records, which the tutorial's tables and
@@ -171,7 +171,7 @@ def seeded_runs(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
     out = tmp_path_factory.mktemp("docs-seeded") / "runs"
     with pytest.MonkeyPatch.context() as patch:
-        for profile in ("cpu", "cpu-face"):
+        for profile in ("cpu", "cpu-face", "cpu-face-56"):
             for key, value in TINY_PROFILE.items():
                 patch.setitem(PROFILES[profile], key, value)
         for method, noise, rate, seed in SEEDED_RUNS:
@@ -341,7 +341,7 @@ def test_every_example_of_the_page_runs(page: str, tiny_synth: Path, seeded_runs
 
     found = blocks(page)
     sandbox = Sandbox(page, tmp_path / "sandbox", tiny_synth, seeded_runs)
-    for profile in ("cpu", "cpu-face"):
+    for profile in ("cpu", "cpu-face", "cpu-face-56"):
         for key, value in TINY_PROFILE.items():
             monkeypatch.setitem(PROFILES[profile], key, value)
     for key, value in sandbox.env.items():

@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from fer_bench.cli import main as cli
+from fer_bench.registry import DATASETS
 from fer_bench.runs.record import STATS
 from tests import browser as chromium
 
@@ -293,7 +294,7 @@ def test_other_files_are_never_overwritten_and_an_old_report_is_replaced(site: t
 
 
 def test_the_figures_numbers_are_fer_bench_plots_and_the_reproduce_command_names_the_same_run(
-        site: tuple[Path, Path]) -> None:
+        site: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     from fer_bench.cli.training import _base_spec, run
     from fer_bench.engine.spec import resolve
     from fer_bench.report.plots import curves_data, load_runs
@@ -312,6 +313,8 @@ def test_the_figures_numbers_are_fer_bench_plots_and_the_reproduce_command_names
                              .rstrip()[:-2])["command"]
         params = dict(run.make_context("run", shlex.split(command)[2:]).params)
         params.pop("quiet"), params.pop("nproc")
+        # named, as the record is, against the dataset's default profile of the day the run was made
+        monkeypatch.setattr(DATASETS.get(record.config["dataset"]), "default_profile", record.config["default_profile"])
         resolved = resolve(_base_spec(progress=False, **params))
         assert resolved.id.name() == record.id.name()
         assert resolved.spec.overrides == record.config["overrides"]
@@ -370,3 +373,21 @@ def test_the_mechanism_diagnostics_are_drawn_from_the_runs(tiny_synth: Path, tmp
     browser.get((tmp_path / "site" / "index.html").as_uri() + "#figures")
     _wait(browser, "return document.querySelectorAll('#fig-mechanisms svg').length > 0")
     assert chromium.console_errors(browser) == []
+
+
+def test_a_default_taken_from_the_run_is_the_runs_own_in_the_panel() -> None:
+    """Co-teaching's forget rate defaults to the run's nominal noise rate: at 30% noise, 0.3 is its default,
+    not a value that differs from one."""
+    from fer_bench.report.html.defaults import default_recipe
+    from fer_bench.report.html.rundata import config_sections
+
+    config = {"method": "coteaching", "dataset": "synthfer", "protocol": "official", "profile": "cpu-face-56",
+              "noise": {"model": "sym", "rate": 0.3}, "overrides": {}}
+    defaults, why = default_recipe(config)
+    assert why is None and defaults["hparams"]["forget_rate"] == 0.3
+    config["hparams"] = {"forget_rate": 0.3}
+    rows = {r["key"]: r for s in config_sections(config)[0] if s["title"] == "hyper-parameters" for r in s["rows"]}
+    assert rows["forget_rate"]["differs"] is False
+    # a label-file run has no nominal rate: there is no default to compare with, and the panel says why
+    defaults, why = default_recipe({**config, "noise": {"model": "file", "rate": None}})
+    assert defaults is None and "forget_rate" in why

@@ -180,8 +180,9 @@ def test_cli_pretrain_help_states_the_defaults() -> None:
 
 
 @pytest.mark.parametrize("option, suffix", [
-    ([], ""),  # synthfer's default profile, cpu-face, is the pretrained start
-    (["--profile", "cpu-face"], ""),
+    ([], ""),  # synthfer's default profile, cpu-face-56, is the pretrained start
+    (["--profile", "cpu-face-56"], ""),
+    (["--profile", "cpu-face"], "+profile=cpu-face"),
     (["--pretrained", "synthfer-id"], "+pretrained=synthfer-id"),
     (["--set", "pretrained=synthfer-id"], "+pretrained=synthfer-id"),
     (["--profile", "cpu", "--pretrained", "synthfer-id"], "+profile=cpu+pretrained=synthfer-id"),

@@ -23,7 +23,7 @@ from fer_bench.report.collect import aggregate, collect_runs
 from fer_bench.report.tables import build_table, to_csv, to_latex, to_markdown
 from fer_bench.report.userstudy import CLEAN, NOISY, measure
 
-from .conftest import tiny_spec
+from .conftest import TINY_RECIPE, tiny_spec
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +213,13 @@ def test_a_run_keeps_its_name_when_its_datasets_default_profile_changes_and_is_n
     with pytest.raises(RunError, match=f"holds a {before} run, made when {before} was synthfer's default profile "
                                        f"\\(this run's is {today}\\); to keep both, give this one its own runs root"):
         run_main(tiny_spec(tiny_synth, out, method="baseline"))
+    # Asked for by its profile, the old run is found under the name it got, not trained again beside it.
+    again = run_main(tiny_spec(tiny_synth, out, method="baseline", profile=before))
+    assert again.get("already_done") and Path(again["run_dir"]) == old_dir
+    res = CliRunner().invoke(cli, ["sweep", "--methods", "baseline", "--root", str(tiny_synth), "--rates", "0",
+                                   "--seeds", "0", "--profile", before, "--out", str(out), "--dry-run",
+                                   *[f"--set={k}={v}" for k, v in TINY_RECIPE.items()]])
+    assert res.exit_code == 0 and "1 runs, 1 finished" in res.output, res.output
     # today's default in another seed of the same root: one variant name, two profiles
     run_main(tiny_spec(tiny_synth, out, method="baseline", seed=1))
     res = CliRunner().invoke(cli, ["table", "--results", str(out), "--format", "csv"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import click
 
@@ -19,12 +19,13 @@ from ..registry import DATASETS, METHODS, NOISE_MODELS
 from .common import Group, plugin_option
 
 
-def _print_entries(registry: Any) -> None:
-    """One line per registered name: its description and where it came from (built-in or a plugin)."""
+def _print_entries(registry: Any, detail: Callable[[str], str] = lambda name: "") -> None:
+    """One line per registered name: its description, ``detail(name)`` and where it came from (built-in or a
+    plugin)."""
     entries = registry.listing()
     width = max([4] + [len(name) for name, _, _ in entries])
     for name, description, source in entries:
-        click.echo(f"{name:<{width}}  {description}  [{source}]")
+        click.echo(f"{name:<{width}}  {description}{detail(name)}  [{source}]")
 
 
 # --- methods ------------------------------------------------------------------
@@ -61,8 +62,8 @@ def data() -> None:
 @data.command("list")
 @plugin_option
 def data_list() -> None:
-    """List the registered datasets."""
-    _print_entries(DATASETS)
+    """List the registered datasets, each with its default profile (the one its runs use without --profile)."""
+    _print_entries(DATASETS, lambda name: f" Default profile: {DATASETS.get(name).default_profile}.")
 
 
 @data.command("check")

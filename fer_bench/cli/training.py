@@ -72,7 +72,8 @@ training_options = option_group(
                  help="Seed of the --imbalance subset's images (default: the noise seed; with --noise-file, the "
                       "training seed)."),
     click.option("--protocol", default="official", show_default=True, type=click.Choice(["official", "unified"])),
-    click.option("--profile", default=None, help="paper | cpu | cpu-face (default: the dataset's; cpu-face for synthfer, paper for the others)."),
+    click.option("--profile", default=None, help="paper | cpu | cpu-face | cpu-face-56 (default: the dataset's, "
+                                                  "which `fer-bench data list` shows)."),
     click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a recipe key or hyper-parameter."),
     click.option("--sampler", type=click.Choice(["random", "balanced", "progressive"]),
                  help="Epoch sampler for any method (default: the recipe's; random)."),

@@ -3,7 +3,7 @@
 A loader is a class, never instantiated, with:
 
 * ``default_profile``: the recipe profile its runs use unless ``--profile`` says
-  otherwise (``paper`` for the real datasets, ``cpu-face`` for synthfer);
+  otherwise (``paper`` for the real datasets, ``cpu-face-56`` for synthfer);
 * optionally ``default_val_split``: the fraction of the noisy training labels
   held out as a noisy validation split unless ``--val-split`` says otherwise
   (:mod:`fer_bench.datasets.split`): 0.1 on synthfer, 0 on the real datasets,

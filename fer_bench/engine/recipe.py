@@ -11,11 +11,12 @@ A run's recipe is resolved in layers, later ones winning:
    ``heatmap_peak``); under ``unified`` those keep the method's defaults;
 3. the profile, by scale: ``paper`` (ResNet-18 at 224 px, the default on real
    datasets) changes nothing, ``cpu`` shrinks network, input and schedule so
-   a run finishes in minutes on two cores, from scratch; ``cpu-face`` (the
-   default on the synthetic dataset) is the papers' setting on that budget:
-   the same, fine-tuning the backbone pretrained on synthfer identities
-   (``pretrained: synthfer-id``, :mod:`fer_bench.pretrain`); method
-   hyper-parameters are untouched;
+   a run finishes in minutes on two cores, from scratch; ``cpu-face`` is the
+   papers' setting on that budget: the same, fine-tuning the backbone pretrained on
+   synthfer identities (``pretrained: synthfer-id``, :mod:`fer_bench.pretrain`);
+   ``cpu-face-56`` (the default on the synthetic dataset) is ``cpu-face`` at the scale
+   the methods' mechanisms need (56 px, finer feature and heatmap grids, time constants
+   mapped to its schedule); method hyper-parameters are untouched;
 4. the user's ``--set key=value`` overrides, then the run's own values for a hyper-parameter whose
    default is taken from the run (``HParam(None, default_from="noise_rate")``: the nominal noise
    rate, :func:`fer_bench.methods.hparams.run_defaults`), when the run's values are given;

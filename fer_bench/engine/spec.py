@@ -5,6 +5,7 @@ that records it (:func:`config_record`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -17,7 +18,7 @@ from ..methods.base import Method
 from ..noise.models import required_rate
 from ..paths import runs_root
 from ..registry import DATASETS, METHODS, NOISE_MODELS
-from ..runs import SCHEMA_VERSION, RunError, RunId
+from ..runs import SCHEMA_VERSION, RunDir, RunError, RunId, migrate
 from ..runs.config import DATA_FINGERPRINT
 from ..tracking import check_tracker
 from . import recipe as recipes
@@ -80,19 +81,40 @@ class ResolvedRun:
 
     @property
     def id(self) -> RunId:
+        """The run's name: against the dataset's default profile of today, unless this root already holds the
+        run under the name it got when its profile was the default (:meth:`_named_against`)."""
+        today = self._named_against(self.dataset_cls.default_profile)
+        if self.profile == self.dataset_cls.default_profile:
+            return today
+        earlier = self._named_against(self.profile)
+        return earlier if self._recorded_as_default(self._root / earlier.name()) else today
+
+    def _named_against(self, default_profile: str) -> RunId:
         s = self.spec
         return RunId.build(
             method=s.method, dataset=s.dataset, data_options=s.data_options, noise=s.noise, rate=s.rate,
             exact=s.exact, noise_file=s.noise_file, protocol=s.protocol, profile=self.profile,
-            default_profile=self.dataset_cls.default_profile, overrides=s.overrides, seed=s.seed,
+            default_profile=default_profile, overrides=s.overrides, seed=s.seed,
             noise_seed=self.noise_seed, processes=s.processes, sync_bn=s.sync_bn,
             imbalance=self.imbalance.rho if self.imbalance else None,
             imbalance_seed=self.imbalance.seed if self.imbalance else None)
 
+    def _recorded_as_default(self, run_dir: Path) -> bool:
+        """Whether ``run_dir`` holds a run of this profile made while it was the dataset's default, so that a
+        sweep over a benchmark of an earlier default finds its runs instead of training them again."""
+        try:
+            config = migrate(json.loads(RunDir(run_dir).config_file.read_text()))
+        except (OSError, ValueError, RunError):
+            return False
+        return config.get("profile") == self.profile == config.get("default_profile")
+
+    @property
+    def _root(self) -> Path:
+        return Path(self.spec.out) if self.spec.out else runs_root()
+
     @property
     def run_dir(self) -> Path:
-        root = Path(self.spec.out) if self.spec.out else runs_root()
-        return root / self.id.name()
+        return self._root / self.id.name()
 
 
 def resolve(spec: RunSpec) -> ResolvedRun:
@@ -141,6 +163,12 @@ def run_values(spec: RunSpec) -> dict[str, Any]:
     the run's *nominal* noise rate, as the user gave it (0 without noise); a label file has none. Never the
     realised rate, nor anything else computed from the clean labels."""
     return {"noise_rate": None if spec.noise_file else spec.rate}
+
+
+def recorded_run_values(config: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run_values` of the run a saved ``config.json`` describes."""
+    noise = config.get("noise") or {}
+    return {"noise_rate": None if noise.get("model") == "file" else noise.get("rate")}
 
 
 def resolve_imbalance(spec: RunSpec, noise_seed: int) -> Optional[Imbalance]:

@@ -48,7 +48,7 @@ def _wrapped(label: str, text: str, width: int = 100) -> list[str]:
 def method_card(name: str) -> str:
     """What ``fer-bench methods show NAME`` prints."""
     from ..engine import recipe as recipes
-    from ..registry import METHODS
+    from ..registry import DATASETS, METHODS
 
     key = METHODS.canonical(name)
     entry = next(e for e in METHODS.entries() if e.name == key)
@@ -99,8 +99,9 @@ def method_card(name: str) -> str:
     lines += _wrapped("--protocol unified: ", _changes(official, unified)
                       + ("" if changed_hp == "nothing" else f"; hyper-parameters {changed_hp}")
                       + _mapped_text(cls, "unified", "paper"))
-    lines.append("(synthfer's default profile is cpu-face, the real datasets' paper; a dataset also sets val_split; "
-                 "pretrained_kind and normalize 'auto' follow the weights)")
+    defaults = ", ".join(f"{name}'s {DATASETS.get(name).default_profile}" for name in DATASETS.names())
+    lines.append(f"(default profiles: {defaults}; a dataset also sets val_split; pretrained_kind and normalize "
+                 "'auto' follow the weights)")
     return "\n".join(lines)
 
 

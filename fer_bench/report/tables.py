@@ -243,7 +243,9 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
     return text
 
 
-def _mean_std(c: Cell, pm: str, digits: int) -> str:
+def mean_std_text(c: Cell, pm: str, digits: int) -> str:
+    """A cell as every format writes it: ``84.26 ± 0.52`` (the std with two seeds or more), ``n/a`` without
+    a value."""
     if math.isnan(c.mean):
         return "n/a"  # a run of the cell lacks the statistic (val without a validation split)
     return f"{c.mean:.{digits}f}" + (f"{pm}{c.std:.{digits}f}" if c.n > 1 else "")
@@ -255,7 +257,8 @@ def _paper_text(p: Optional[paper.Cell], pm: str) -> str:
     return f"{p[0]:.2f}" + (f"{pm}{p[1]:.2f}" if p[1] is not None else "")
 
 
-def _header(table: Table) -> list[str]:
+def header_row(table: Table) -> list[str]:
+    """The column titles, with a paper and a Δ column beside each compared dataset."""
     cols = ["Noise", table.row_header]
     for d in table.columns:
         title = table.titles.get(d, d)
@@ -263,7 +266,7 @@ def _header(table: Table) -> list[str]:
     return cols
 
 
-def _body(table: Table, cell: Callable[[Cell], str], pm: str,
+def body_rows(table: Table, cell: Callable[[Cell], str], pm: str,
           plain: Callable[[str], str] = str) -> list[list[list[str]]]:
     """Blocks of rows of strings: ``cell`` formats our results, ``plain`` escapes everything else."""
     out = []
@@ -286,12 +289,12 @@ def _body(table: Table, cell: Callable[[Cell], str], pm: str,
 
 def to_markdown(table: Table) -> str:
     def cell(c: Cell) -> str:
-        text = _mean_std(c, " ± ", table.digits)
+        text = mean_std_text(c, " ± ", table.digits)
         return f"**{text}** ({c.n})" if c.marked else f"{text} ({c.n})"
 
-    header = _header(table)
+    header = header_row(table)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + [":-:"] * (len(header) - 2)) + "|"]
-    for rows in _body(table, cell, " ± "):
+    for rows in body_rows(table, cell, " ± "):
         lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + f"\n\n{table.caption}\n"
 
@@ -309,14 +312,14 @@ def _tex(text: str) -> str:
 def to_latex(table: Table) -> str:
     """A ``table`` float with booktabs rules; needs only ``\\usepackage{booktabs}``."""
     def cell(c: Cell) -> str:
-        text = _tex(_mean_std(c, "±", table.digits))
+        text = _tex(mean_std_text(c, "±", table.digits))
         return (rf"\textbf{{{text}}}" if c.marked else text) + rf" {{\scriptsize ({c.n})}}"
 
-    header = _header(table)
+    header = header_row(table)
     lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex(table.caption)}}}",
              rf"\label{{{table.label}}}", r"\begin{tabular}{ll" + "c" * (len(header) - 2) + "}", r"\toprule",
              " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
-    for i, rows in enumerate(_body(table, cell, "±", _tex)):
+    for i, rows in enumerate(body_rows(table, cell, "±", _tex)):
         if i:
             lines.append(r"\midrule")
         lines += [" & ".join(r) + r" \\" for r in rows]

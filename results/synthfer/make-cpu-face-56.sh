@@ -1,33 +1,51 @@
 #!/usr/bin/env bash
-# The synthfer reference benchmark under the cpu-face-56 profile, the one the profile search chose
-# (results/synthfer/protocol/: CRITERIA.md, README.md): the papers' setting (the synthfer-id backbone) at
-# the scale the methods' mechanisms need, with every method's mechanism diagnostics. The clean and 30%
-# blocks first, seed by seed, then the 10% and 20% blocks. Run from the repository root; the runs go to
-# $RUNS (default results/synthfer/cpu-face-56/runs; .gitignore keeps checkpoints and label files out). A
-# finished run is skipped, an interrupted one resumes. SWEEP=0 only redraws tables and figures.
+# The synthfer reference benchmark under cpu-face-56, synthfer's default profile, the one the profile search
+# chose (results/synthfer/protocol/: CRITERIA.md, README.md): the papers' setting (the synthfer-id backbone)
+# at the scale the methods' mechanisms need, with every method's mechanism diagnostics. In order of
+# priority, seed by seed: the five methods of LA-Net's Table 1 on the clean and 30% blocks; the four later
+# methods on the same blocks; the imbalance block (RHO 10 at 20% symmetric noise, its own runs root); the
+# 10% and 20% blocks. Run from the repository root; the runs go to $RUNS (default
+# results/synthfer/cpu-face-56/runs; .gitignore keeps checkpoints and label files out). A finished run is
+# skipped, an interrupted one resumes. SWEEP=0 only redraws tables and figures.
 set -euo pipefail
 RUNS="${RUNS:-results/synthfer/cpu-face-56/runs}"
+IMBALANCED="${IMBALANCED:-results/synthfer/cpu-face-56/imbalance/runs}"
 OUT="${OUT:-results/synthfer/cpu-face-56}"
-METHODS="${METHODS:-baseline,scn,rul,eac,lanet}"
+TABLE1=baseline,scn,rul,eac,lanet
+LATER=nla,coteaching,elr,dividemix
+METHODS="$TABLE1,$LATER"
 PROFILE=cpu-face-56
 
+sweep() {
+    fer-bench sweep --datasets synthfer --profile "$PROFILE" --jobs 2 --quiet "$@" \
+        || echo "some runs failed; the tables use the finished ones"
+}
+
 if [ "${SWEEP:-1}" != 0 ]; then
-    for rates in 0.3 0.1,0.2; do
+    for methods in "$TABLE1" "$LATER"; do
         for seed in 0 1 2; do
-            fer-bench sweep --methods "$METHODS" --datasets synthfer --noise sym,asym --rates "$rates" --clean \
-                --seeds "$seed" --profile "$PROFILE" --jobs 2 --out "$RUNS" --quiet \
-                || echo "some runs failed; the tables use the finished ones"
+            sweep --methods "$methods" --noise sym,asym --rates 0.3 --clean --seeds "$seed" --out "$RUNS"
         done
+    done
+    sweep --methods baseline,lanet,nla --noise sym --rates 0.2 --imbalance 10 --seeds 0,1,2 --out "$IMBALANCED"
+    for seed in 0 1 2; do
+        sweep --methods "$TABLE1" --noise sym,asym --rates 0.1,0.2 --seeds "$seed" --out "$RUNS"
     done
 fi
 [ -d "$RUNS/synthfer" ] || exit 0
 
-# cpu-face-56 is not synthfer's default profile, so the runs carry it in their names.
+# cpu-face-56 is synthfer's default profile, so the runs carry the plain method names.
 source "$(dirname "$0")/draw-tables.sh"
-TABLE_METHODS=$(echo "$METHODS" | sed "s/,/+profile=$PROFILE,/g; s/\$/+profile=$PROFILE/")
-draw_tables "$RUNS/synthfer" "$OUT" "$TABLE_METHODS" last best last5 val
+draw_tables "$RUNS/synthfer" "$OUT" "$METHODS" last best last5 val
+if [ -d "$IMBALANCED/synthfer" ]; then
+    mkdir -p "$OUT/imbalance"
+    for metric in acc mean_class_acc; do
+        fer-bench table --results "$IMBALANCED/synthfer" --metric "$metric" --format markdown \
+            --out "$OUT/imbalance/table-last-$metric.md"
+    done
+fi
 
 mkdir -p "$OUT/figures"
-fer-bench plot curves --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --out "$OUT/figures/accuracy-vs-noise"
-fer-bench plot memorisation --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --out "$OUT/figures/memorisation"
-fer-bench plot mechanisms --results "$RUNS/synthfer" --methods "$TABLE_METHODS" --out "$OUT/figures/mechanisms"
+fer-bench plot curves --results "$RUNS/synthfer" --methods "$METHODS" --out "$OUT/figures/accuracy-vs-noise"
+fer-bench plot memorisation --results "$RUNS/synthfer" --methods "$METHODS" --out "$OUT/figures/memorisation"
+fer-bench plot mechanisms --results "$RUNS/synthfer" --methods "$METHODS" --out "$OUT/figures/mechanisms"

@@ -27,7 +27,8 @@ if [ "${SWEEP:-1}" != 0 ]; then
         || echo "some runs failed; the tables use the finished ones"
 fi
 
-# cpu-face is synthfer's default profile, so the runs carry the plain method names.
+# cpu-face was synthfer's default profile when these runs were made, so they carry the plain method names
+# (and `--profile cpu-face` finds them under those names).
 source "$(dirname "$0")/draw-tables.sh"
 draw_tables "$RUNS/synthfer" "$OUT" "$METHODS" last best last5 val
 

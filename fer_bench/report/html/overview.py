@@ -2,7 +2,7 @@
 
 Nothing here computes a cell: :func:`fer_bench.report.collect.aggregate` and
 :func:`fer_bench.report.tables.build_table` make the table (significance marks and published numbers
-included) and the tables module's own layout (``_header``, ``_body``, ``_mean_std``) writes its rows, so a
+included) and the tables module's own layout (``header_row``, ``body_rows``, ``mean_std_text``) writes its rows, so a
 cell reads as in ``fer-bench table``'s Markdown (``84.26 ± 0.52 (3)``, marked ones in bold). This module
 only puts them into HTML, with a link from each of our cells to the runs behind it and their per-seed
 values in its tooltip. The user study is :func:`fer_bench.report.userstudy.measure` and its
@@ -20,7 +20,7 @@ from markupsafe import Markup, escape
 
 from ..collect import aggregate, unavailable_message
 from ..plots.canvas import METRIC_TEXT, STAT_TEXT
-from ..tables import ALPHA, Cell, Table, _body, _header, _mean_std, build_table, setting_order
+from ..tables import ALPHA, Cell, Table, body_rows, build_table, header_row, mean_std_text, setting_order
 from .tree import Tree
 
 PM = " ± "  # as in the Markdown table
@@ -64,7 +64,7 @@ def _rows(table: Table, link: Optional[Callable[[int, str, str], Optional[tuple[
                 where[id(c)] = (b, name, column)
 
     def cell(c: Cell) -> str:
-        text = escape(_mean_std(c, PM, table.digits))
+        text = escape(mean_std_text(c, PM, table.digits))
         inner = Markup(f"<strong>{text}</strong>" if c.marked else text) + Markup(f' <span class="n">({c.n})</span>')
         target = link(*where[id(c)]) if link and id(c) in where else None
         if target:
@@ -72,7 +72,7 @@ def _rows(table: Table, link: Optional[Callable[[int, str, str], Optional[tuple[
             inner = Markup(f'<a href="{escape(href)}" title="{escape(tip)}">{inner}</a>')
         return inner
 
-    return _body(table, cell, PM, escape)
+    return body_rows(table, cell, PM, escape)
 
 
 def _seed_words(part: Any, column: str) -> str:
@@ -105,7 +105,7 @@ def accuracy_tables(tree: Tree, stats: Sequence[str], metrics: Sequence[str] = (
                             & (runs["variant"] == variant)].sort_values("seed")
                 return group_href(group), f"{_seed_words(part, column)} (click: the runs)"
 
-            view.header, view.blocks, view.caption = _header(table), _rows(table, link), table.caption
+            view.header, view.blocks, view.caption = header_row(table), _rows(table, link), table.caption
             view.message = unavailable_message(agg, stat)
     return out
 
@@ -126,5 +126,5 @@ def userstudy_tables(tree: Tree, methods: Sequence[str] = (), alpha: Optional[fl
         except Exception as exc:  # noqa: BLE001 - whatever stops it (no data, no checkpoint), the page says it
             view.message = f"not measured: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
             continue
-        view.header, view.blocks, view.caption = _header(table), _rows(table), table.caption
+        view.header, view.blocks, view.caption = header_row(table), _rows(table), table.caption
     return out
