@@ -210,10 +210,56 @@ def _setting(row: dict[str, str]) -> str:
     return "clean" if noise == "none" or rate == 0 else f"{SETTING_TITLES.get(noise, noise)} {rate:.0%}"
 
 
+TABLE_1 = ("baseline", "scn", "rul", "eac", "lanet")  # the methods of LA-Net's Table 1, in its order
+
+
 def _method_names() -> dict[str, str]:
+    """Display names of the built-in methods: LA-Net's Table 1's first, in its order, then the others."""
+    from fer_bench.registry import METHODS
     from fer_bench.report.style import method_title as display_name
 
-    return {m: display_name(m) for m in ("baseline", "scn", "rul", "eac", "lanet")}
+    built_in = [name for name, _, source in METHODS.listing() if source == "built-in"]
+    return {m: display_name(m) for m in [*TABLE_1, *(m for m in built_in if m not in TABLE_1)]}
+
+
+def committed_runs(benchmark: str) -> str:
+    """How many finished runs (seeds) each setting and method of a benchmark has committed: a benchmark that
+    is trained across sessions shows what its tables rest on."""
+    from fer_bench.report.tables import setting_order
+    from fer_bench.runs import collect
+
+    counts: dict[tuple[str, str], int] = {}
+    for record in collect(_rel(benchmark) / "runs"):
+        key = (record.setting, record.id.method)
+        counts[key] = counts.get(key, 0) + 1
+    settings = [s for s, _, _ in setting_order(s for s, _ in counts)]
+    names = {m: t for m, t in _method_names().items() if any(m == method for _, method in counts)}
+    lines = ["| method | " + " | ".join(settings) + " |", "|---|" + ":-:|" * len(settings)]
+    lines += [f"| {title} | " + " | ".join(str(counts.get((s, m), "")) for s in settings) + " |"
+              for m, title in names.items()]
+    return "\n".join(lines) + f"\n\n{sum(counts.values())} runs in all."
+
+
+def mechanism_table(benchmark: str, settings: str = "sym-0.3,asym-0.3") -> str:
+    """Each method's mechanism diagnostics (its ``mech_*`` columns) at the last epoch, mean over the seeds
+    of each committed run: a row per setting and method that reports any."""
+    lines = ["| setting | method | seeds | diagnostics at the last epoch (mean over seeds) |", "|---|---|--:|---|"]
+    for setting in settings.split(","):
+        for method, title in _method_names().items():
+            last = []
+            for path in sorted((_rel(benchmark) / "runs" / "synthfer" / setting / method).glob("seed*/metrics.csv")):
+                with open(path, newline="") as f:
+                    last.append(list(csv.DictReader(f))[-1])
+            columns = [c for c in (last[0] if last else {}) if c.startswith("mech_")]
+            if not columns:
+                continue
+            values = []
+            for c in columns:
+                seen = [float(row[c]) for row in last if row.get(c) not in (None, "", "nan")]
+                values.append(f"{c.removeprefix('mech_')} {sum(seen) / len(seen):.3g}" if seen else
+                              f"{c.removeprefix('mech_')} n/a")
+            lines.append(f"| {setting} | {title} | {len(last)} | " + ", ".join(values) + " |")
+    return "\n".join(lines)
 
 
 def headline_table(benchmark: str = PRETRAINED, stat: str = "last") -> str:
@@ -248,13 +294,14 @@ def blocks_vs_paper(benchmark: str = PRETRAINED) -> str:
     blocks: dict[tuple[str, float], dict[str, float]] = {}
     for row in rows:
         blocks.setdefault((row["noise"], float(row["rate"])), {})[row["method"]] = float(row["mean"])
-    others = ("scn", "rul", "eac", "lanet")
+    others = TABLE_1[1:]
     lines = ["| block | ranking on synthfer | " + " / ".join(names[m] for m in others)
              + " minus Baseline: synthfer | RAF-DB (paper) |", "|---|---|:-:|:-:|"]
     for (noise, rate), means in blocks.items():
         title = "clean" if noise == "none" else f"{'symmetric' if noise == 'sym' else 'asymmetric'} {rate:.0%}"
         ranking = " > ".join(names[m] for m in sorted(means, key=lambda m: -means[m]))
-        ours = " / ".join(f"{means[m] - means['baseline']:+.1f}" for m in others)
+        ours = " / ".join(f"{means[m] - means['baseline']:+.1f}" if m in means and "baseline" in means else "n/a"
+                          for m in others)
         table = paper.SYMMETRIC if noise == "sym" else paper.ASYMMETRIC if noise == "asym" else {}
         published = [table.get((rate, m, "rafdb")) for m in ("baseline", *others)]
         theirs = ("n/a" if any(p is None for p in published)
@@ -387,7 +434,8 @@ def benchmarks(page: str = "results/index.md") -> str:
     return "\n".join(lines)
 
 
-HAND_WRITTEN_RESULTS = {PRETRAINED: "results/pretrained.md", FROM_SCRATCH: "results/from-scratch.md"}
+HAND_WRITTEN_RESULTS = {DEFAULT_PROFILE: "results/cpu-face-56.md", PRETRAINED: "results/pretrained.md",
+                        FROM_SCRATCH: "results/from-scratch.md"}
 
 
 def results_page(folder: Path) -> str:
@@ -679,6 +727,9 @@ GENERATORS: dict[str, Callable[..., str]] = {
     "metrics-table": lambda record=QUICKSTART_RUN, **kw: metrics_table(record, **{
         k: v for k, v in kw.items() if k == "columns"}),
     "memorisation-table": lambda benchmark=PRETRAINED, settings="sym-0.3,asym-0.3", **_: memorisation_table(
+        benchmark, settings),
+    "committed-runs": lambda benchmark=DEFAULT_PROFILE, **_: committed_runs(benchmark),
+    "mechanism-table": lambda benchmark=DEFAULT_PROFILE, settings="sym-0.3,asym-0.3", **_: mechanism_table(
         benchmark, settings),
     "sweep-dry-run": lambda tail="4", **_: code(sweep_dry_run(tail=int(tail))),
     "headline-table": lambda benchmark=PRETRAINED, stat="last", **_: headline_table(benchmark, stat),
