@@ -16,8 +16,10 @@ from typing import Any
 # policy changes how idle threads wait, never what they compute.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Tests compare the numbers of repeated runs, so the thread count must not follow the machine's
-# load: the suite runs without the adaptive thread policy (tests/test_threads.py checks it).
-os.environ.setdefault("FER_BENCH_THREADS", "off")
+# load: the suite runs without the adaptive thread policy (tests/test_threads.py checks it), whatever the
+# shell says (a FER_BENCH_THREADS=1 exported for a sweep beside the tests would pin this process to one thread
+# while the resume tests' children take the two they ask for).
+os.environ["FER_BENCH_THREADS"] = "off"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

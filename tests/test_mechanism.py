@@ -120,12 +120,15 @@ def engine_main(spec):
 def test_lanet_switched_off_says_so(tiny_synth: Path, tmp_path: Path) -> None:
     from fer_bench.cli.training import run_summary
 
-    result = engine_main(tiny_spec(tiny_synth, tmp_path, method="lanet", noise="sym", rate=0.4,
-                                   overrides={"alpha": 0.0, "beta": 0.0}))
+    from fer_bench.engine.spec import resolve
+
+    spec = tiny_spec(tiny_synth, tmp_path, method="lanet", noise="sym", rate=0.4, overrides={"alpha": 0.0, "beta": 0.0})
+    result = engine_main(spec)
     off = result["mechanism_off"]
     assert any("alpha = 0" in line for line in off) and any("beta = 0" in line for line in off)
-    # at 32 px the heatmaps are 8x8
-    assert any("heatmaps of 8x8 cells" in line for line in off)
+    # at 32 px the heatmaps are 32 / heatmap_stride cells a side, under the 28 the criteria ask for
+    side = resolve(spec).recipe["image_size"] // resolve(spec).recipe["heatmap_stride"]
+    assert side < 28 and any(f"heatmaps of {side}x{side} cells" in line for line in off), off
     assert not any("contrastive half" in line for line in off)  # beta = 0 says it once
     saved = json.loads((Path(result["run_dir"]) / "result.json").read_text())
     assert saved["mechanism_off"] == off
