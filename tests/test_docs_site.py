@@ -264,7 +264,8 @@ def test_the_results_link_each_benchmarks_report_and_it_opens(site: Path, served
 
     browser.get(served + "results/index.html")
     links = [a.get_attribute("href") for a in browser.find_elements("link text", "report")]
-    assert len(links) == 2, links  # the from-scratch and the pretrained benchmarks
+    # one per committed benchmark with run records (from scratch, the papers' protocol, cpu-face-56, ...)
+    assert len(links) == sum((f / "runs").is_dir() for f in generate.benchmark_folders()) >= 3, links
     for link in links:
         browser.get(link)
         deadline = time.time() + 20

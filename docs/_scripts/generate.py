@@ -276,7 +276,8 @@ def headline_table(benchmark: str = PRETRAINED, stat: str = "last") -> str:
         setting, method = _setting(row), row["method"]
         settings += [setting] if setting not in settings else []
         methods += [method] if method not in methods else []
-        text = f"{float(row['mean']):.1f} ± {float(row['std']):.1f}"
+        # one seed has no std (the CSV leaves it empty)
+        text = f"{float(row['mean']):.1f}" + (f" ± {float(row['std']):.1f}" if row.get("std") else "")
         cells[(method, setting)] = f"**{text}**" if row.get("tied_with_best") == "True" else text
     lines = ["| method | " + " | ".join(settings) + " |", "|---|" + ":-:|" * len(settings)]
     lines += [f"| {display_name(m)} | " + " | ".join(cells.get((m, s), "") for s in settings) + " |" for m in methods]
