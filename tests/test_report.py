@@ -216,6 +216,10 @@ def test_a_run_keeps_its_name_when_its_datasets_default_profile_changes_and_is_n
     # Asked for by its profile, the old run is found under the name it got, not trained again beside it.
     again = run_main(tiny_spec(tiny_synth, out, method="baseline", profile=before))
     assert again.get("already_done") and Path(again["run_dir"]) == old_dir
+    # trained again there (--force), its record keeps naming it as its directory does
+    again = run_main(tiny_spec(tiny_synth, out, method="baseline", profile=before, force=True))
+    assert not again.get("already_done") and Path(again["run_dir"]) == old_dir
+    assert RunRecord.read(old_dir).id.name().parts == old_dir.parts[-4:]
     res = CliRunner().invoke(cli, ["sweep", "--methods", "baseline", "--root", str(tiny_synth), "--rates", "0",
                                    "--seeds", "0", "--profile", before, "--out", str(out), "--dry-run",
                                    *[f"--set={k}={v}" for k, v in TINY_RECIPE.items()]])

@@ -81,13 +81,16 @@ class ResolvedRun:
 
     @property
     def id(self) -> RunId:
-        """The run's name: against the dataset's default profile of today, unless this root already holds the
-        run under the name it got when its profile was the default (:meth:`_named_against`)."""
-        today = self._named_against(self.dataset_cls.default_profile)
-        if self.profile == self.dataset_cls.default_profile:
-            return today
-        earlier = self._named_against(self.profile)
-        return earlier if self._recorded_as_default(self._root / earlier.name()) else today
+        return self._named_against(self.named_against)
+
+    @property
+    def named_against(self) -> str:
+        """The default profile the run's name leaves out, which its config records: the dataset's of today,
+        unless this root already holds the run under the name it got when its profile was the default."""
+        today = self.dataset_cls.default_profile
+        if self.profile != today and self._recorded_as_default(self._root / self._named_against(self.profile).name()):
+            return self.profile
+        return today
 
     def _named_against(self, default_profile: str) -> RunId:
         s = self.spec
@@ -199,15 +202,15 @@ def config_record(run: ResolvedRun, noise_sha: Optional[str], data_fingerprint: 
                   ) -> dict[str, Any]:
     """The run's config.json (schema :data:`~fer_bench.runs.SCHEMA_VERSION`). ``root`` is absolute, so that
     reports find the data from any directory; None means the dataset's default place under the data root
-    (:func:`fer_bench.paths.data_root`). ``default_profile`` is the dataset's today, which the run's name leaves
-    out. ``data_fingerprint`` (:meth:`FERDataset.fingerprint`, known once the data is loaded) says what the
+    (:func:`fer_bench.paths.data_root`). ``default_profile`` is the one the run's name leaves out
+    (:attr:`ResolvedRun.named_against`). ``data_fingerprint`` (:meth:`FERDataset.fingerprint`, known once the data is loaded) says what the
     images were. Neither is part of the config's hash (:data:`fer_bench.runs.config.NOT_IDENTITY`)."""
     s = run.spec
     return {
         "schema_version": SCHEMA_VERSION,
         "method": s.method.lower(), "dataset": s.dataset.lower(),
         "root": str(Path(s.root).resolve()) if s.root else None,
-        "default_profile": run.dataset_cls.default_profile,
+        "default_profile": run.named_against,
         "data_options": s.data_options, "seed": s.seed,
         "noise": noise_settings(run, noise_sha),
         "protocol": s.protocol, "profile": run.profile, "overrides": s.overrides,
