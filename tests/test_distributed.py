@@ -281,7 +281,11 @@ memory = (one.memory.table - ranks.memory.table).abs().max().item()
 params = max((a - b).abs().max().item() for a, b in zip(one.model.parameters(), ranks.model.parameters()))
 if world.rank == 0:
     json.dump({**losses, "memory": memory, "params": params}, open(sys.argv[1], "w"))
-distributed.shutdown()  # before the interpreter's exit, whose teardown can abort gloo's threads
+# The DDP wrapper holds the process group: left to the interpreter's teardown, it takes gloo's worker
+# threads down there, and that can abort the process (SIGABRT) after all the work is done.
+del step
+distributed.barrier(world)
+distributed.shutdown()
 """
 
 
