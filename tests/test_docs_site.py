@@ -95,6 +95,28 @@ def test_numbers_quoted_in_the_results_prose_are_in_committed_tables() -> None:
             assert number in committed, f"{page.relative_to(REPO)} quotes {number}, which no committed table holds"
 
 
+def test_last_epoch_tables_count_only_finished_runs(tmp_path: Path) -> None:
+    """A run still training (no result.json) beside a benchmark's runs, as when a sweep is going on, is no
+    seed of it: its last row so far must not be averaged in as a last epoch."""
+    import shutil
+
+    finished = REPO / generate.BASELINE_RUN
+    cell = tmp_path / "runs" / finished.relative_to(REPO / generate.DEFAULT_PROFILE / "runs").parent
+    shutil.copytree(finished, cell / "seed0")
+    training = cell / "seed1"
+    training.mkdir()
+    shutil.copy(finished / "config.json", training)
+    rows = (finished / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    early = dict(zip(header, rows[1].split(",")))  # the first epoch's row, as the last one so far
+    (training / "metrics.csv").write_text("\n".join([rows[0], rows[1]]) + "\n")
+    last = dict(zip(header, rows[-1].split(",")))
+    assert early["flipped_memorised"] != last["flipped_memorised"]
+
+    table = generate.memorisation_table(str(tmp_path), settings=cell.parent.name)
+    assert f"| Baseline | 1 | {100 * float(last['flipped_memorised']):.1f} |" in table, table
+
+
 def test_readme_generated_blocks_are_current() -> None:
     stale = generate.stale_readme_blocks(README.read_text())
     assert not stale, f"README.md blocks {stale} are stale: run python docs/_scripts/generate.py --write"

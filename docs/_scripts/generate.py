@@ -143,20 +143,31 @@ def metrics_table(record: str = QUICKSTART_RUN,
     return "\n".join(lines)
 
 
+def _last_epochs(benchmark: str, setting: str, method: str) -> list[dict[str, str]]:
+    """The last ``metrics.csv`` row of each finished default run of ``method`` in ``setting`` (one a seed): a run
+    still training is no run of the benchmark, and its last row is no last epoch."""
+    from fer_bench.report.collect import collect_runs
+
+    runs = collect_runs(_rel(benchmark) / "runs")
+    if runs.empty:
+        return []
+    runs = runs[runs["is_default"] & (runs["setting"] == setting) & (runs["method"] == method)]
+    rows = []
+    for record in runs.sort_values("seed")["record"]:
+        with open(record.dir.metrics_file, newline="") as f:
+            rows.append(list(csv.DictReader(f))[-1])
+    return rows
+
+
 def memorisation_table(benchmark: str = PRETRAINED, settings: str = "sym-0.3,asym-0.3") -> str:
     """The memorisation diagnostics at the last epoch, mean over the seeds of each committed default run
     (percent): a row per setting and method."""
-    names = _method_names()
     columns = ("flipped_memorised", "flipped_corrected", "unflipped_correct", "relabel_restored")
     lines = ["| setting | method | seeds | " + " | ".join(f"`{c}`" for c in columns) + " |",
              "|---|---|--:|" + "--:|" * len(columns)]
     for setting in settings.split(","):
-        for method, title in names.items():
-            files = sorted((_rel(benchmark) / "runs" / "synthfer" / setting / method).glob("seed*/metrics.csv"))
-            last = []
-            for path in files:
-                with open(path, newline="") as f:
-                    last.append(list(csv.DictReader(f))[-1])
+        for method, title in _method_names().items():
+            last = _last_epochs(benchmark, setting, method)
             if not last:
                 continue
 
@@ -246,10 +257,7 @@ def mechanism_table(benchmark: str, settings: str = "sym-0.3,asym-0.3") -> str:
     lines = ["| setting | method | seeds | diagnostics at the last epoch (mean over seeds) |", "|---|---|--:|---|"]
     for setting in settings.split(","):
         for method, title in _method_names().items():
-            last = []
-            for path in sorted((_rel(benchmark) / "runs" / "synthfer" / setting / method).glob("seed*/metrics.csv")):
-                with open(path, newline="") as f:
-                    last.append(list(csv.DictReader(f))[-1])
+            last = _last_epochs(benchmark, setting, method)
             columns = [c for c in (last[0] if last else {}) if c.startswith("mech_")]
             if not columns:
                 continue
