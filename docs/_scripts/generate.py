@@ -143,19 +143,18 @@ def metrics_table(record: str = QUICKSTART_RUN,
     return "\n".join(lines)
 
 
-def _last_epochs(benchmark: str, setting: str, method: str) -> list[dict[str, str]]:
-    """The last ``metrics.csv`` row of each finished default run of ``method`` in ``setting`` (one a seed): a run
-    still training is no run of the benchmark, and its last row is no last epoch."""
+def _last_epochs(benchmark: str) -> dict[tuple[str, str], list[dict[str, str]]]:
+    """Per (setting, method): the last ``metrics.csv`` row of each finished default run (one a seed, in seed
+    order). A run still training is no run of the benchmark, and its last row is no last epoch."""
     from fer_bench.report.collect import collect_runs
 
     runs = collect_runs(_rel(benchmark) / "runs")
+    rows: dict[tuple[str, str], list[dict[str, str]]] = {}
     if runs.empty:
-        return []
-    runs = runs[runs["is_default"] & (runs["setting"] == setting) & (runs["method"] == method)]
-    rows = []
-    for record in runs.sort_values("seed")["record"]:
-        with open(record.dir.metrics_file, newline="") as f:
-            rows.append(list(csv.DictReader(f))[-1])
+        return rows
+    for r in runs[runs["is_default"]].sort_values("seed").itertuples(index=False):
+        with open(r.record.dir.metrics_file, newline="") as f:
+            rows.setdefault((r.setting, r.method), []).append(list(csv.DictReader(f))[-1])
     return rows
 
 
@@ -165,9 +164,10 @@ def memorisation_table(benchmark: str = PRETRAINED, settings: str = "sym-0.3,asy
     columns = ("flipped_memorised", "flipped_corrected", "unflipped_correct", "relabel_restored")
     lines = ["| setting | method | seeds | " + " | ".join(f"`{c}`" for c in columns) + " |",
              "|---|---|--:|" + "--:|" * len(columns)]
+    last_epochs = _last_epochs(benchmark)
     for setting in settings.split(","):
         for method, title in _method_names().items():
-            last = _last_epochs(benchmark, setting, method)
+            last = last_epochs.get((setting, method), [])
             if not last:
                 continue
 
@@ -255,9 +255,10 @@ def mechanism_table(benchmark: str, settings: str = "sym-0.3,asym-0.3") -> str:
     """Each method's mechanism diagnostics (its ``mech_*`` columns) at the last epoch, mean over the seeds
     of each committed run: a row per setting and method that reports any."""
     lines = ["| setting | method | seeds | diagnostics at the last epoch (mean over seeds) |", "|---|---|--:|---|"]
+    last_epochs = _last_epochs(benchmark)
     for setting in settings.split(","):
         for method, title in _method_names().items():
-            last = _last_epochs(benchmark, setting, method)
+            last = last_epochs.get((setting, method), [])
             columns = [c for c in (last[0] if last else {}) if c.startswith("mech_")]
             if not columns:
                 continue
