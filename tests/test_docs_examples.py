@@ -189,8 +189,9 @@ class Sandbox:
         shutil.copytree(tiny_synth, root / "data" / "synthfer")
         shutil.copytree(seeded_runs, root / "results" / "runs")
         if "results/synthfer" in (REPO / page).read_text():
+            # What a clone has: a developer's checkpoints and locks are never committed, and are ~1 GB.
             shutil.copytree(REPO / "results" / "synthfer", root / "results" / "synthfer",
-                            ignore=shutil.ignore_patterns("*.pdf"))
+                            ignore=shutil.ignore_patterns("*.pdf", "checkpoint.pt", ".lock"))
         self.env = {"FER_BENCH_DATA": str(root / "data"), "FER_BENCH_RESULTS": "results",
                     "FER_BENCH_THREADS": "off", "MPLBACKEND": "Agg", "WANDB_MODE": "offline"}
         self.log: list[str] = []
