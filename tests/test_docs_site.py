@@ -117,6 +117,14 @@ def test_last_epoch_tables_count_only_finished_runs(tmp_path: Path) -> None:
     assert f"| Baseline | 1 | {100 * float(last['flipped_memorised']):.1f} |" in table, table
 
 
+def test_the_headline_table_keeps_the_settings_asked_for() -> None:
+    benchmark = generate.DEFAULT_PROFILE
+    every = generate.headline_table(benchmark).splitlines()[0]
+    kept = generate.headline_table(benchmark, settings="clean,sym-0.3").splitlines()
+    assert "asym 30%" in every and kept[0] == "| method | clean | sym 30% |"
+    assert all(row.count("|") == 4 for row in kept)
+
+
 def test_readme_generated_blocks_are_current() -> None:
     stale = generate.stale_readme_blocks(README.read_text())
     assert not stale, f"README.md blocks {stale} are stale: run python docs/_scripts/generate.py --write"
