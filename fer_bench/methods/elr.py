@@ -15,9 +15,15 @@ For a sample ``i`` visited in a batch, with ``p`` the softmax of the logits clam
 * ``L = CE(logits, y) + lambda * mean_i log(1 - <t_i, p_i>)``, with the updated target and the clamped
   (not renormalised) prediction, through which the gradient flows.
 
-The momentum ``beta`` is applied once per visit of a sample (unit ``visit``): a run on a shorter
-schedule than the official 120 epochs maps it so that the same share of a target's first value is left
-at the end (:mod:`fer_bench.engine.timescale`).
+The momentum ``beta`` is applied once per visit of a sample, but it is **not** a time constant that a
+shorter schedule maps (:mod:`fer_bench.engine.timescale`). Targets start at zero, so there is no start
+to forget; what ``beta`` sets is how slowly a target fills up (``1 - beta^k`` of a distribution after
+``k`` visits) and how far it lags behind the network, and that has to be slow against how fast the
+network learns, which depends on its steps, not on the schedule's length. Mapped from 120 epochs to 15
+(``0.7^8 = 0.058``), the target is the current prediction from the first visit, and the regulariser,
+three times the cross-entropy's weight, holds the network to its first epoch's guesses: on synthfer's
+clean labels under ``cpu-face-56`` (seed 0) ELR ended at 74.8% test accuracy, fitting 77.7% of its
+training labels, and at 91.6% with ``beta = 0.7``.
 
 Hyper-parameters: ``beta = 0.7`` and ``lam = 3``, the official values for symmetric noise on CIFAR-10
 (``ELR/config_cifar10.json`` and the README's ``elr_loss`` example; the README notes that lambda needs
@@ -86,8 +92,9 @@ class ELR(Method):
     """Early-learning regularisation towards temporal-ensembling targets."""
 
     hparams = {
-        "beta": HParam(0.7, range="[0, 1)", unit="visit",
-                       help="momentum of the per-sample target (temporal ensembling), per visit"),
+        "beta": HParam(0.7, range="[0, 1)",
+                       help="momentum of the per-sample target (temporal ensembling), per visit; not mapped "
+                            "to a shorter schedule"),
         "lam": HParam(3.0, range=(0, None), help="weight lambda of the early-learning regulariser"),
         "eps": HParam(1e-4, range="[0, 0.5)", help="predictions are clamped to [eps, 1 - eps] (the code's; "
                                                    "not in the paper)"),
