@@ -276,11 +276,11 @@ def headline_table(benchmark: str = PRETRAINED, stat: str = "last", settings: Op
     seeds, bold where the committed table marks it: the best mean and every entry not significantly
     below it). ``settings`` (``clean,sym-0.3,...``) keeps those columns only."""
     from fer_bench.report.style import method_title as display_name
+    from fer_bench.runs.identity import setting_name
 
     rows = _read_csv(_rel(benchmark) / f"table-{stat}.csv")
     if settings is not None:
-        keep = settings.split(",")
-        rows = [r for r in rows if ("clean" if r["noise"] == "none" else f"{r['noise']}-{float(r['rate']):g}") in keep]
+        rows = [r for r in rows if setting_name(r["noise"], float(r["rate"])) in settings.split(",")]
     settings: list[str] = []
     methods: list[str] = []
     cells: dict[tuple[str, str], str] = {}
