@@ -274,7 +274,8 @@ def mechanism_table(benchmark: str, settings: str = "sym-0.3,asym-0.3") -> str:
 def headline_table(benchmark: str = PRETRAINED, stat: str = "last", settings: Optional[str] = None) -> str:
     """The benchmark in one screen: a row per method, a column per noise setting (mean ± std over
     seeds, bold where the committed table marks it: the best mean and every entry not significantly
-    below it). ``settings`` (``clean,sym-0.3,...``) keeps those columns only."""
+    below it; with fewer than 2 seeds only the best mean). A cell with fewer seeds than the table's most
+    says how many. ``settings`` (``clean,sym-0.3,...``) keeps those columns only."""
     from fer_bench.report.style import method_title as display_name
     from fer_bench.runs.identity import setting_name
 
@@ -284,13 +285,16 @@ def headline_table(benchmark: str = PRETRAINED, stat: str = "last", settings: Op
     settings: list[str] = []
     methods: list[str] = []
     cells: dict[tuple[str, str], str] = {}
+    most = max((int(row["n"]) for row in rows), default=0)
     for row in rows:
         setting, method = _setting(row), row["method"]
         settings += [setting] if setting not in settings else []
         methods += [method] if method not in methods else []
         # one seed has no std (the CSV leaves it empty)
         text = f"{float(row['mean']):.1f}" + (f" ± {float(row['std']):.1f}" if row.get("std") else "")
-        cells[(method, setting)] = f"**{text}**" if row.get("tied_with_best") == "True" else text
+        text = f"**{text}**" if row.get("tied_with_best") == "True" else text
+        n = int(row["n"])
+        cells[(method, setting)] = text + (f" ({n} seed{'s' * (n > 1)})" if n < most else "")
     lines = ["| method | " + " | ".join(settings) + " |", "|---|" + ":-:|" * len(settings)]
     lines += [f"| {display_name(m)} | " + " | ".join(cells.get((m, s), "") for s in settings) + " |" for m in methods]
     return "\n".join(lines)
