@@ -282,21 +282,21 @@ def headline_table(benchmark: str = PRETRAINED, stat: str = "last", settings: Op
     rows = _read_csv(_rel(benchmark) / f"table-{stat}.csv")
     if settings is not None:
         rows = [r for r in rows if setting_name(r["noise"], float(r["rate"])) in settings.split(",")]
-    settings: list[str] = []
+    columns: list[str] = []
     methods: list[str] = []
     cells: dict[tuple[str, str], str] = {}
     most = max((int(row["n"]) for row in rows), default=0)
     for row in rows:
         setting, method = _setting(row), row["method"]
-        settings += [setting] if setting not in settings else []
+        columns += [setting] if setting not in columns else []
         methods += [method] if method not in methods else []
         # one seed has no std (the CSV leaves it empty)
         text = f"{float(row['mean']):.1f}" + (f" ± {float(row['std']):.1f}" if row.get("std") else "")
         text = f"**{text}**" if row.get("tied_with_best") == "True" else text
         n = int(row["n"])
         cells[(method, setting)] = text + (f" ({n} seed{'s' * (n > 1)})" if n < most else "")
-    lines = ["| method | " + " | ".join(settings) + " |", "|---|" + ":-:|" * len(settings)]
-    lines += [f"| {display_name(m)} | " + " | ".join(cells.get((m, s), "") for s in settings) + " |" for m in methods]
+    lines = ["| method | " + " | ".join(columns) + " |", "|---|" + ":-:|" * len(columns)]
+    lines += [f"| {display_name(m)} | " + " | ".join(cells.get((m, c), "") for c in columns) + " |" for m in methods]
     return "\n".join(lines)
 
 
