@@ -357,3 +357,32 @@ def test_a_profile_every_row_shares_is_named_in_the_caption_not_in_each_row() ->
     mixed = pd.concat([face, agg.assign(variant=agg["variant"] + "+profile=paper", profile="paper")])
     md = to_markdown(build_table(mixed, "last", "acc"))
     assert "| SCN+profile=cpu-face |" in md and "| SCN+profile=paper |" in md
+
+
+def test_a_class_the_last_model_never_predicts_is_named_by_the_run_and_counted_by_the_tables(
+        runs: Path, tmp_path: Path) -> None:
+    """A model that assigns no test image to a class loses little accuracy when the class is small; the run's
+    summary names the class and the tables' caption counts such runs per method."""
+    from fer_bench.cli import run_summary
+
+    copy = tmp_path / "runs"
+    shutil.copytree(runs, copy)
+    results = sorted(copy.rglob("result.json"))
+    for path in results:  # every run predicts every class ...
+        result = json.loads(path.read_text())
+        k = len(result["class_names"])
+        result["confusion_last"] = [[5 if i == j else 1 for j in range(k)] for i in range(k)]
+        path.write_text(json.dumps(result))
+    lost = next(p for p in results if "lanet" in p.parts[-3] and "clean" in p.parts)
+    result = json.loads(lost.read_text())  # ... but one LA-Net run, which never predicts classes 1 and 3
+    result["confusion_last"] = [[0 if j in (1, 3) else 5 for j in range(len(row))] for row in result["confusion_last"]]
+    lost.write_text(json.dumps(result))
+    names = result["class_names"]
+
+    assert f"never predicted on the test set (last epoch): {names[1]}, {names[3]}" in run_summary(result)
+    other = next(p for p in results if p != lost)
+    assert "never predicted" not in run_summary(json.loads(other.read_text()))
+    out = CliRunner().invoke(cli, ["table", "--results", str(copy)])
+    assert out.exit_code == 0, out.output
+    assert "Classes never predicted" in out.output and "LA-Net in 1 of 4 runs" in out.output
+    assert "Baseline in" not in out.output.split("Classes never predicted")[1]

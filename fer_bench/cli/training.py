@@ -23,6 +23,7 @@ from typing import Any, Optional
 import click
 
 from .. import interrupts
+from ..runs import unpredicted_classes
 from .common import config_option, csv_list, option_group, plugin_option, with_config_lists
 
 class Ratio(click.ParamType):
@@ -181,6 +182,9 @@ def run_summary(result: dict[str, Any]) -> str:
     notes = ([f"  time constants mapped to this schedule: " + ", ".join(
                  f"{name} {m['official']:.6g} -> {m['value']:.6g}" for name, m in mapped.items())] if mapped else [])
     notes += [f"  mechanism off: {line}" for line in off]
+    lost = unpredicted_classes(result)
+    if lost:
+        notes.append(f"  never predicted on the test set (last epoch): {', '.join(lost)}")
     return "\n".join([
         f"{result['method']} on {result['dataset']}, noise {noise['model']} {noise['rate']:g} "
         f"(realised {noise['realised_rate']:.4f}), seed {result['seed']}",

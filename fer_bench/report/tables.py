@@ -230,17 +230,30 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
                  f"own.{subsets}")
     if "unavailable" in agg and (agg["unavailable"] > 0).any():
         text += " n/a: a run of the entry has no noisy validation split, so the statistic is unavailable."
-    off = agg[agg["mechanism_off"] > 0] if "mechanism_off" in agg else agg.iloc[:0]
-    if not off.empty:
-        counts = agg.groupby("variant", sort=False)[["mechanism_off", "n"]].sum()
-        parts = [f"{method_title(v)} in {int(counts.loc[v, 'mechanism_off'])} of {int(counts.loc[v, 'n'])} runs"
-                 for v in variant_order(list(off["variant"].unique()))]
+    off = flagged_runs(agg, "mechanism_off")
+    if off:
         text += (f" Mechanism off (part of the method's mechanism did not engage; each run's summary and "
-                 f"result.json say which): {', '.join(parts)}.")
+                 f"result.json say which): {off}.")
+    lost = flagged_runs(agg, "unpredicted")
+    if lost:
+        text += (f" Classes never predicted (the last epoch's model assigns no test image to some class; each "
+                 f"run's summary says which): {lost}.")
     if compared:
         text += (" Paper: LA-Net's Table 1 (symmetric) and supplementary Table 1 (asymmetric), ResNet-18 "
                  "pretrained on MS-Celeb-1M; Δ = ours − paper.")
     return text
+
+
+def flagged_runs(agg: pd.DataFrame, column: str) -> str:
+    """``"EAC in 2 of 3 runs, SCN in 3 of 3 runs"``: per variant, named as the table's rows name it, how many
+    of its runs the aggregate's count ``column`` flags; empty when none is."""
+    if column not in agg or not (agg[column] > 0).any():
+        return ""
+    counts = agg.groupby("variant", sort=False)[[column, "n"]].sum()
+    flagged = agg.loc[agg[column] > 0, "variant"].unique()
+    said = shared_profile(agg["variant"])  # named as the rows name them
+    return ", ".join(f"{method_title(v, said)} in {int(counts.loc[v, column])} of {int(counts.loc[v, 'n'])} runs"
+                     for v in variant_order(list(flagged)))
 
 
 def mean_std_text(c: Cell, pm: str, digits: int) -> str:

@@ -32,7 +32,16 @@ METRICS = ("acc", "mean_class_acc")
 # runs apart (protocol, profile, overrides), named as in the run directory.
 GROUP = ["dataset", "noise", "rate", "setting", "method", "variant"]
 COLUMNS = GROUP + ["is_default", "run_variant", "protocol", "profile", "seed", "noise_seed", "epochs",
-                   "realised_rate", "train_seconds", "mechanism_off", "run_dir", "record"] + [f"{m}_{s}" for m in METRICS for s in STATS]
+                   "realised_rate", "train_seconds", "mechanism_off", "unpredicted", "run_dir", "record"] + [f"{m}_{s}" for m in METRICS for s in STATS]
+
+
+def unpredicted_classes(result: dict[str, Any]) -> list[str]:
+    """The classes to which the run's last-epoch model assigned no test image (an empty column of
+    ``confusion_last``): a collapse that accuracy alone hides when the class is small."""
+    matrix, names = result.get("confusion_last"), result.get("class_names")
+    if not matrix or not names:
+        return []
+    return [name for j, name in enumerate(names) if not any(row[j] for row in matrix)]
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class RunRecord:
             "realised_rate": self.realised_rate, "train_seconds": self.result.get("train_seconds"),
             # what of the method's mechanism stayed off (fer_bench.engine.mechanism); older records say nothing
             "mechanism_off": tuple(self.result.get("mechanism_off") or ()),
+            "unpredicted": tuple(unpredicted_classes(self.result)),
             "run_dir": str(self.dir.path), "record": self,
         }
         for metric in METRICS:
