@@ -112,6 +112,10 @@ def test_compare_paper_puts_published_numbers_and_differences_beside_ours() -> N
     synth = build_table(agg.assign(dataset="synthfer"), "last", "acc", compare_paper=True)
     assert not synth.compared and "No published numbers to compare with" in synth.caption
     assert float(rows[1]["paper"]) == 85.33 and float(rows[1]["diff"]) == pytest.approx(0.67)
+    assert "No published number is on file" not in md
+    later = pd.concat([agg, agg.iloc[:1].assign(method="nla", variant="nla", mean=80.0)], ignore_index=True)
+    md = to_markdown(build_table(later, "last", "acc", compare_paper=True))
+    assert "| NLA | 80.00 ± 0.50 (3) | – | – |" in md and "No published number is on file for NLA (–)." in md
 
 
 def test_user_study_measures_each_descriptor_against_the_true_distributions(runs: Path, tiny_synth: Path) -> None:

@@ -241,6 +241,11 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
     if compared:
         text += (" Paper: LA-Net's Table 1 (symmetric) and supplementary Table 1 (asymmetric), ResNet-18 "
                  "pretrained on MS-Celeb-1M; Δ = ours − paper.")
+        said = shared_profile(agg["variant"])
+        absent = [method_title(v, said) for v in variant_order(list(agg["variant"].unique()))
+                  if v.split("+")[0] not in paper.METHODS]
+        if absent:
+            text += f" No published number is on file for {', '.join(absent)} (–)."
     return text
 
 
