@@ -175,7 +175,8 @@ N, SIZE = 12, 16
 
 def _method(**hp) -> DivideMix:
     recipe, hparams = recipes.resolve(DivideMix.recipe, DivideMix.hparams, "official", "cpu",
-                                      {"image_size": SIZE, "batch_size": 6, "epochs": 4, **hp})
+                                      {"image_size": SIZE, "batch_size": 6, "epochs": 4, **hp},
+                                      run_values={"noise_rate": 0.2, "asymmetric_noise": False})
     labels = torch.tensor([0, 1, 2] * (N // 3))
     ctx = MethodContext(num_classes=3, class_names=("a", "b", "c"), train_labels=labels, device=torch.device("cpu"),
                         recipe=recipe, epochs=recipe["epochs"])
@@ -233,7 +234,7 @@ def test_bad_hyper_parameters_are_refused_with_their_value() -> None:
         _method(T=0)
     # and by the method itself, whatever builds it
     method = _method()
-    hparams = {**DivideMix.hparam_defaults(), "loss_history": 0}
+    hparams = {**DivideMix.hparam_defaults(), "conf_penalty": False, "loss_history": 0}
     with pytest.raises(ValueError, match=r"dividemix: loss_history=0 must be an integer in \[1, inf\)"):
         DivideMix(method.ctx, hparams)
 
@@ -248,6 +249,25 @@ def test_what_stays_off_is_said() -> None:
     assert not any("network 2" in line for line in off)
     ramp = _method(warm_up=1).mechanism_off({"ramp": 0.25})
     assert any("ramp ended at 25% of lambda_u" in line for line in ramp)
+
+
+def test_the_warm_up_penalty_follows_the_noise_model_as_the_cifar_scripts_argument_does(
+        tiny_synth: Path, tmp_path: Path) -> None:
+    """Train_cifar.py adds the negative entropy to the warm-up when its noise_mode is asym (l. 132-134)."""
+    from fer_bench.engine.spec import resolve
+
+    def penalty(**kw):
+        return resolve(tiny_spec(tiny_synth, tmp_path, method="dividemix", **kw)).hparams["conf_penalty"]
+
+    assert penalty(noise="asym", rate=0.2) is True
+    assert penalty(noise="sym", rate=0.2) is False and penalty(noise="none") is False
+    assert penalty(noise="asym", rate=0.2, overrides={"conf_penalty": False}) is False  # --set wins
+    labels = tmp_path / "noisy.txt"
+    labels.write_text("")
+    with pytest.raises(ValueError, match=r"conf_penalty defaults to whether the run's noise model flips other than "
+                                         r"uniformly .*a run on a label file \(--noise-file\) has no noise model: "
+                                         r"give it with --set conf_penalty=VALUE"):
+        resolve(tiny_spec(tiny_synth, tmp_path, method="dividemix", noise_file=str(labels)))
 
 
 # --- the engine's pass over the training set -------------------------------------------------------------

@@ -163,15 +163,23 @@ def resolve(spec: RunSpec) -> ResolvedRun:
 
 def run_values(spec: RunSpec) -> dict[str, Any]:
     """What a method's hyper-parameter may take its default from (:data:`fer_bench.methods.hparams.RUN_VALUES`):
-    the run's *nominal* noise rate, as the user gave it (0 without noise); a label file has none. Never the
-    realised rate, nor anything else computed from the clean labels."""
-    return {"noise_rate": None if spec.noise_file else spec.rate}
+    the run's *nominal* noise rate, as the user gave it (0 without noise), and whether its noise model is
+    other than symmetric; a label file has neither. Never the realised rate, nor anything else computed from
+    the clean labels."""
+    return _run_values(None if spec.noise_file else NOISE_MODELS.canonical(spec.noise), spec.rate)
 
 
 def recorded_run_values(config: dict[str, Any]) -> dict[str, Any]:
     """:func:`run_values` of the run a saved ``config.json`` describes."""
     noise = config.get("noise") or {}
-    return {"noise_rate": None if noise.get("model") == "file" else noise.get("rate")}
+    model = noise.get("model")
+    return _run_values(None if model == "file" else model, noise.get("rate"))
+
+
+def _run_values(model: Optional[str], rate: Optional[float]) -> dict[str, Any]:
+    if model is None:  # a label file
+        return {"noise_rate": None, "asymmetric_noise": None}
+    return {"noise_rate": rate, "asymmetric_noise": model not in ("sym", "none")}
 
 
 def resolve_imbalance(spec: RunSpec, noise_seed: int) -> Optional[Imbalance]:

@@ -64,8 +64,10 @@ Switches (default: the official code's behaviour): ``combine`` (``logits``: the 
 as ``test`` sums them; ``probs``: the mean of the probabilities, the paper's "average prediction");
 ``mix`` (``all``: every view is mixed and the unlabelled loss counts, CIFAR; ``labeled``: only the
 labelled views, Clothing1M); ``conf_penalty`` (the warm-up's negative entropy: the CIFAR script turns
-it on for asymmetric noise and the Clothing1M script always; the method cannot see the noise model,
-so set it for asymmetric runs); ``loss_history`` (epochs of losses averaged before the fit: 5 at 90%
+it on when its ``noise_mode`` is ``asym`` (l. 132-134, 237-238) and the Clothing1M script always; by default it
+follows the run's noise model as the script's argument does, on unless the noise is symmetric or absent,
+``HParam(default_from="asymmetric_noise")``, and a run on a label file gives it with ``--set``);
+``loss_history`` (epochs of losses averaged before the fit: 5 at 90%
 noise, else 1); ``lambda_r`` (the prior penalty's weight, 1 in the code).
 
 Deviations, forced by the engine's one-optimiser, one-batch step or chosen for reproducibility:
@@ -313,8 +315,9 @@ class DivideMix(Method):
         "rampup": HParam(16, range=(0, None), unit="epochs",
                          help="epochs after the warm-up over which lambda_u's weight rises linearly from 0"),
         "lambda_r": HParam(1.0, range=(0, None), help="weight of the uniform-prior penalty on the mean prediction"),
-        "conf_penalty": HParam(False, help="negative-entropy penalty in the warm-up (official: CIFAR with asymmetric "
-                                           "noise, Clothing1M)"),
+        "conf_penalty": HParam(None, type=bool, default_from="asymmetric_noise",
+                               help="negative-entropy penalty in the warm-up (official: CIFAR with asymmetric noise, "
+                                    "Clothing1M); by default on where the run's noise is not symmetric"),
         "loss_history": HParam(1, range=(1, None), unit="epochs",
                                help="epochs of normalised losses averaged before the mixture is fitted (5 at 90% "
                                     "noise)"),

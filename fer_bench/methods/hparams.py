@@ -56,8 +56,16 @@ from ..errors import excerpt
 TYPES: tuple[type, ...] = (bool, int, float, str, list)
 UNITS: tuple[str, ...] = ("epoch", "epochs", "step", "visit")
 # The run values a default may be taken from (``default_from``): what each is, and which runs have none.
-RUN_VALUES: dict[str, str] = {"noise_rate": "the run's nominal noise rate (--rate; 0 without noise)"}
-_WITHOUT: dict[str, str] = {"noise_rate": "a run on a label file (--noise-file) has no nominal noise rate"}
+RUN_VALUES: dict[str, str] = {
+    "noise_rate": "the run's nominal noise rate (--rate; 0 without noise)",
+    # the CIFAR scripts' noise_mode == 'asym': flips that are not uniform over the other classes
+    "asymmetric_noise": "whether the run's noise model flips other than uniformly (--noise asym, confusion, "
+                        "annotator ...: true; sym or clean labels: false)",
+}
+_WITHOUT: dict[str, str] = {
+    "noise_rate": "a run on a label file (--noise-file) has no nominal noise rate",
+    "asymmetric_noise": "a run on a label file (--noise-file) has no noise model",
+}
 
 Bound = Optional[float]
 RangeSpec = Union[tuple[Bound, Bound], str]
