@@ -99,8 +99,43 @@ def test_beta_keeps_its_value_on_a_short_schedule() -> None:
     regulariser would hold the network to its first epoch's guesses (the module's docstring)."""
     cls = METHODS.get("elr")
     assert cls.hparam_specs()["beta"].unit is None
-    _, hp, mapped = recipes.resolve_mapped(cls.recipe, cls.hparams, "official", "paper", {"epochs": 15})
+    _, hp, mapped = recipes.resolve_mapped(cls.recipe, cls.hparams, "official", "paper", {"epochs": 15},
+                                           run_values={"noise_rate": 0.3, "asymmetric_noise": False})
     assert hp["beta"] == 0.7 and "beta" not in {m.name for m in mapped}
+
+
+def test_beta_and_lambda_follow_the_noise_model_as_the_official_configurations_do(
+        tiny_synth: Path, tmp_path: Path) -> None:
+    """config_cifar10.json (symmetric): beta 0.7, lambda 3; config_cifar10_asym.json: beta 0.9, lambda 1."""
+    from fer_bench.engine.spec import resolve
+    from fer_bench.methods.card import method_card
+
+    def hp(**kw):
+        found = resolve(tiny_spec(tiny_synth, tmp_path, method="elr", **kw)).hparams
+        return found["beta"], found["lam"]
+
+    assert hp(noise="sym", rate=0.3) == hp(noise="none") == (0.7, 3.0)
+    assert hp(noise="asym", rate=0.3) == (0.9, 1.0)
+    assert hp(noise="asym", rate=0.3, overrides={"lam": 2}) == (0.9, 2.0)  # --set wins
+    labels = tmp_path / "noisy.txt"
+    labels.write_text("")
+    with pytest.raises(ValueError, match=r"beta defaults to whether the run's noise model flips other than "
+                                         r"uniformly .*give it with --set beta=VALUE"):
+        resolve(tiny_spec(tiny_synth, tmp_path, method="elr", noise_file=str(labels)))
+    assert resolve(tiny_spec(tiny_synth, tmp_path, method="elr", noise_file=str(labels),
+                             overrides={"beta": 0.8, "lam": 2})).hparams["beta"] == 0.8
+    card = method_card("elr")
+    assert "0.7 (asymmetric_noise false), 0.9 (asymmetric_noise true)" in card
+
+
+def test_a_default_per_run_value_is_checked_where_it_is_declared() -> None:
+    from fer_bench.methods.hparams import HParam, HParamError
+
+    with pytest.raises(HParamError, match=r"the default for asymmetric_noise = True, 1.5, must be a number in "
+                                          r"\[0, 1\)"):
+        HParam(None, type=float, range="[0, 1)", default_from="asymmetric_noise", by={False: 0.7, True: 1.5})
+    with pytest.raises(HParamError, match="name it with default_from="):
+        HParam(0.7, range="[0, 1)", by={False: 0.7, True: 0.9})
 
 
 def test_run_reports_the_target_and_says_when_it_is_off(tiny_synth: Path, tmp_path: Path) -> None:

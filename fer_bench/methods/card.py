@@ -9,6 +9,16 @@ from typing import Any, Sequence
 from .hparams import HParam
 
 
+def default_text(spec: HParam) -> str:
+    """A declared default as the card shows it: its value, or the run value it is taken from
+    (``run's noise_rate``), or its value for each of that run value's (``0.7 (asymmetric_noise false), ...``)."""
+    if spec.default_from is None:
+        return value_text(spec.default)
+    if spec.by is None:
+        return f"run's {spec.default_from}"
+    return ", ".join(f"{value_text(v)} ({spec.default_from} {value_text(k)})" for k, v in spec.by.items())
+
+
 def value_text(value: Any) -> str:
     """A value as ``--set`` takes it: ``true``, ``none``, ``0.001``, ``[0.02, 0.25]``, ``adam``."""
     if isinstance(value, bool) or value is None:
@@ -67,8 +77,7 @@ def method_card(name: str) -> str:
         for n, s in specs.items():
             differs = official_hp[n] != s.default or type(official_hp[n]) is not type(s.default)
             help_text = s.help + (f" [unit: {s.unit}]" if s.unit else "")
-            default = f"run's {s.default_from}" if s.default_from else value_text(s.default)  # (HParam.default_from)
-            rows.append((n, s.type_name(), default, value_text(official_hp[n]) if differs else "",
+            rows.append((n, s.type_name(), default_text(s), value_text(official_hp[n]) if differs else "",
                          allowed_text(s), help_text))
         lines += _table(rows)
     else:

@@ -25,9 +25,12 @@ three times the cross-entropy's weight, holds the network to its first epoch's g
 clean labels under ``cpu-face-56`` (seed 0) ELR ended at 74.8% test accuracy, fitting 77.7% of its
 training labels, and at 91.6% with ``beta = 0.7``.
 
-Hyper-parameters: ``beta = 0.7`` and ``lam = 3``, the official values for symmetric noise on CIFAR-10
-(``ELR/config_cifar10.json`` and the README's ``elr_loss`` example; the README notes that lambda needs
-tuning and beta is robust). ``eps`` is the code's clamp (1e-4), which the paper does not mention;
+Hyper-parameters: ``beta`` and ``lam`` follow the run's noise model as the official configurations do:
+``beta = 0.7``, ``lam = 3`` for symmetric noise and clean labels (``ELR/config_cifar10.json``, the
+README's command for symmetric noise and its ``elr_loss`` example), ``beta = 0.9``, ``lam = 1`` for any
+other noise model (``ELR/config_cifar10_asym.json``, the README's command for asymmetric noise); the
+README notes that lambda needs tuning and beta is robust. A run on a label file has no noise model and
+gives both with ``--set``. ``eps`` is the code's clamp (1e-4), which the paper does not mention;
 ``--set eps=0`` removes it.
 
 Official recipe: SGD, lr 0.02, momentum 0.9, weight decay 1e-3, batch 128, 120 epochs, the lr divided
@@ -36,8 +39,8 @@ augmentation: horizontal flip, no erasing. Deviations:
 
 * ``config_cifar10.json``, the file for symmetric noise, trains 150 epochs under cosine annealing with
   warm restarts (``T_0 = 10``, ``eta_min = 0.001``, the README's "ELR (cosine annealing)" rows), which the
-  engine has no schedule for; the recipe takes the stepped schedule of the other official files with
-  that file's beta and lambda;
+  engine has no schedule for; the recipe takes the stepped schedule of the file for asymmetric noise
+  (the README's "ELR" rows) for every noise model;
 * the official 4-pixel pad-and-crop translation (``RandomCrop(32, padding=4)``) has no recipe key and is
   left out; normalisation follows the backbone's weights, not CIFAR's statistics;
 * the network is the recipe's backbone (the official CIFAR runs use a ResNet-34);
@@ -92,10 +95,11 @@ class ELR(Method):
     """Early-learning regularisation towards temporal-ensembling targets."""
 
     hparams = {
-        "beta": HParam(0.7, range="[0, 1)",
+        "beta": HParam(None, type=float, range="[0, 1)", default_from="asymmetric_noise", by={False: 0.7, True: 0.9},
                        help="momentum of the per-sample target (temporal ensembling), per visit; not mapped "
                             "to a shorter schedule"),
-        "lam": HParam(3.0, range=(0, None), help="weight lambda of the early-learning regulariser"),
+        "lam": HParam(None, type=float, range=(0, None), default_from="asymmetric_noise", by={False: 3.0, True: 1.0},
+                      help="weight lambda of the early-learning regulariser"),
         "eps": HParam(1e-4, range="[0, 0.5)", help="predictions are clamped to [eps, 1 - eps] (the code's; "
                                                    "not in the paper)"),
     }

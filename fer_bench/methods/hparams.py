@@ -31,7 +31,9 @@ The declaration says everything the suite needs to know about a hyper-parameter:
   default is ``None`` (give ``type=``); the run's ``config.json`` records the value the method was
   given; a run without that value (a label-file run has no nominal noise rate) must give it with
   ``--set`` and is refused with a message that says so (:func:`run_defaults`). The value is the run's
-  *nominal* setting, never anything measured on its labels.
+  *nominal* setting, never anything measured on its labels. With **by**, a mapping from the run value's
+  values to defaults, the default is the one for the run's value (ELR's official beta and lambda are
+  one pair for symmetric and another for asymmetric noise).
 
 A plain value (``hparams = {"smoothing": 0.1}``) is accepted too, so a plugin need not declare
 anything: it is an *undeclared* hyper-parameter whose overrides are checked only for the default's
@@ -151,6 +153,7 @@ class HParam:
     unit: Optional[str] = None
     check: Optional[Callable[[Any], Optional[str]]] = None
     default_from: Optional[str] = None  # a name in RUN_VALUES: the default is that run value
+    by: Optional[Mapping[Any, Any]] = None  # with default_from: the default for each of the run value's values
     declared: bool = True  # False: a plain value from a plugin (only its type is checked)
     interval: Optional[Interval] = field(default=None, init=False, repr=False, compare=False)
 
@@ -189,6 +192,11 @@ class HParam:
             if self.default is not None:
                 raise HParamError(f"HParam({self.default!r}, default_from={self.default_from!r}): a default taken "
                                   f"from the run has none of its own: declare it as None")
+        if self.by is not None:
+            if self.default_from is None or not self.by:
+                raise HParamError(f"HParam(by={self.by!r}): by= gives a default per value of a run value: name "
+                                  f"it with default_from=, and give at least one value")
+            object.__setattr__(self, "by", dict(self.by))
         if self.choices is not None:
             wrong = [c for c in self.choices if self._type_problem(c)]
             if wrong:
@@ -196,6 +204,11 @@ class HParam:
         problem = None if self.default_from is not None else self.problem(self.default)
         if problem:
             raise HParamError(f"HParam({self.default!r}): the default {problem}")
+        for key, value in (self.by or {}).items():
+            problem = self.problem(value)
+            if problem:
+                raise HParamError(f"HParam(by=...): the default for {self.default_from} = {key!r}, {value!r}, "
+                                  f"{problem}")
 
     # --- what values it takes ----------------------------------------------------------
     def describe(self) -> str:
@@ -293,6 +306,8 @@ def run_defaults(specs: Mapping[str, HParam], hparams: dict[str, Any], run_value
         if value is None:
             raise ValueError(f"{name} defaults to {what}, and {_WITHOUT[spec.default_from]}: "
                              f"give it with --set {name}=VALUE ({spec.describe()})")
+        if spec.by is not None:
+            value = spec.by[value]
         try:
             hparams[name] = spec.convert(value)
         except ValueError as exc:
