@@ -390,3 +390,13 @@ def test_a_class_the_last_model_never_predicts_is_named_by_the_run_and_counted_b
     assert out.exit_code == 0, out.output
     assert "Classes never predicted" in out.output and "LA-Net in 1 of 4 runs" in out.output
     assert "Baseline in" not in out.output.split("Classes never predicted")[1]
+
+
+def test_the_report_panel_of_a_run_names_the_classes_it_never_predicts() -> None:
+    from fer_bench.report.html.rundata import _result_rows
+
+    result = {"acc_last": 0.5, "class_names": ["a", "b", "c"], "confusion_last": [[3, 0, 1], [2, 0, 0], [1, 0, 4]]}
+    rows = {r["key"]: r["value"] for r in _result_rows(result)}
+    assert rows["never predicted on the test set (last epoch)"] == "b"
+    result["confusion_last"][1][1] = 1
+    assert not any("never predicted" in r["key"] for r in _result_rows(result))

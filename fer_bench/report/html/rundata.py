@@ -17,7 +17,7 @@ import re
 from typing import Any, Callable, Optional
 
 from ...runs import RunRecord
-from ...runs.record import METRICS, STATS
+from ...runs.record import METRICS, STATS, unpredicted_classes
 from ..style import block_title, method_color, method_title
 from .defaults import default_recipe
 from .figures import hex_color
@@ -192,6 +192,9 @@ def _result_rows(result: dict[str, Any]) -> list[dict[str, str]]:
             rows.append({"key": key, "value": f"{100 * value:.2f} %"})
         else:
             rows += _flatten(value, f"{key}.") if isinstance(value, dict) else [{"key": key, "value": _text(value)}]
+    lost = unpredicted_classes(result)
+    if lost:
+        rows.append({"key": "never predicted on the test set (last epoch)", "value": ", ".join(lost)})
     return rows
 
 
