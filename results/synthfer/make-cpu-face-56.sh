@@ -38,10 +38,11 @@ fi
 source "$(dirname "$0")/draw-tables.sh"
 draw_tables "$RUNS/synthfer" "$OUT" "$METHODS" last best last5 val
 if [ -d "$IMBALANCED/synthfer" ]; then
+    # accuracy with mean class accuracy beside it (an imbalance table's companion column)
     mkdir -p "$OUT/imbalance"
-    for metric in acc mean_class_acc; do
-        fer-bench table --results "$IMBALANCED/synthfer" --metric "$metric" --format markdown \
-            --out "$OUT/imbalance/table-last-$metric.md"
+    for fmt in markdown:md latex:tex csv:csv; do
+        fer-bench table --results "$IMBALANCED/synthfer" --stat last --format "${fmt%%:*}" \
+            --out "$OUT/imbalance/table-last.${fmt##*:}"
     done
 fi
 
