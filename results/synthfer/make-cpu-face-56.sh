@@ -12,8 +12,12 @@ RUNS="${RUNS:-results/synthfer/cpu-face-56/runs}"
 IMBALANCED="${IMBALANCED:-results/synthfer/cpu-face-56/imbalance/runs}"
 OUT="${OUT:-results/synthfer/cpu-face-56}"
 TABLE1=baseline,scn,rul,eac,lanet
-LATER=nla,coteaching,elr,dividemix
-METHODS="$TABLE1,$LATER"
+LATER=nla,coteaching,elr
+# DivideMix's warm-up mapped to this schedule (1 epoch) leaves classes unlearned, and its co-divide then
+# drops whole classes; by the rule written before the diagnostic (protocol/dividemix-warmup.md) its runs
+# warm up for 4 epochs, under their own name.
+DIVIDEMIX="--methods dividemix --set warm_up=4"
+METHODS="$TABLE1,$LATER,dividemix+warm_up=4"
 PROFILE=cpu-face-56
 
 sweep() {
@@ -22,9 +26,11 @@ sweep() {
 }
 
 if [ "${SWEEP:-1}" != 0 ]; then
-    for methods in "$TABLE1" "$LATER"; do
+    for methods in "--methods $TABLE1" "--methods $LATER" "$DIVIDEMIX"; do
         for seed in 0 1 2; do
-            sweep --methods "$methods" --noise sym,asym --rates 0.3 --clean --seeds "$seed" --out "$RUNS"
+            # (word-split on purpose: a method list, or DivideMix with its warm-up)
+            # shellcheck disable=SC2086
+            sweep $methods --noise sym,asym --rates 0.3 --clean --seeds "$seed" --out "$RUNS"
         done
     done
     sweep --methods baseline,lanet,nla --noise sym --rates 0.2 --imbalance 10 --seeds 0,1,2 --out "$IMBALANCED"
