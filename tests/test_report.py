@@ -400,3 +400,19 @@ def test_the_report_panel_of_a_run_names_the_classes_it_never_predicts() -> None
     assert rows["never predicted on the test set (last epoch)"] == "b"
     result["confusion_last"][1][1] = 1
     assert not any("never predicted" in r["key"] for r in _result_rows(result))
+
+
+def test_a_setting_every_run_of_a_method_shares_is_said_in_the_caption(runs: Path, tiny_synth: Path,
+                                                                        tmp_path: Path) -> None:
+    """An override all of a method's runs share does not make a variant (its rows keep the method's name),
+    so the caption says it; one that sets some runs apart names their rows instead."""
+    shared = "batch_size=32 epochs=2 image_size=32"
+    out = CliRunner().invoke(cli, ["table", "--results", str(runs)])
+    assert out.exit_code == 0, out.output
+    assert f"Set for every run of the method (--set): Baseline {shared}; LA-Net {shared}." in out.output
+    copy = tmp_path / "runs"
+    shutil.copytree(runs, copy)
+    run_main(tiny_spec(tiny_synth, copy, method="lanet", overrides={"alpha": 0.5}))
+    out = CliRunner().invoke(cli, ["table", "--results", str(copy), "--methods", "baseline,lanet,lanet+alpha=0.5"])
+    assert out.exit_code == 0, out.output
+    assert "LA-Net+alpha=0.5" in out.output and "LA-Net alpha" not in out.output

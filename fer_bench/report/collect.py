@@ -32,7 +32,8 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
     ``noise_seeds_varied`` tells whether the noisy labels differed between the
     seeds (the default: the noise seed follows the training seed); never for clean labels.
     ``mechanism_off`` counts the runs that say part of their method's mechanism stayed off, and
-    ``unpredicted`` those whose last-epoch model assigns no test image to some class.
+    ``unpredicted`` those whose last-epoch model assigns no test image to some class;
+    ``shared_overrides`` the ``--set`` values every run of the method shares, which its name leaves out.
     A cell with a run that lacks the statistic (``val`` of a run without a noisy validation
     split) is unavailable: its mean is NaN and ``unavailable`` counts those runs; the
     others are never averaged on their own.
@@ -63,6 +64,7 @@ def aggregate(runs: pd.DataFrame, stat: str = "last", metric: str = "acc",
     out["noise_seeds_varied"] = (grouped["noise_seed"].nunique().values > 1) & (out["noise"] != "none").values
     out["protocol"] = grouped["protocol"].first().values
     out["profile"] = grouped["profile"].first().values
+    out["shared_overrides"] = grouped["shared_overrides"].first().values
     for flag in ("mechanism_off", "unpredicted"):
         out[flag] = grouped[flag].agg(lambda v: sum(1 for listed in v if listed)).values
     rho = out["setting"].map(lambda s: split_imbalance(s)[1])

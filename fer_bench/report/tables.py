@@ -230,6 +230,12 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
                  f"own.{subsets}")
     if "unavailable" in agg and (agg["unavailable"] > 0).any():
         text += " n/a: a run of the entry has no noisy validation split, so the statistic is unavailable."
+    said = shared_profile(agg["variant"])
+    if "shared_overrides" in agg:  # what the rows' names leave out (fer_bench.runs.record.shared_overrides)
+        shared = agg.groupby("variant", sort=False)["shared_overrides"].first()
+        parts = [f"{method_title(v, said)} {shared[v]}" for v in variant_order(list(shared.index)) if shared[v]]
+        if parts:
+            text += f" Set for every run of the method (--set): {'; '.join(parts)}."
     off = flagged_runs(agg, "mechanism_off")
     if off:
         text += (f" Mechanism off (part of the method's mechanism did not engage; each run's summary and "
@@ -241,7 +247,6 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
     if compared:
         text += (" Paper: LA-Net's Table 1 (symmetric) and supplementary Table 1 (asymmetric), ResNet-18 "
                  "pretrained on MS-Celeb-1M; Δ = ours − paper.")
-        said = shared_profile(agg["variant"])
         absent = [method_title(v, said) for v in variant_order(list(agg["variant"].unique()))
                   if v.split("+")[0] not in paper.METHODS]
         if absent:

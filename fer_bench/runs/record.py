@@ -198,10 +198,7 @@ def own_variants(records: list[RunRecord]) -> list[tuple[str, bool]]:
     A sweep run entirely with ``--set epochs=5`` is still the method's default
     runs; only overrides that some of its runs lack (a grid's values) make a variant.
     """
-    common: dict[str, set[tuple[str, str]]] = {}
-    for r in records:
-        items = {(k, _key(v)) for k, v in r.overrides.items()}
-        common[r.id.method] = common[r.id.method] & items if r.id.method in common else items
+    common = _common_overrides(records)
     out = []
     for r in records:
         own = {k: v for k, v in r.overrides.items() if (k, _key(v)) not in common[r.id.method]}
@@ -210,11 +207,29 @@ def own_variants(records: list[RunRecord]) -> list[tuple[str, bool]]:
     return out
 
 
+def _common_overrides(records: list[RunRecord]) -> dict[str, set[tuple[str, str]]]:
+    """Per method, the overrides (name, JSON value) that every one of its runs among ``records`` has."""
+    common: dict[str, set[tuple[str, str]]] = {}
+    for r in records:
+        items = {(k, _key(v)) for k, v in r.overrides.items()}
+        common[r.id.method] = common[r.id.method] & items if r.id.method in common else items
+    return common
+
+
+def shared_overrides(records: list[RunRecord]) -> list[str]:
+    """Each run's overrides that all its method's runs share (``warm_up=4``), which :func:`own_variants`
+    leaves out of the variant's name, so that whoever shows the variant can still say them."""
+    common = _common_overrides(records)
+    return [" ".join(f"{k}={v}" for k, v in sorted(r.overrides.items()) if (k, _key(v)) in common[r.id.method])
+            for r in records]
+
+
 def to_frame(records: list[RunRecord]) -> "pd.DataFrame":
     """One row per run: its identity and every accuracy statistic (in percent); ``record`` is the run itself.
 
     ``variant`` is :func:`own_variants`' name (what tables, figures and ``--methods`` use),
-    ``is_default`` whether it is the method's default runs (no overrides of its own), and
+    ``is_default`` whether it is the method's default runs (no overrides of its own),
+    ``shared_overrides`` the overrides every run of its method shares (:func:`shared_overrides`), and
     ``run_variant`` the variant in the run's directory name.
     """
     import pandas as pd
@@ -223,4 +238,5 @@ def to_frame(records: list[RunRecord]) -> "pd.DataFrame":
     own = own_variants(records)
     frame["variant"] = [v for v, _ in own]
     frame["is_default"] = [d for _, d in own]
+    frame["shared_overrides"] = shared_overrides(records)
     return frame
