@@ -410,6 +410,9 @@ def test_a_setting_every_run_of_a_method_shares_is_said_in_the_caption(runs: Pat
     out = CliRunner().invoke(cli, ["table", "--results", str(runs)])
     assert out.exit_code == 0, out.output
     assert f"Set for every run of the method (--set): Baseline {shared}; LA-Net {shared}." in out.output
+    study = CliRunner().invoke(cli, ["userstudy", "--results", str(runs)])
+    assert study.exit_code == 0, study.output
+    assert f"Set for every run of the method (--set): Baseline {shared}; LA-Net {shared}." in study.output
     copy = tmp_path / "runs"
     shutil.copytree(runs, copy)
     run_main(tiny_spec(tiny_synth, copy, method="lanet", overrides={"alpha": 0.5}))

@@ -64,11 +64,11 @@ Switches (default: the official code's behaviour): ``combine`` (``logits``: the 
 as ``test`` sums them; ``probs``: the mean of the probabilities, the paper's "average prediction");
 ``mix`` (``all``: every view is mixed and the unlabelled loss counts, CIFAR; ``labeled``: only the
 labelled views, Clothing1M); ``conf_penalty`` (the warm-up's negative entropy: the CIFAR script turns
-it on when its ``noise_mode`` is ``asym`` (l. 132-134, 237-238) and the Clothing1M script always; by default it
-follows the run's noise model as the script's argument does, on unless the noise is symmetric or absent,
-``HParam(default_from="asymmetric_noise")``, and a run on a label file gives it with ``--set``);
-``loss_history`` (epochs of losses averaged before the fit: 5 at 90%
-noise, else 1); ``lambda_r`` (the prior penalty's weight, 1 in the code).
+it on when its ``noise_mode`` is ``asym`` (l. 132-134, 237-238) and the Clothing1M script always; by
+default it follows the run's noise model as the script's argument does, on unless the noise is symmetric
+or absent, ``HParam(default_from="asymmetric_noise")``, and a run on a label file gives it with
+``--set``); ``loss_history`` (epochs of losses averaged before the fit: 5 at 90% noise, else 1);
+``lambda_r`` (the prior penalty's weight, 1 in the code).
 
 Deviations, forced by the engine's one-optimiser, one-batch step or chosen for reproducibility:
 

@@ -231,11 +231,9 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
     if "unavailable" in agg and (agg["unavailable"] > 0).any():
         text += " n/a: a run of the entry has no noisy validation split, so the statistic is unavailable."
     said = shared_profile(agg["variant"])
-    if "shared_overrides" in agg:  # what the rows' names leave out (fer_bench.runs.record.shared_overrides)
+    if "shared_overrides" in agg:
         shared = agg.groupby("variant", sort=False)["shared_overrides"].first()
-        parts = [f"{method_title(v, said)} {shared[v]}" for v in variant_order(list(shared.index)) if shared[v]]
-        if parts:
-            text += f" Set for every run of the method (--set): {'; '.join(parts)}."
+        text += shared_settings([(method_title(v, said), shared[v]) for v in variant_order(list(shared.index))])
     off = flagged_runs(agg, "mechanism_off")
     if off:
         text += (f" Mechanism off (part of the method's mechanism did not engage; each run's summary and "
@@ -252,6 +250,14 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
         if absent:
             text += f" No published number is on file for {', '.join(absent)} (–)."
     return text
+
+
+def shared_settings(titled: Iterable[tuple[str, str]]) -> str:
+    """The caption's sentence for the ``--set`` values that every run of a method shares, which its rows'
+    name leaves out (:func:`fer_bench.runs.record.shared_overrides`), from (row title, values) pairs; empty
+    when no method has any."""
+    parts = [f"{title} {values}" for title, values in titled if values]
+    return f" Set for every run of the method (--set): {'; '.join(parts)}." if parts else ""
 
 
 def flagged_runs(agg: pd.DataFrame, column: str) -> str:

@@ -40,7 +40,7 @@ from ..runs import RunDir
 from . import paper
 from .collect import collect_runs, refuse_pooling
 from .style import block_title, method_title, profile_name, shared_profile, variant_order
-from .tables import ALPHA, Block, Cell, Table, default_label, setting_order
+from .tables import ALPHA, Block, Cell, Table, default_label, setting_order, shared_settings
 
 AMBIGUOUS_BELOW = 0.7
 CLEAN, NOISY = "one-hot clean labels", "one-hot noisy labels"
@@ -178,9 +178,10 @@ def measure(results: Path, dataset_name: Optional[str] = None, root: Optional[st
             rows.append(row(r.setting, f"{name} label distributions", r.seed, js["distributions"]))
     out = pd.DataFrame(rows)
     split_runs = sum(bool(RunDir(Path(d)).held_out()) for d in runs["run_dir"])
+    shared = runs.groupby("variant", sort=False)["shared_overrides"].first()
     out.attrs.update(rates=dict(zip(runs["setting"], runs["rate"])), source=source, n_images=int(len(idx)),
                      n_ambiguous=int(ambiguous.sum()), dataset=dataset.name, split_runs=split_runs,
-                     profile=profile_name(said))
+                     profile=profile_name(said), shared=[(method_title(v, said), shared[v]) for v in order])
     return out
 
 
@@ -208,6 +209,7 @@ def build_table(measured: pd.DataFrame, alpha: Optional[float] = ALPHA) -> Table
                f"{paper.USER_STUDY['LA-Net label distributions']:.4f}.")
     if a.get("profile"):
         caption += f" Every run: profile {a['profile']}."
+    caption += shared_settings(a.get("shared", ()))
     if a.get("split_runs"):
         caption += (f" {a['split_runs']} run(s) held out a noisy validation split: their noisy labels, predictions "
                     f"and label distributions are measured on the images they trained on, the clean labels on all.")

@@ -32,7 +32,8 @@ METRICS = ("acc", "mean_class_acc")
 # runs apart (protocol, profile, overrides), named as in the run directory.
 GROUP = ["dataset", "noise", "rate", "setting", "method", "variant"]
 COLUMNS = GROUP + ["is_default", "run_variant", "protocol", "profile", "seed", "noise_seed", "epochs",
-                   "realised_rate", "train_seconds", "mechanism_off", "unpredicted", "run_dir", "record"] + [f"{m}_{s}" for m in METRICS for s in STATS]
+                   "realised_rate", "train_seconds", "mechanism_off", "unpredicted", "run_dir", "record"] + [
+                   f"{m}_{s}" for m in METRICS for s in STATS]
 
 
 def unpredicted_classes(result: dict[str, Any]) -> list[str]:
