@@ -28,7 +28,7 @@ from scipy import stats as _stats
 
 from ..runs.identity import parse_setting, split_imbalance
 from .collect import COMPANION
-from .style import block_title, method_title, setting_key, shared_profile, variant_order
+from .style import block_title, method_of, method_title, setting_key, shared_profile, variant_order
 from . import paper
 
 DATASET_TITLES = {"synthfer": "synthfer", "rafdb": "RAF-DB", "ferplus": "FERPlus", "affectnet": "AffectNet"}
@@ -234,11 +234,11 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
     if "shared_overrides" in agg:
         shared = agg.groupby("variant", sort=False)["shared_overrides"].first()
         text += shared_settings([(method_title(v, said), shared[v]) for v in variant_order(list(shared.index))])
-    off = flagged_runs(agg, "mechanism_off")
+    off = flagged_runs(agg, "mechanism_off", said)
     if off:
         text += (f" Mechanism off (part of the method's mechanism did not engage; each run's summary and "
                  f"result.json say which): {off}.")
-    lost = flagged_runs(agg, "unpredicted")
+    lost = flagged_runs(agg, "unpredicted", said)
     if lost:
         text += (f" Classes never predicted (the last epoch's model assigns no test image to some class; each "
                  f"run's summary says which): {lost}.")
@@ -246,7 +246,7 @@ def _caption(agg: pd.DataFrame, stat: str, metric: str, compared: list[str]) -> 
         text += (" Paper: LA-Net's Table 1 (symmetric) and supplementary Table 1 (asymmetric), ResNet-18 "
                  "pretrained on MS-Celeb-1M; Δ = ours − paper.")
         absent = [method_title(v, said) for v in variant_order(list(agg["variant"].unique()))
-                  if v.split("+")[0] not in paper.METHODS]
+                  if method_of(v) not in paper.METHODS]
         if absent:
             text += f" No published number is on file for {', '.join(absent)} (–)."
     return text
@@ -260,14 +260,14 @@ def shared_settings(titled: Iterable[tuple[str, str]]) -> str:
     return f" Set for every run of the method (--set): {'; '.join(parts)}." if parts else ""
 
 
-def flagged_runs(agg: pd.DataFrame, column: str) -> str:
-    """``"EAC in 2 of 3 runs, SCN in 3 of 3 runs"``: per variant, named as the table's rows name it, how many
-    of its runs the aggregate's count ``column`` flags; empty when none is."""
+def flagged_runs(agg: pd.DataFrame, column: str, said: Iterable[str] = ()) -> str:
+    """``"EAC in 2 of 3 runs, SCN in 3 of 3 runs"``: per variant, named as the table's rows name it (``said``:
+    the name parts its caption says once), how many of its runs the aggregate's count ``column`` flags;
+    empty when none is."""
     if column not in agg or not (agg[column] > 0).any():
         return ""
     counts = agg.groupby("variant", sort=False)[[column, "n"]].sum()
     flagged = agg.loc[agg[column] > 0, "variant"].unique()
-    said = shared_profile(agg["variant"])  # named as the rows name them
     return ", ".join(f"{method_title(v, said)} in {int(counts.loc[v, column])} of {int(counts.loc[v, 'n'])} runs"
                      for v in variant_order(list(flagged)))
 
