@@ -3,6 +3,7 @@ default of its forget rate (the generic ``HParam(default_from=...)``), and its r
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -11,7 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from click.testing import CliRunner
+
+from fer_bench.cli import main as cli_main
 from fer_bench.engine import recipe as recipes
+from fer_bench.engine.optim import build_optimizer, build_scheduler
 from fer_bench.engine.run import main
 from fer_bench.engine.spec import resolve
 from fer_bench.methods import MethodContext
@@ -101,7 +106,57 @@ def test_ramp_is_declared_in_epochs_and_maps_to_a_short_schedule() -> None:
     assert cls.hparam_specs()["num_gradual"].unit == "epochs"
     _, hp, mapped = recipes.resolve_mapped(cls.recipe, cls.hparams, "official", "paper", {"epochs": 60},
                                            run_values={"noise_rate": 0.2})
-    assert hp["num_gradual"] == 3 and [m.name for m in mapped] == ["num_gradual"]  # 10 of 200 -> 3 of 60
+    # 10 of 199 epochs -> 3 of 60; the lr decay's start, epoch 80 of 199 -> 1 + round(79 * 60 / 199) = 25
+    assert hp["num_gradual"] == 3 and [m.name for m in mapped] == ["num_gradual", "decay_start"]
+
+
+def test_official_recipe_gives_the_official_lr_and_beta1_epoch_by_epoch() -> None:
+    # main.py: alpha_plan[e] = lr for e < 80, else (200 - e) / (200 - 80) * lr; beta1_plan[e] = 0.9, else 0.1;
+    # adjust_learning_rate(optimizer, epoch) before training epoch e = 1 .. 199
+    cls = METHODS.get("coteaching")
+    recipe, _ = recipes.resolve(cls.recipe, cls.hparams, "official", "paper", {})
+    steps = 3
+    optimizer = build_optimizer([{"params": [torch.nn.Parameter(torch.zeros(2))]}], recipe)
+    scheduler = build_scheduler(optimizer, recipe, steps)
+    seen = []
+    for _ in range(recipe["epochs"]):
+        epoch = []
+        for _ in range(steps):
+            group = optimizer.param_groups[0]
+            epoch.append((group["lr"], group["betas"]))
+            optimizer.step()
+            scheduler.step()
+        assert len(set(epoch)) == 1  # one lr and one beta1 through an epoch
+        seen.append(epoch[0])
+    plan = [(1e-3 if e < 80 else (200 - e) / 120 * 1e-3, (0.9 if e < 80 else 0.1, 0.999)) for e in range(1, 200)]
+    assert [b for _, b in seen] == [b for _, b in plan]
+    assert [lr for lr, _ in seen] == pytest.approx([lr for lr, _ in plan], rel=1e-12)
+    assert seen[78][0] == 1e-3 and seen[79][0] == pytest.approx(1e-3) and seen[-1][0] == pytest.approx(1e-3 / 120)
+
+
+def test_a_run_on_the_official_schedule_records_its_lr_and_resumes_to_the_same_numbers(
+        tiny_synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import interrupt_then_resume
+
+    schedule = {"schedule": "delayed_linear", "decay_start": 2, "decay_beta1": 0.1, "epochs": 3}
+    straight = main(tiny_spec(tiny_synth, tmp_path / "a", method="coteaching", noise="sym", rate=0.2,
+                              overrides=schedule))
+    resumed = interrupt_then_resume(tiny_spec(tiny_synth, tmp_path / "b", method="coteaching", noise="sym",
+                                              rate=0.2, overrides=schedule), monkeypatch, epoch=2)
+    def curves(result: dict) -> list[tuple[float, ...]]:
+        with open(Path(result["run_dir"]) / "metrics.csv") as f:
+            return [(float(r["lr"]), float(r["train_loss"]), float(r["test_acc"])) for r in csv.DictReader(f)]
+
+    assert [lr for lr, _, _ in curves(straight)] == pytest.approx([0.002, 0.002, 0.001])  # then (4 - e) / (4 - 2)
+    assert curves(resumed) == curves(straight) and resumed["acc_last"] == straight["acc_last"]
+
+
+def test_a_profile_replaces_the_decay_with_its_own_schedule() -> None:
+    cls = METHODS.get("coteaching")
+    recipe, _ = recipes.resolve(cls.recipe, cls.hparams, "official", "cpu-face-56", {})
+    assert recipe["schedule"] == "cosine" and "decay_start" not in recipe and "decay_beta1" not in recipe
+    card = CliRunner().invoke(cli_main, ["methods", "show", "coteaching"]).output
+    assert "schedule=cosine (without decay_start, decay_beta1)" in " ".join(card.split())
 
 
 # --- the forget rate's default: the run's nominal noise rate ----------------------------------------

@@ -50,3 +50,55 @@ def test_schedules() -> None:
     assert f(0) == 1 and f(20) == pytest.approx(0.5)
     f = lr_factor(dict(base, schedule="cosine", warmup_epochs=1), steps_per_epoch=4)
     assert f(0) == 0.25 and f(4) == 1 and f(40) == pytest.approx(0.0)
+
+
+def test_delayed_linear_holds_then_decays_per_epoch_to_a_last_nonzero_step() -> None:
+    base = dict(recipe.DEFAULTS, epochs=5, warmup_epochs=0, schedule="delayed_linear", decay_start=3)
+    f = lr_factor(base, steps_per_epoch=2)
+    # epochs 1, 2 at the full lr; epochs 3, 4, 5 at (6 - e) / (6 - 3)
+    assert [f(it) for it in range(10)] == [1, 1, 1, 1, 1, 1, pytest.approx(2 / 3), pytest.approx(2 / 3),
+                                           pytest.approx(1 / 3), pytest.approx(1 / 3)]
+
+
+def test_late_beta1_resumes_from_a_checkpoint() -> None:
+    import torch
+
+    from fer_bench.engine.optim import build_optimizer, build_scheduler
+
+    r, _ = recipe.resolve({}, {}, "official", "paper",
+                          {"schedule": "delayed_linear", "decay_start": 2, "decay_beta1": 0.1, "epochs": 3})
+
+    def fresh() -> tuple:
+        optimizer = build_optimizer([{"params": [torch.nn.Parameter(torch.ones(2))]}], r)
+        return optimizer, build_scheduler(optimizer, r, steps_per_epoch=2)
+
+    optimizer, scheduler = fresh()
+    betas = []
+    for _ in range(6):
+        betas.append(optimizer.param_groups[0]["betas"][0])
+        optimizer.step()
+        scheduler.step()
+        if len(betas) == 3:  # checkpoint in the middle of epoch 2, resume into new objects
+            state = (optimizer.state_dict(), scheduler.state_dict())
+            optimizer, scheduler = fresh()
+            optimizer.load_state_dict(state[0])
+            scheduler.load_state_dict(state[1])
+    assert betas == [0.9, 0.9, 0.1, 0.1, 0.1, 0.1]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"decay_start": 3}, "only the delayed_linear schedule reads it"),
+    ({"schedule": "delayed_linear", "decay_beta1": 0.1, "optimizer": "sgd"}, "this run's optimizer is sgd"),
+    ({"schedule": "delayed_linear", "decay_beta1": 1.5}, r"must lie in \[0, 1\)"),
+    ({"schedule": "delayed_linear", "decay_start": 9, "epochs": 5}, "after the last of 5 epochs"),
+])
+def test_delayed_linear_keys_are_checked(overrides: dict, message: str) -> None:
+    with pytest.raises(recipe.RecipeError, match=message):
+        recipe.resolve({}, {}, "official", "paper", overrides)
+
+
+def test_delayed_linear_keys_appear_only_under_that_schedule() -> None:
+    r, _ = recipe.resolve({}, {}, "official", "paper", {})
+    assert not set(recipe.DELAYED_LINEAR) & set(r)  # so no other run's config (and hash) changes
+    r, _ = recipe.resolve({}, {}, "official", "paper", {"schedule": "delayed_linear"})
+    assert (r["decay_start"], r["decay_beta1"]) == (1, None)

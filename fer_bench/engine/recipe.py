@@ -41,7 +41,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from ..errors import excerpt
 from ..models.pretrained import CHECKPOINT_KINDS, NORMALISATIONS, SYNTHFER_ID, checkpoint_kind
-from .timescale import MODES, Mapped, Schedule, map_constants
+from .timescale import MODES, Mapped, Schedule, map_constants, map_value
 from ..models.resnet import CPU_BACKBONE
 
 DEFAULTS: dict[str, Any] = {
@@ -60,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "lr": 2e-4,
     "weight_decay": 1e-4,
     "momentum": 0.9,              # sgd only
-    "schedule": "exponential",    # constant | exponential | step | cosine | linear
+    "schedule": "exponential",    # constant | exponential | step | cosine | linear | delayed_linear
     "gamma": 0.9,                 # exponential and step decay factor
     "milestones": [],             # step: epochs at which lr is multiplied by gamma
     "warmup_epochs": 0,
@@ -81,6 +81,10 @@ DEFAULTS: dict[str, Any] = {
     "time_constants": "mapped",   # mapped | fixed: a method's momenta and epoch points follow the schedule
 }
 
+# The keys only the delayed_linear schedule reads, with their defaults. A recipe holds them only under that
+# schedule (:func:`fit_schedule_keys`), so that no other run's config, nor its hash, changes with them.
+DELAYED_LINEAR: dict[str, Any] = {"decay_start": 1, "decay_beta1": None}
+
 # One line of help per recipe key, for `fer-bench methods show` (a test checks that every key has one).
 RECIPE_HELP: dict[str, str] = {
     "arch": "backbone architecture (resnet18, resnet34, resnet50, resnet50_caffe)",
@@ -98,7 +102,10 @@ RECIPE_HELP: dict[str, str] = {
     "lr": "learning rate (a parameter group's lr_scale multiplies it)",
     "weight_decay": "the optimiser's weight decay",
     "momentum": "SGD momentum (sgd only)",
-    "schedule": "learning-rate schedule: constant, exponential, step, cosine or linear",
+    "schedule": "learning-rate schedule: constant, exponential, step, cosine, linear (to 0 per iteration) or "
+                "delayed_linear (constant, then per epoch towards 0 from decay_start)",
+    "decay_start": "delayed_linear: the first (1-based) epoch of the decay [unit: epoch]",
+    "decay_beta1": "delayed_linear: Adam's beta1 from decay_start on (null: unchanged)",
     "gamma": "the exponential and step schedules' decay factor",
     "milestones": "step schedule: the epochs at which the lr is multiplied by gamma",
     "warmup_epochs": "epochs of linear lr warm-up",
@@ -167,7 +174,7 @@ PROTOCOLS = ("official", "unified")
 def recipe_keys() -> set[str]:
     """Every key the engine's recipe has, whatever the protocol and profile: the names a method's
     hyper-parameters may not take (``--set`` would set the recipe's)."""
-    return set(DEFAULTS) | set(UNIFIED) | {k for p in PROFILES.values() for k in p}
+    return set(DEFAULTS) | set(UNIFIED) | set(DELAYED_LINEAR) | {k for p in PROFILES.values() for k in p}
 
 
 class RecipeError(ValueError):
@@ -227,7 +234,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
 MAX_EPOCHS, MAX_BATCH = 10_000, 65_536
 _RANGES: dict[str, tuple[float, float]] = {  # key: (lowest, highest)
-    "epochs": (1, MAX_EPOCHS), "warmup_epochs": (0, MAX_EPOCHS),
+    "epochs": (1, MAX_EPOCHS), "warmup_epochs": (0, MAX_EPOCHS), "decay_start": (1, MAX_EPOCHS),
     "batch_size": (1, MAX_BATCH), "eval_batch_size": (1, MAX_BATCH),
     "width": (1, 4096), "image_size": (MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
     "last_stride": (1, 2), "heatmap_stride": (1, 32),
@@ -265,6 +272,11 @@ def check_ranges(recipe: dict[str, Any]) -> None:
         raise bad("time_constants", f"must be one of {', '.join(MODES)}")
     if "val_split" in recipe and not 0 <= recipe["val_split"] < 1:
         raise bad("val_split", "must lie in [0, 1) (the fraction of the noisy training labels held out)")
+    if recipe.get("decay_beta1") is not None:
+        if not (_number(recipe["decay_beta1"]) and 0 <= recipe["decay_beta1"] < 1):
+            raise bad("decay_beta1", "must lie in [0, 1) (Adam's beta1), or be null")
+        if recipe["optimizer"] not in ("adam", "adamw"):
+            raise bad("decay_beta1", f"is Adam's beta1, and this run's optimizer is {recipe['optimizer']}")
     if "milestones" in recipe and not all(_number(m) and 1 <= m <= MAX_EPOCHS for m in recipe["milestones"]):
         raise bad("milestones", f"must be a list of epochs from 1 to {MAX_EPOCHS}")
     for key, upper in _INTERVALS.items():
@@ -298,7 +310,25 @@ def layered(
     for key, value in (method_recipe if protocol == "official" else UNIFIED).items():
         (hparams if key in specs else recipe)[key] = value
     recipe.update(PROFILES[profile])
+    fit_schedule_keys(recipe)
     return recipe, hparams
+
+
+def fit_schedule_keys(recipe: dict[str, Any], overrides: Iterable[str] = ()) -> None:
+    """Give ``recipe`` the keys of its schedule, in place: :data:`DELAYED_LINEAR`'s (their defaults where
+    missing) under ``delayed_linear``, none of them under any other schedule (a profile or protocol that
+    replaces Co-teaching's schedule replaces its decay start too). One of them among ``overrides`` under
+    another schedule is an error: nothing would read it."""
+    if recipe["schedule"] == "delayed_linear":
+        for key, value in DELAYED_LINEAR.items():
+            recipe.setdefault(key, value)
+        return
+    given = sorted(set(overrides) & set(DELAYED_LINEAR))
+    if given:
+        raise RecipeError(f"--set {given[0]}: only the delayed_linear schedule reads it, and this run's schedule "
+                          f"is {recipe['schedule']} (--set schedule=delayed_linear to use it)")
+    for key in DELAYED_LINEAR:
+        recipe.pop(key, None)
 
 
 def resolve(
@@ -346,8 +376,8 @@ def resolve_mapped(
     specs = declare(method_hparams)
     recipe, hparams = layered(method_recipe, method_hparams, protocol, profile, dataset_defaults)
     for key, value in overrides.items():
-        if key in recipe:
-            recipe[key] = _coerce(key, value, DEFAULTS.get(key, recipe[key]))
+        if key in recipe or key in DELAYED_LINEAR:
+            recipe[key] = _coerce(key, value, DEFAULTS.get(key, recipe.get(key, DELAYED_LINEAR.get(key))))
         elif key in hparams:
             hparams[key] = _coerce_hparam(key, value, specs[key], hparams[key])
         else:
@@ -364,11 +394,22 @@ def resolve_mapped(
         problem = specs[key].problem(value)
         if problem:
             raise RecipeError(f"the {protocol} recipe sets {key}={excerpt(value)}, which {problem}")
+    fit_schedule_keys(recipe, overrides)
     _apply_checkpoint_kind(recipe, overrides)
     check_ranges(recipe)
     mapped: list[Mapped] = []
     if recipe["time_constants"] == "mapped":
-        mapped = map_constants(specs, hparams, official_schedule(method_recipe), Schedule.of(recipe), set(overrides))
+        official, run = official_schedule(method_recipe), Schedule.of(recipe)
+        mapped = map_constants(specs, hparams, official, run, set(overrides))
+        if "decay_start" in recipe and "decay_start" not in overrides:  # a schedule point like SCN's relabel_epoch
+            before = recipe["decay_start"]
+            recipe["decay_start"] = map_value(before, "epoch", official, run)
+            if recipe["decay_start"] != before:
+                mapped.append(Mapped("decay_start", "epoch", before, recipe["decay_start"]))
+    if recipe.get("decay_start", 1) > recipe["epochs"]:
+        given = "--set " if "decay_start" in overrides else "the recipe's "
+        raise RecipeError(f"{given}decay_start={recipe['decay_start']}: the lr decay would start after the last of "
+                          f"{recipe['epochs']} epochs (give a decay_start up to {recipe['epochs']})")
     return recipe, hparams, mapped
 
 

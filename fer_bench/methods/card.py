@@ -47,7 +47,11 @@ def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
 
 
 def _changes(base: dict[str, Any], other: dict[str, Any]) -> str:
-    return " ".join(f"{k}={value_text(v)}" for k, v in other.items() if k not in base or base[k] != v) or "nothing"
+    """``key=value`` for each key ``other`` sets otherwise, then the keys it lacks (a schedule's own keys go
+    with the schedule): ``schedule=cosine (without decay_start, decay_beta1)``."""
+    changed = " ".join(f"{k}={value_text(v)}" for k, v in other.items() if k not in base or base[k] != v)
+    dropped = [k for k in base if k not in other]
+    return " ".join(filter(None, [changed, f"(without {', '.join(dropped)})" if dropped else ""])) or "nothing"
 
 
 def _wrapped(label: str, text: str, width: int = 100) -> list[str]:

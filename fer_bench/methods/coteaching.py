@@ -38,19 +38,23 @@ Where the code and the paper differ, the code is the default and the paper a swi
   from the paper's experiments section and is UNVERIFIED against the PDF).
 
 ``num_gradual`` is a number of epochs (unit ``epochs``): a run on a shorter schedule than the official
-200 epochs ramps over the same fraction of training (:mod:`fer_bench.engine.timescale`).
+199 epochs ramps over the same fraction of training (:mod:`fer_bench.engine.timescale`).
 
 Evaluation: the official code tests both networks every epoch and logs both accuracies; the suite
 needs one prediction, so ``predict_with`` chooses the network (``first``, the official log's first
 column, by default); ``fer-bench export`` writes that network alone.
 
-Official recipe (``main.py``, CIFAR-10 and CIFAR-100): Adam, lr 0.001, no weight decay, batch 128,
-200 epochs, no augmentation (``transforms.ToTensor()`` only). Deviations:
+Official recipe (``main.py``, CIFAR-10): Adam, lr 0.001, no weight decay, batch 128, no augmentation
+(``transforms.ToTensor()`` only), ``n_epoch = 200``, which trains 199 epochs (``for epoch in range(1,
+n_epoch)``; entry 0 of its plans belongs to the evaluation of the untrained networks), so the recipe's
+``epochs`` is 199. The lr is constant before training epoch ``epoch_decay_start = 80`` and from it decays
+per epoch as ``(200 - e) / 120`` of the lr (1/120 in the last epoch), while Adam's beta1 drops from 0.9 to
+0.1 (``alpha_plan``, ``beta1_plan``, ``adjust_learning_rate``): the engine's ``delayed_linear`` schedule
+with ``decay_start`` 80 and ``decay_beta1`` 0.1, the same lr and betas epoch by epoch. (CIFAR-100 starts
+the decay at 100: ``--set decay_start=100``.) A profile or ``--protocol unified`` replaces the schedule
+with its own, decay start and beta1 included; on another number of epochs ``decay_start`` is mapped to
+the same fraction of training, as an ``epoch`` time constant. Deviations:
 
-* the official lr is constant until training epoch 80 and then decays linearly towards 0 (lr / 120 in
-  the last epoch), while Adam's beta1 drops from 0.9 to 0.1 (``adjust_learning_rate``); the engine has no
-  schedule with a start of decay and the method cannot reach the optimiser's betas, so the recipe
-  decays the lr linearly to 0 over the whole run (``linear``) and keeps beta1 at 0.9;
 * the official networks are a 9-layer CNN (``model.py``) trained from scratch; here each network is the
   recipe's backbone (``backbone_modules`` names both, so pretrained weights load into both: the two
   networks then start from the same backbone and differ only in their classifiers' initialisation);
@@ -175,8 +179,9 @@ class CoTeaching(Method):
                                help="which network predicts (the official code tests both)"),
     }
     recipe = {
-        "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "linear",
-        "epochs": 200, "batch_size": 128,
+        "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
+        "schedule": "delayed_linear", "decay_start": 80, "decay_beta1": 0.1,
+        "epochs": 199, "batch_size": 128,
         # main.py: transforms.ToTensor() only
         "aug_flip": 0.0, "aug_erase": 0.0,
     }
