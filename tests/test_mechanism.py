@@ -62,6 +62,35 @@ def test_noise_flags_precision_and_recall() -> None:
     assert row["mech_n"] == 3.0
 
 
+def test_flags_are_counted_per_label_and_a_class_flagged_whole_is_named() -> None:
+    from fer_bench.runs import whole_classes_flagged
+
+    # labels 0, 2, 1, 0, 1, 2: the flag takes sample 1 (a 2), 2 and 4 (both 1s); sample 5 (a 2) is unseen
+    flag = NoiseFlag(torch.tensor([False, True, True, False, True, True]),
+                     valid=torch.tensor([True, True, True, True, True, False]))
+    by_class = mechanism.flags_by_class({"drop": flag, "rate": 0.3}, NOISY, ["a", "b", "c"])
+    assert by_class == {"drop": {"a": 0.0, "b": 1.0, "c": 1.0}}  # c: its one seen sample
+    only_b = mechanism.flags_by_class({"drop": NoiseFlag(torch.tensor([False, False, True, False, True, False]))},
+                                      NOISY, ["a", "b", "c"])
+    assert only_b == {"drop": {"a": 0.0, "b": 1.0, "c": 0.0}}
+    assert whole_classes_flagged({"flagged_by_class": {"drop": {"a": 0.0, "b": 0.93, "c": 0.89}}}) == ["drop: b 93%"]
+    assert whole_classes_flagged({}) == []  # an older record
+
+
+def test_a_run_records_its_flags_per_class_and_its_summary_names_a_class_taken_whole(
+        tiny_synth: Path, tmp_path: Path) -> None:
+    from fer_bench.cli.training import run_summary
+
+    result = engine_main(tiny_spec(tiny_synth, tmp_path, method="coteaching", noise="sym", rate=0.4))
+    saved = json.loads((Path(result["run_dir"]) / "result.json").read_text())
+    assert set(saved["flagged_by_class"]) == {"dropped_1", "dropped_2"}
+    assert set(saved["flagged_by_class"]["dropped_1"]) <= set(saved["class_names"])
+    shares = saved["flagged_by_class"]["dropped_1"].values()
+    assert all(0 <= v <= 1 for v in shares) and 0 < max(shares)
+    saved["flagged_by_class"]["dropped_1"]["fear"] = 0.95
+    assert "flags most of a class's training images (last epoch): dropped_1: fear 95%" in run_summary(saved)
+
+
 def test_bad_reports_are_named() -> None:
     with pytest.raises(TypeError, match="'x'"):
         mechanism.score({"x": "high"}, NOISY, CLEAN)

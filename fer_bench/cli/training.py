@@ -23,7 +23,7 @@ from typing import Any, Optional
 import click
 
 from .. import interrupts
-from ..runs import unpredicted_classes
+from ..runs import unpredicted_classes, whole_classes_flagged
 from .common import config_option, csv_list, option_group, plugin_option, with_config_lists
 
 class Ratio(click.ParamType):
@@ -185,6 +185,8 @@ def run_summary(result: dict[str, Any]) -> str:
     lost = unpredicted_classes(result)
     if lost:
         notes.append(f"  never predicted on the test set (last epoch): {', '.join(lost)}")
+    notes += [f"  flags most of a class's training images (last epoch): {line}"
+              for line in whole_classes_flagged(result)]
     return "\n".join([
         f"{result['method']} on {result['dataset']}, noise {noise['model']} {noise['rate']:g} "
         f"(realised {noise['realised_rate']:.4f}), seed {result['seed']}",

@@ -78,6 +78,22 @@ def score(found: Mapping[str, Any], noisy: np.ndarray, clean: np.ndarray) -> dic
     return row
 
 
+def flags_by_class(found: Mapping[str, Any], noisy: np.ndarray, class_names: list[str]) -> dict[str, dict[str, float]]:
+    """For each :class:`~fer_bench.methods.probes.NoiseFlag` a method reports: the share of the training
+    images of each (noisy) label that it flags, among those it has seen; a class with none seen is left out.
+    The flipped set plays no part: this is what the method does to each class it is given
+    (:func:`fer_bench.runs.whole_classes_flagged` reads it back)."""
+    out: dict[str, dict[str, float]] = {}
+    for name, probe in found.items():
+        if not isinstance(probe, NoiseFlag):
+            continue
+        valid = np.ones(len(noisy), dtype=bool) if probe.valid is None else _numpy(probe.valid).astype(bool)
+        mask = _numpy(probe.mask).astype(bool)
+        out[name] = {c: round(_share(mask, valid & (noisy == k)), 4) for k, c in enumerate(class_names)
+                     if (valid & (noisy == k)).any()}
+    return out
+
+
 def last_values(rows: list[Mapping[str, Any]]) -> dict[str, float]:
     """The last epoch's ``mech_*`` values, by name without the prefix (what ``mechanism_off`` reads)."""
     if not rows:

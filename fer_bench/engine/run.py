@@ -258,5 +258,6 @@ def finish(run: ResolvedRun, run_dir: RunDir, data: RunData, setup: Training, sp
     result["method_info"] = setup.method.on_train_end(run_dir.path)
     result["mapped_constants"] = config.get("mapped_constants", {})
     result["mechanism_off"] = setup.method.mechanism_off(mechanism.last_values(rows))
+    result["flagged_by_class"] = mechanism.flags_by_class(setup.method.mechanism(), noisy, list(dataset.class_names))
     write_json(run_dir.result_file, result)
     return result

@@ -18,8 +18,8 @@ from .directory import RunDir
 from .errors import RunError
 from .identity import RunId, parse_setting, setting_name, variant_name
 from .lock import LockUnavailable, RunBusy, run_lock
-from .record import RunRecord, collect, to_frame, unpredicted_classes
+from .record import RunRecord, collect, to_frame, unpredicted_classes, whole_classes_flagged
 
 __all__ = ["LockUnavailable", "RunBusy", "RunDir", "RunError", "RunId", "RunRecord", "SCHEMA_VERSION", "collect",
            "config_hash", "migrate", "parse_setting", "run_lock", "setting_name", "to_frame", "unpredicted_classes",
-           "variant_name"]
+           "variant_name", "whole_classes_flagged"]

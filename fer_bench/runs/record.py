@@ -45,6 +45,24 @@ def unpredicted_classes(result: dict[str, Any]) -> list[str]:
     return [name for j, name in enumerate(names) if not any(row[j] for row in matrix)]
 
 
+# A class with at least this share of its training images flagged by a method's noise flag is named in the
+# run's summary: the method then learns that class from almost none of its images (Co-teaching's small-loss
+# selection can drop a class whose losses are all large, whatever the truth of its labels).
+WHOLE_CLASS = 0.9
+
+
+def whole_classes_flagged(result: dict[str, Any]) -> list[str]:
+    """``dropped_1: fear 99%``: each noise flag of the run's method that takes at least :data:`WHOLE_CLASS`
+    of some class's training images at the last epoch (``flagged_by_class``, written by
+    :func:`fer_bench.engine.mechanism.flags_by_class`; older records have none)."""
+    lines = []
+    for name, shares in (result.get("flagged_by_class") or {}).items():
+        whole = [f"{c} {share:.0%}" for c, share in shares.items() if share >= WHOLE_CLASS]
+        if whole:
+            lines.append(f"{name}: {', '.join(whole)}")
+    return lines
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One finished run: who it is, how it was configured, what it measured."""
