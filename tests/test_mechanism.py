@@ -91,6 +91,16 @@ def test_a_run_records_its_flags_per_class_and_its_summary_names_a_class_taken_w
     assert "flags most of a class's training images (last epoch): dropped_1: fear 95%" in run_summary(saved)
 
 
+def test_a_run_resumed_after_its_last_epoch_records_the_same_flags(tiny_synth: Path, tmp_path: Path) -> None:
+    # DivideMix keeps its division out of its checkpoint, so the flags are taken when its last epoch is scored
+    spec = tiny_spec(tiny_synth, tmp_path, method="dividemix", noise="sym", rate=0.4, overrides={"warm_up": 1})
+    first = engine_main(spec)
+    assert set(first["flagged_by_class"]) == {"noisy_net1", "noisy_net2"}
+    (Path(first["run_dir"]) / "result.json").unlink()  # as if killed between the last checkpoint and the result
+    again = engine_main(spec)
+    assert again["flagged_by_class"] == first["flagged_by_class"]
+
+
 def test_bad_reports_are_named() -> None:
     with pytest.raises(TypeError, match="'x'"):
         mechanism.score({"x": "high"}, NOISY, CLEAN)

@@ -40,6 +40,8 @@ from .metrics import accuracy, mean_class_accuracy, memorisation_subset, relabel
 from .spec import ResolvedRun, RunSpec, check_world, resolve, select_device
 
 RESTART = "the same command with --force trains this run again from scratch"
+# What an epoch's row keeps for the checkpoint and result.json but metrics.csv, one number a column, leaves out.
+NOT_IN_CSV = ("confusion", "flagged_by_class")
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -205,7 +207,9 @@ def train_epochs(run: ResolvedRun, run_dir: RunDir, data: RunData, setup: Traini
             row["confusion"] = cm.tolist()
             row.update(memorisation(method, setup.augment, probe_images, probe, noisy, clean,
                                     ctx.train_labels.cpu().numpy(), device, eval_batch, amp))
-            row.update(mechanism.score(method.mechanism(), noisy, clean))
+            found = method.mechanism()
+            row.update(mechanism.score(found, noisy, clean))
+            row["flagged_by_class"] = mechanism.flags_by_class(found, noisy, list(dataset.class_names))
             progress.rows.append(row)
             progress.elapsed += time.perf_counter() - t0
             save_torch(run_dir.checkpoint_file, {
@@ -215,7 +219,7 @@ def train_epochs(run: ResolvedRun, run_dir: RunDir, data: RunData, setup: Traini
                 "config_hash": data.config["config_hash"], **({"world_size": world.size} if world.distributed else {}),
             })
             saved = epoch + 1
-            write_csv(run_dir.metrics_file, [{k: v for k, v in r.items() if k != "confusion"} for r in progress.rows])
+            write_csv(run_dir.metrics_file, [{k: v for k, v in r.items() if k not in NOT_IN_CSV} for r in progress.rows])
             if spec.progress:
                 tqdm.write(f"epoch {epoch + 1}/{ctx.epochs}: loss {row['train_loss']:.3f}  "
                            f"test acc {row['test_acc']:.2%}  ({row['images_per_s']:.0f} img/s)")
@@ -258,6 +262,7 @@ def finish(run: ResolvedRun, run_dir: RunDir, data: RunData, setup: Training, sp
     result["method_info"] = setup.method.on_train_end(run_dir.path)
     result["mapped_constants"] = config.get("mapped_constants", {})
     result["mechanism_off"] = setup.method.mechanism_off(mechanism.last_values(rows))
-    result["flagged_by_class"] = mechanism.flags_by_class(setup.method.mechanism(), noisy, list(dataset.class_names))
+    if "flagged_by_class" in rows[-1]:  # (a checkpoint of an older fer-bench has none)
+        result["flagged_by_class"] = rows[-1]["flagged_by_class"]
     write_json(run_dir.result_file, result)
     return result
