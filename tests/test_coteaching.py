@@ -242,7 +242,9 @@ def test_run_records_the_forget_rate_and_scores_the_selection(tiny_synth: Path, 
     assert float(row["mech_dropped_1_share"]) == float(row["mech_dropped_2_share"]) == 13 / 32
     for name in ("mech_dropped_1_precision", "mech_dropped_2_recall", "mech_loss_1_auroc"):
         assert 0.0 <= float(row[name]) <= 1.0
-    assert res["mechanism_off"] == []
+    # the official ramp, 10 of 199 epochs, maps to 1 of 2: the whole rate from the first epoch, which the run says
+    assert res["mechanism_off"] == ["no ramp: the forget rate is 0.4 from the first epoch (officially it rises over "
+                                    "epochs 1-8 of 199 and is full from epoch 9); num_gradual 1 of 2 epochs"]
 
 
 def test_mechanism_off_says_what_stayed_off(tiny_synth: Path, tmp_path: Path) -> None:
@@ -252,4 +254,7 @@ def test_mechanism_off_says_what_stayed_off(tiny_synth: Path, tmp_path: Path) ->
     late = main(tiny_spec(tiny_synth, tmp_path / "b", method="coteaching", noise="sym", rate=0.3,
                           overrides={"time_constants": "fixed"}))
     assert any("never reaches 0.3" in line for line in late["mechanism_off"])
+    ramped = main(tiny_spec(tiny_synth, tmp_path / "c", method="coteaching", noise="sym", rate=0.3,
+                            overrides={"num_gradual": 3, "epochs": 3}))  # 0.15 in epoch 1, 0.3 from epoch 2
+    assert not any("no ramp" in line for line in ramped["mechanism_off"])  # (it is late instead: 33% of 3 epochs)
     assert not math.isnan(late["acc_last"])

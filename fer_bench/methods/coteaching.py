@@ -250,6 +250,12 @@ class CoTeaching(Method):
         elif official_full is not None and (full - 1) / epochs > LATE * (official_full - 1) / official_epochs:
             off.append(f"the forget rate reaches {hp.forget_rate:g} only after {(full - 1) / epochs:.0%} of training "
                        f"(officially {(official_full - 1) / official_epochs:.0%}): epoch {full} of {epochs}")
+        elif full == 1 and official_full is not None and official_full > 1:
+            # a ramp shorter than an epoch (mapped: 10 of 199 epochs is 0.75 of 15) cannot be drawn per epoch, so the
+            # first batches, whose losses say nothing yet of the labels, already drop the whole rate
+            off.append(f"no ramp: the forget rate is {hp.forget_rate:g} from the first epoch (officially it rises over "
+                       f"epochs 1-{official_full - 1} of {official_epochs} and is full from epoch {official_full}); "
+                       f"num_gradual {hp.num_gradual} of {epochs} epochs")
         if last.get("dropped_1_share") == 0 and last.get("dropped_2_share") == 0:
             off.append(f"no sample was dropped in the last epoch (forget rate {last.get('forget_rate', 0):g} of "
                        f"a batch of {self.ctx.recipe['batch_size']})")
