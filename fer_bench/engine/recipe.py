@@ -84,6 +84,9 @@ DEFAULTS: dict[str, Any] = {
 # The keys only the delayed_linear schedule reads, with their defaults. A recipe holds them only under that
 # schedule (:func:`fit_schedule_keys`), so that no other run's config, nor its hash, changes with them.
 DELAYED_LINEAR: dict[str, Any] = {"decay_start": 1, "decay_beta1": None}
+# Recipe keys that are schedule points, mapped to a run's schedule like a method's time constants
+# (:mod:`fer_bench.engine.timescale`), unless given with --set.
+RECIPE_UNITS: dict[str, str] = {"decay_start": "epoch"}
 
 # One line of help per recipe key, for `fer-bench methods show` (a test checks that every key has one).
 RECIPE_HELP: dict[str, str] = {
@@ -376,8 +379,10 @@ def resolve_mapped(
     specs = declare(method_hparams)
     recipe, hparams = layered(method_recipe, method_hparams, protocol, profile, dataset_defaults)
     for key, value in overrides.items():
-        if key in recipe or key in DELAYED_LINEAR:
-            recipe[key] = _coerce(key, value, DEFAULTS.get(key, recipe.get(key, DELAYED_LINEAR.get(key))))
+        if key in DELAYED_LINEAR:  # (fit_schedule_keys below refuses it under another schedule)
+            recipe.setdefault(key, DELAYED_LINEAR[key])
+        if key in recipe:
+            recipe[key] = _coerce(key, value, DEFAULTS.get(key, recipe[key]))
         elif key in hparams:
             hparams[key] = _coerce_hparam(key, value, specs[key], hparams[key])
         else:
@@ -401,11 +406,11 @@ def resolve_mapped(
     if recipe["time_constants"] == "mapped":
         official, run = official_schedule(method_recipe), Schedule.of(recipe)
         mapped = map_constants(specs, hparams, official, run, set(overrides))
-        if "decay_start" in recipe and "decay_start" not in overrides:  # a schedule point like SCN's relabel_epoch
-            before = recipe["decay_start"]
-            recipe["decay_start"] = map_value(before, "epoch", official, run)
-            if recipe["decay_start"] != before:
-                mapped.append(Mapped("decay_start", "epoch", before, recipe["decay_start"]))
+        for key, unit in RECIPE_UNITS.items():
+            if key in recipe and key not in overrides:
+                before, recipe[key] = recipe[key], map_value(recipe[key], unit, official, run)
+                if recipe[key] != before:
+                    mapped.append(Mapped(key, unit, before, recipe[key]))
     if recipe.get("decay_start", 1) > recipe["epochs"]:
         given = "--set " if "decay_start" in overrides else "the recipe's "
         raise RecipeError(f"{given}decay_start={recipe['decay_start']}: the lr decay would start after the last of "

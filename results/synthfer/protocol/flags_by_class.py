@@ -37,7 +37,7 @@ def from_checkpoint(record: RunRecord) -> dict[str, dict[str, float]] | str:
         return "no checkpoint"
     config, cpu = record.config, torch.device("cpu")
     dataset = run_dataset(config, None, progress=False)
-    held_out = set(record.dir.val_split_file.read_text().split()) if record.dir.val_split_file.is_file() else set()
+    held_out = record.dir.held_out()
     view = training_view(dataset, np.array([i for i, n in enumerate(dataset.train.names) if n not in held_out]))
     ckpt = load_checkpoint(record.dir.checkpoint_file, cpu, "train the run again")
     noisy = ckpt["train_labels"].numpy()
